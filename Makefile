@@ -1,0 +1,61 @@
+# Makefile: builds the library, the `fpa` CLI, the tests and the benchmarks.
+#   make            deps + build/fpa           make test        deps + run the GoogleTest suite
+#   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
+# nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/cuda); without it the build is CPU-only.
+
+BUILD    ?= build
+CXX      ?= g++
+ARCH     ?= -march=native
+CXXFLAGS ?= -O2 $(ARCH) -g
+CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
+LDLIBS   += -fopenmp -ldl -lpthread
+
+CUDA_HOME ?= /usr/local/cuda
+NVCC      ?= $(shell command -v nvcc 2>/dev/null || (test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc))
+NVCCFLAGS ?= -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
+
+LIB_SRC := $(wildcard autograd/*.cpp ops/*.cpp ops/cpu/*.cpp ops/stub/*.cpp nn/*.cpp fpa/*.cpp train/*.cpp data/*.cpp)
+LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
+ifneq ($(NVCC),)
+  CU_SRC    := $(wildcard ops/cuda/*.cu)
+  LIB_OBJ   += $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+  CXXFLAGS  += -DFPA_WITH_CUDA -I$(CUDA_HOME)/include
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
+endif
+TEST_SRC  := $(wildcard tests/*.cpp)
+TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+
+.PHONY: all deps test bench-ops clean
+all: deps $(BUILD)/fpa
+
+deps:
+	@bash tools/deps.sh
+
+$(BUILD)/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(CXX) $(CXXFLAGS) -c $< -o $@
+
+$(BUILD)/%.cu.o: %.cu
+	@mkdir -p $(dir $@)
+	$(NVCC) $(NVCCFLAGS) -I. -DFPA_WITH_CUDA -c $< -o $@
+
+$(BUILD)/fpa: $(LIB_OBJ) $(BUILD)/tools/fpa_cli.o
+	$(CXX) $^ -o $@ $(LDLIBS)
+
+$(BUILD)/fpa_tests: $(LIB_OBJ) $(TEST_OBJ)
+	$(CXX) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
+
+$(BUILD)/bench_ops: $(LIB_OBJ) $(BUILD)/tools/bench_ops.o
+	$(CXX) $^ -o $@ -lbenchmark $(LDLIBS)
+
+test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
+	$(BUILD)/fpa --version
+	$(BUILD)/fpa_tests $(GTEST_ARGS)
+
+bench-ops: deps $(BUILD)/bench_ops
+	$(BUILD)/bench_ops $(BENCH_ARGS)
+
+clean:
+	rm -rf $(BUILD)
+
+-include $(shell find $(BUILD) -name '*.d' 2>/dev/null)

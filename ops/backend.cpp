@@ -1,0 +1,39 @@
+// backend.cpp: the device -> backend registry.
+#include "ops/backend.h"
+
+#include "autograd/error.h"
+
+namespace fpa {
+
+// Built-in backends, looked up on first use (no static-initialisation order issues).
+const Backend& cpu_backend();
+#ifdef FPA_WITH_CUDA
+const Backend* cuda_backend_if_usable();  // null when no GPU can be used
+#endif
+
+static const Backend*& slot(Device d) {
+  static const Backend* table[2] = {
+      &cpu_backend(),
+#ifdef FPA_WITH_CUDA
+      cuda_backend_if_usable(),
+#else
+      nullptr,
+#endif
+  };
+  return table[static_cast<int>(d)];
+}
+
+void register_backend(Device device, const Backend* b) { slot(device) = b; }
+
+bool has_backend(Device device) { return slot(device) != nullptr; }
+
+const Backend& backend(Device device) {
+  const Backend* b = slot(device);
+  FPA_CHECK(b != nullptr, "device ", device_name(device), " is not available: ",
+            device == Device::cuda ? "this build has no CUDA backend (rebuild where nvcc is installed) "
+                                     "or no usable GPU was found"
+                                   : "no CPU backend registered");
+  return *b;
+}
+
+}  // namespace fpa

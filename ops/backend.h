@@ -1,0 +1,119 @@
+// backend.h: the narrow table of primitives every compute backend implements.
+//
+// Differentiable ops (ops/*.cpp) are written against this table only; they never branch on
+// the device. A primitive reads and writes raw device pointers of one dtype, with uniform
+// argument order: dtype first, then sizes/geometry, then inputs, then outputs. All buffers
+// are contiguous row-major unless a stride argument says otherwise; strides are in elements.
+// A backend registers itself with register_backend(); `supports(name)` tells whether an
+// entry is really implemented (the stub backend in ops/stub answers false to everything).
+// See ops/PORTING.md for how to add one.
+#pragma once
+#include <cstdint>
+
+#include "autograd/dtype.h"
+#include "autograd/shape.h"
+
+namespace fpa {
+
+enum class UnaryOp {
+  neg, exp, log, sqrt, rsqrt, abs, sign, square, tanh, sigmoid, relu, erf,
+  leaky_relu,  // a = negative slope
+  silu, gelu,  // gelu: erf form
+  pow,         // x^a
+  clamp,       // min(max(x, a), b)
+  affine,      // a*x + b
+  gt_mask,     // x > a ? 1 : 0
+  inside_mask  // a <= x <= b ? 1 : 0
+};
+
+enum class BinaryOp { add, sub, mul, div, eq_mask, gt_mask };
+enum class ReduceOp { sum, max };
+
+// An n-d index space with per-operand strides (0 on broadcast dimensions).
+struct StridedLoop {
+  int ndim = 0;
+  int64_t shape[kMaxDims] = {};
+  int64_t a_strides[kMaxDims] = {};  // first operand (or source)
+  int64_t b_strides[kMaxDims] = {};  // second operand (or destination)
+};
+
+// Geometry of a 2-d convolution, NCHW, weight (Cout, Cin/groups, KH, KW).
+struct ConvGeom {
+  int64_t N, Cin, H, W, Cout, KH, KW, OH, OW;
+  int64_t stride_h, stride_w, pad_h, pad_w, groups;
+};
+
+// Geometry of an average pooling over (N*C) planes; adaptive uses PyTorch's bin rule,
+// otherwise kernel/stride/pad with count_include_pad.
+struct PoolGeom {
+  int64_t planes, H, W, OH, OW;
+  int64_t kernel, stride, pad;
+  bool adaptive;
+};
+
+struct AdamArgs {
+  double lr, beta1, beta2, eps, weight_decay;
+  int64_t step;  // 1-based, for bias correction
+};
+
+struct Backend {
+  const char* name;
+  bool (*supports)(const char* primitive);
+
+  // memory
+  void* (*alloc)(size_t bytes);
+  void (*free)(void* ptr);
+  void (*to_host)(void* host_dst, const void* src, size_t bytes);
+  void (*from_host)(void* dst, const void* host_src, size_t bytes);
+  void (*copy)(void* dst, const void* src, size_t bytes);
+  void (*cast)(DType from, DType to, int64_t n, const void* src, void* dst);
+  void (*fill)(DType t, int64_t n, double value, void* dst);
+
+  // y = op(x) elementwise; a, b are the op's scalar parameters.
+  void (*unary)(DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y);
+  // out[i] = a[i*as] op b[i*bs] over loop.shape; out contiguous.
+  void (*binary)(DType t, BinaryOp op, const StridedLoop& loop, const void* a, const void* b, void* out);
+  // dst[i*bs] = src[i*as] over loop.shape (permute, slice, expand, flip, pad, concat).
+  void (*copy_strided)(DType t, const StridedLoop& loop, const void* src, void* dst);
+  // y (kept dims) = reduce of x over the dims where reduce_mask bit is set.
+  void (*reduce)(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);
+  // y = softmax of x over the middle dim of (outer, dim, inner).
+  void (*softmax)(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, void* y);
+
+  // Row-major strided-batched GEMM: C[b] = alpha op(A[b]) op(B[b]) + beta C[b], op = transpose if t*.
+  void (*gemm)(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+               const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
+               double beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch);
+
+  // Convolution: y = conv(x, w); dx = conv^T(dy, w); dw = corr(x, dy). Outputs overwritten.
+  void (*conv2d_forward)(DType t, const ConvGeom& g, const void* x, const void* w, void* y);
+  void (*conv2d_backward_data)(DType t, const ConvGeom& g, const void* dy, const void* w, void* dx);
+  void (*conv2d_backward_filter)(DType t, const ConvGeom& g, const void* x, const void* dy, void* dw);
+  // im2col: x (N, C, H, W) -> col (N, C*KH*KW, OH*OW); col2im sums back (overwrites x). groups = 1.
+  void (*im2col)(DType t, const ConvGeom& g, const void* x, void* col);
+  void (*col2im)(DType t, const ConvGeom& g, const void* col, void* x);
+
+  void (*avg_pool2d)(DType t, const PoolGeom& g, const void* x, void* y);
+  void (*avg_pool2d_backward)(DType t, const PoolGeom& g, const void* dy, void* dx);
+  // Nearest resize of (planes, H, W) to (planes, OH, OW), PyTorch's legacy "nearest" rule.
+  void (*resize_nearest)(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                         const void* x, void* y);
+  void (*resize_nearest_backward)(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                  const void* dy, void* dx);
+
+  // Counter-based random numbers: element i depends only on (seed, offset + i).
+  void (*rand_uniform)(DType t, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi, void* dst);
+  void (*rand_normal)(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean, double std, void* dst);
+
+  // One Adam step over flat buffers (torch.optim.Adam semantics, L2 weight decay).
+  void (*adam_step)(DType t, int64_t n, const AdamArgs& args, void* param, const void* grad, void* m, void* v);
+};
+
+void register_backend(Device device, const Backend* backend);
+// The backend of a device; throws a clear error when that device is not compiled in or unusable.
+const Backend& backend(Device device);
+bool has_backend(Device device);
+// The stub backend (every entry throws "unimplemented: NAME"): the porting template.
+const Backend& stub_backend();
+
+}  // namespace fpa

@@ -1,0 +1,151 @@
+// cpu_gemm.cpp: strided-batched GEMM on the CPU.
+//
+// OpenBLAS (Debian's OpenMP build) is loaded with dlopen on first use, so the build has no
+// link-time BLAS dependency and falls back to a portable OpenMP kernel when it is absent
+// (or when FPA_NO_BLAS=1). OpenBLAS 0.3.21 does not recognise recent Xeons and would run its
+// SSE3 "Prescott" kernels; unless the user set OPENBLAS_CORETYPE, we ask for the kernels of
+// the widest vector unit this CPU has (AVX-512: SkylakeX, AVX2: Haswell) before loading it.
+// Threading: a batch is split over OpenMP threads, a single large product by rows of C; each
+// piece is one single-threaded BLAS call (BLAS calls inside a parallel region run serially).
+#include <dlfcn.h>
+#include <omp.h>
+
+#include <cstdlib>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "ops/cpu/cpu_kernels.h"
+
+namespace fpa::cpu {
+namespace {
+
+enum { kRowMajor = 101, kNoTrans = 111, kTrans = 112 };
+using SgemmFn = void (*)(int, int, int, int, int, int, float, const float*, int, const float*, int, float,
+                         float*, int);
+using DgemmFn = void (*)(int, int, int, int, int, int, double, const double*, int, const double*, int,
+                         double, double*, int);
+
+struct Blas {
+  SgemmFn sgemm = nullptr;
+  DgemmFn dgemm = nullptr;
+  std::string description = "portable OpenMP kernel";
+};
+
+const Blas& blas() {
+  static Blas b;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* off = std::getenv("FPA_NO_BLAS");
+    if (off && *off && std::string(off) != "0") return;
+    if (!std::getenv("OPENBLAS_CORETYPE")) {
+      if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
+      else if (__builtin_cpu_supports("avx2")) setenv("OPENBLAS_CORETYPE", "Haswell", 0);
+    }
+    const char* candidates[] = {"/usr/lib/x86_64-linux-gnu/openblas-openmp/libopenblas.so.0",
+                                "/usr/lib/aarch64-linux-gnu/openblas-openmp/libopenblas.so.0",
+                                "libopenblas.so.0", "libopenblas.so"};
+    for (const char* path : candidates) {
+      void* h = dlopen(path, RTLD_NOW | RTLD_LOCAL);
+      if (!h) continue;
+      auto s = reinterpret_cast<SgemmFn>(dlsym(h, "cblas_sgemm"));
+      auto d = reinterpret_cast<DgemmFn>(dlsym(h, "cblas_dgemm"));
+      if (!s || !d) continue;
+      b.sgemm = s, b.dgemm = d;
+      auto config = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_config"));
+      auto core = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_corename"));
+      b.description = std::string(config ? config() : "OpenBLAS") + ", kernels " + (core ? core() : "?");
+      return;
+    }
+  });
+  return b;
+}
+
+template <typename T>
+void gemm_one(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const T* A, int64_t lda,
+              const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  const Blas& b = blas();
+  int oa = ta ? kTrans : kNoTrans, ob = tb ? kTrans : kNoTrans;
+  if constexpr (sizeof(T) == 4) {
+    if (b.sgemm) return b.sgemm(kRowMajor, oa, ob, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  } else {
+    if (b.dgemm) return b.dgemm(kRowMajor, oa, ob, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+  }
+  gemm_portable(sizeof(T) == 4 ? DType::f32 : DType::f64, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+}
+
+// Rows [m0, m1) of C[b]: offsets of op(A) rows.
+template <typename T>
+void gemm_rows(bool ta, bool tb, int64_t m0, int64_t m1, int64_t N, int64_t K, T alpha, const T* A,
+               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  if (m1 <= m0) return;
+  const T* a = ta ? A + m0 : A + m0 * lda;
+  gemm_one(ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
+}
+
+}  // namespace
+
+const char* gemm_implementation() { return blas().description.c_str(); }
+
+void gemm(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+          int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc,
+          int64_t sc, int64_t batch) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T* a = static_cast<const T*>(A);
+    const T* b = static_cast<const T*>(B);
+    T* c = static_cast<T*>(C);
+    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+    double flops = 2.0 * M * N * K;
+    if (threads == 1 || flops * batch < 2e6) {
+      for (int64_t i = 0; i < batch; ++i)
+        gemm_one<T>(ta, tb, M, N, K, T(alpha), a + i * sa, lda, b + i * sb, ldb, T(beta), c + i * sc, ldc);
+    } else if (batch >= threads) {
+#pragma omp parallel for schedule(dynamic, 1)
+      for (int64_t i = 0; i < batch; ++i)
+        gemm_one<T>(ta, tb, M, N, K, T(alpha), a + i * sa, lda, b + i * sb, ldb, T(beta), c + i * sc, ldc);
+    } else {
+      for (int64_t i = 0; i < batch; ++i) {
+#pragma omp parallel
+        {
+          int nt = omp_get_num_threads(), id = omp_get_thread_num();
+          int64_t m0 = M * id / nt, m1 = M * (id + 1) / nt;
+          gemm_rows<T>(ta, tb, m0, m1, N, K, T(alpha), a + i * sa, lda, b + i * sb, ldb, T(beta), c + i * sc, ldc);
+        }
+      }
+    }
+  });
+}
+
+void gemm_portable(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+                   int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    const T* a = static_cast<const T*>(A);
+    const T* b = static_cast<const T*>(B);
+    T* c = static_cast<T*>(C);
+    // op(B) packed as (K, N) so the inner loop is contiguous and vectorises.
+    std::vector<T> bt;
+    const T* bk = b;
+    int64_t ldbk = ldb;
+    if (tb) {
+      bt.resize(K * N);
+      for (int64_t n = 0; n < N; ++n)
+        for (int64_t k = 0; k < K; ++k) bt[k * N + n] = b[n * ldb + k];
+      bk = bt.data(), ldbk = N;
+    }
+#pragma omp parallel for schedule(static) if (M * N * K > (1 << 16) && !omp_in_parallel())
+    for (int64_t m = 0; m < M; ++m) {
+      std::vector<T> row(N, T(0));
+      for (int64_t k = 0; k < K; ++k) {
+        T av = ta ? a[k * lda + m] : a[m * lda + k];
+        const T* br = bk + k * ldbk;
+        for (int64_t n = 0; n < N; ++n) row[n] += av * br[n];
+      }
+      T* cr = c + m * ldc;
+      for (int64_t n = 0; n < N; ++n) cr[n] = T(alpha) * row[n] + (beta == 0 ? T(0) : T(beta) * cr[n]);
+    }
+  });
+}
+
+}  // namespace fpa::cpu

@@ -1,0 +1,50 @@
+// cpu_kernels.h: the CPU backend's primitives (OpenMP, float and double), one .cpp per family,
+// gathered into the Backend table by cpu_backend.cpp.
+#pragma once
+#include "autograd/error.h"
+#include "ops/backend.h"
+
+namespace fpa::cpu {
+
+// Calls body with a typed zero of the dtype: DISPATCH(t, [&](auto zero) { using T = decltype(zero); ... }).
+template <typename F>
+void dispatch(DType t, F&& body) {
+  if (t == DType::f32) body(float(0));
+  else body(double(0));
+}
+
+// Below this many elements, loops run on one thread.
+constexpr int64_t kParallelGrain = 1 << 14;
+
+void unary(DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y);
+void binary(DType t, BinaryOp op, const StridedLoop& loop, const void* a, const void* b, void* out);
+void copy_strided(DType t, const StridedLoop& loop, const void* src, void* dst);
+void reduce(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);
+void softmax(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, void* y);
+
+void gemm(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+          const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
+          double beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch);
+// Which GEMM runs: "OpenBLAS <version> (<kernel>)" or "portable OpenMP kernel".
+const char* gemm_implementation();
+// The portable kernel alone (always built; also the fallback when no BLAS loads).
+void gemm_portable(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                   const void* A, int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc);
+
+void conv2d_forward(DType t, const ConvGeom& g, const void* x, const void* w, void* y);
+void conv2d_backward_data(DType t, const ConvGeom& g, const void* dy, const void* w, void* dx);
+void conv2d_backward_filter(DType t, const ConvGeom& g, const void* x, const void* dy, void* dw);
+void im2col(DType t, const ConvGeom& g, const void* x, void* col);
+void col2im(DType t, const ConvGeom& g, const void* col, void* x);
+
+void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y);
+void avg_pool2d_backward(DType t, const PoolGeom& g, const void* dy, void* dx);
+void resize_nearest(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const void* x, void* y);
+void resize_nearest_backward(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                             const void* dy, void* dx);
+
+void rand_uniform(DType t, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi, void* dst);
+void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean, double std, void* dst);
+void adam_step(DType t, int64_t n, const AdamArgs& args, void* param, const void* grad, void* m, void* v);
+
+}  // namespace fpa::cpu

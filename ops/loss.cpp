@@ -1,0 +1,22 @@
+// loss.cpp: mean squared error and the two relu-based hinge pieces of the GAN losses
+// (FPA_REFERENCE.md section 6: the discriminator pushes real logits negative).
+#include "ops/op_util.h"
+#include "ops/registry.h"
+
+namespace fpa {
+
+FPA_REGISTER_OP("mse_loss", true, "loss");
+FPA_REGISTER_OP("hinge_real", true, "loss");
+FPA_REGISTER_OP("hinge_fake", true, "loss");
+
+Tensor mse_loss(const Tensor& input, const Tensor& target) {
+  check_same_kind("mse_loss", input, target);
+  FPA_CHECK(input.shape() == target.shape(), "mse_loss: input ", input.shape(), " and target ", target.shape(),
+            " differ (no implicit broadcast)");
+  return mean(square(sub(input, target)));
+}
+
+Tensor hinge_real(const Tensor& logits) { return mean(relu(add_scalar(logits, 1.0))); }
+Tensor hinge_fake(const Tensor& logits) { return mean(relu(add_scalar(neg(logits), 1.0))); }
+
+}  // namespace fpa

@@ -1,0 +1,23 @@
+// op_util.h: helpers shared by the op families: raw (unrecorded) elementwise maps over the
+// backend, broadcast index loops, and axis-list normalisation.
+#pragma once
+#include <vector>
+
+#include "autograd/error.h"
+#include "ops/backend.h"
+#include "ops/ops.h"
+
+namespace fpa {
+
+// y = op(a) with no autograd record.
+Tensor unary_map(const Tensor& a, UnaryOp op, double p0 = 0.0, double p1 = 0.0);
+// a op b broadcast, with no autograd record; `name` is the op for error messages.
+Tensor binary_map(const char* name, BinaryOp op, const Tensor& a, const Tensor& b);
+// A loop over `out` with each operand's strides (0 where it broadcasts).
+StridedLoop broadcast_loop(const Shape& out, const Shape& a, const Shape& b);
+// Sorted, unique, non-negative axes; empty means all. Throws naming `op` when out of range.
+std::vector<int> normalize_axes(const Axes& axes, const Shape& shape, const char* op);
+// `shape` with the given axes set to 1 (keepdim form) or removed.
+Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdim);
+
+}  // namespace fpa

@@ -1,0 +1,134 @@
+// ops.h: every differentiable op of the library, grouped by family (one .cpp per family,
+// forward and backward side by side). Axes may be negative. Binary ops broadcast (numpy
+// rules); everything else requires exact shapes and throws an fpa::Error naming the op and
+// the shapes otherwise. All ops run on any registered backend, in float32 and float64.
+#pragma once
+#include <utility>
+#include <vector>
+
+#include "autograd/engine.h"
+#include "autograd/tensor.h"
+
+namespace fpa {
+
+using Axes = std::vector<int>;
+
+// --- elementwise.cpp: binary (broadcasting) and scalar arithmetic
+Tensor add(const Tensor& a, const Tensor& b);
+Tensor sub(const Tensor& a, const Tensor& b);
+Tensor mul(const Tensor& a, const Tensor& b);
+Tensor div(const Tensor& a, const Tensor& b);
+Tensor add_scalar(const Tensor& a, double s);
+Tensor mul_scalar(const Tensor& a, double s);
+Tensor neg(const Tensor& a);
+// Sums a broadcast gradient back down to `shape` (the adjoint of expand).
+Tensor sum_to(const Tensor& a, const Shape& shape);
+
+// --- unary.cpp: pointwise math
+Tensor pow(const Tensor& a, double exponent);
+Tensor exp(const Tensor& a);
+Tensor log(const Tensor& a);
+Tensor sqrt(const Tensor& a);
+Tensor rsqrt(const Tensor& a);
+Tensor abs(const Tensor& a);
+Tensor square(const Tensor& a);
+Tensor clamp(const Tensor& a, double lo, double hi);
+Tensor erf(const Tensor& a);
+
+// --- activation.cpp
+Tensor tanh(const Tensor& a);
+Tensor sigmoid(const Tensor& a);
+Tensor relu(const Tensor& a);
+Tensor leaky_relu(const Tensor& a, double negative_slope);
+Tensor silu(const Tensor& a);
+Tensor gelu(const Tensor& a);  // erf form
+Tensor glu(const Tensor& a, int axis);  // first half * sigmoid(second half)
+
+// --- compare.cpp: masks (not differentiable; 1 where true, 0 elsewhere) and selection
+Tensor gt(const Tensor& a, const Tensor& b);
+Tensor eq(const Tensor& a, const Tensor& b);
+Tensor where(const Tensor& mask, const Tensor& a, const Tensor& b);  // mask ? a : b, broadcasting
+
+// --- reduce.cpp: over `axes` (empty: all), keepdim keeps them as size 1
+Tensor sum(const Tensor& a, const Axes& axes = {}, bool keepdim = false);
+Tensor mean(const Tensor& a, const Axes& axes = {}, bool keepdim = false);
+Tensor max(const Tensor& a, const Axes& axes = {}, bool keepdim = false);
+Tensor var(const Tensor& a, const Axes& axes = {}, bool keepdim = false);  // biased
+Tensor norm(const Tensor& a, const Axes& axes = {}, bool keepdim = false);  // p = 2
+
+// --- softmax.cpp
+Tensor softmax(const Tensor& a, int axis);
+
+// --- matmul.cpp
+// (..., M, K) @ (..., K, N) with equal or broadcast (size 1 / missing) batch dims; 1-d is not promoted.
+Tensor matmul(const Tensor& a, const Tensor& b);
+// matmul with the last two dims of a and/or b transposed, without copying them.
+Tensor matmul_t(const Tensor& a, const Tensor& b, bool trans_a, bool trans_b);
+// x (..., in) W^T + b, W (out, in), b (out) or undefined.
+Tensor linear(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor());
+
+// --- shape.cpp: views and copies
+Tensor reshape(const Tensor& a, const Shape& shape);  // one dim may be -1 via reshape_infer
+Tensor reshape(const Tensor& a, const std::vector<int64_t>& dims);  // may contain one -1
+inline Tensor reshape(const Tensor& a, std::initializer_list<int64_t> dims) {
+  return reshape(a, std::vector<int64_t>(dims));
+}
+Tensor permute(const Tensor& a, const std::vector<int>& order);
+Tensor transpose(const Tensor& a, int axis0, int axis1);
+Tensor expand(const Tensor& a, const Shape& shape);  // size-1 or missing leading dims only
+Tensor flip(const Tensor& a, const Axes& axes);
+
+// --- slice.cpp
+Tensor slice(const Tensor& a, int axis, int64_t start, int64_t end);  // [start, end)
+std::vector<Tensor> split(const Tensor& a, const std::vector<int64_t>& sizes, int axis);
+std::vector<Tensor> chunk(const Tensor& a, int chunks, int axis);
+Tensor concat(const std::vector<Tensor>& parts, int axis);
+// pads[i] = (before, after) for dimension i counted from the LAST dimension, as F.pad.
+Tensor pad(const Tensor& a, const std::vector<std::pair<int64_t, int64_t>>& pads, double value = 0.0);
+
+// --- conv.cpp: NCHW, weight (Cout, Cin/groups, KH, KW); transposed weight (Cin, Cout/groups, KH, KW)
+struct Conv2dOptions {
+  int64_t stride = 1, padding = 0, groups = 1;
+};
+Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Conv2dOptions o = {});
+Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
+                        Conv2dOptions o = {}, int64_t output_padding = 0);
+// d conv2d / d weight: the weight gradient for input x and output gradient dy (a differentiable op).
+Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const Shape& weight_shape, Conv2dOptions o);
+
+// --- unfold.cpp: im2col / col2im, x (N, C, H, W) <-> (N, C*k*k, L)
+Tensor unfold(const Tensor& x, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+Tensor fold(const Tensor& cols, int64_t H, int64_t W, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+
+// --- pool.cpp
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);  // stride -1: kernel
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
+
+// --- interpolate.cpp: nearest, PyTorch's legacy rule src = floor(dst * in / out)
+Tensor interpolate_nearest(const Tensor& x, int64_t out_h, int64_t out_w);
+Tensor upsample_nearest(const Tensor& x, int64_t factor);
+
+// --- norm.cpp
+// x (N, C, ...) normalised over (C/groups, ...) per group; weight, bias (C) or undefined.
+Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
+
+// --- loss.cpp
+Tensor mse_loss(const Tensor& input, const Tensor& target);  // mean of squared differences
+Tensor hinge_real(const Tensor& logits);  // mean(relu(1 + logits))
+Tensor hinge_fake(const Tensor& logits);  // mean(relu(1 - logits))
+
+// Operators for readable formulas.
+inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
+inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }
+inline Tensor operator*(const Tensor& a, const Tensor& b) { return mul(a, b); }
+inline Tensor operator/(const Tensor& a, const Tensor& b) { return div(a, b); }
+inline Tensor operator-(const Tensor& a) { return neg(a); }
+inline Tensor operator+(const Tensor& a, double s) { return add_scalar(a, s); }
+inline Tensor operator+(double s, const Tensor& a) { return add_scalar(a, s); }
+inline Tensor operator-(const Tensor& a, double s) { return add_scalar(a, -s); }
+inline Tensor operator-(double s, const Tensor& a) { return add_scalar(neg(a), s); }
+inline Tensor operator*(const Tensor& a, double s) { return mul_scalar(a, s); }
+inline Tensor operator*(double s, const Tensor& a) { return mul_scalar(a, s); }
+inline Tensor operator/(const Tensor& a, double s) { return mul_scalar(a, 1.0 / s); }
+
+}  // namespace fpa
