@@ -45,7 +45,7 @@ $(BUILD)/fpa: $(LIB_OBJ) $(BUILD)/tools/fpa_cli.o
 $(BUILD)/fpa_tests: $(LIB_OBJ) $(TEST_OBJ)
 	$(CXX) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
 
-$(BUILD)/bench_ops: $(LIB_OBJ) $(BUILD)/tools/bench_ops.o
+$(BUILD)/bench_ops: $(LIB_OBJ) $(BUILD)/tools/bench_ops.o $(BUILD)/tools/cpu_peak.o
 	$(CXX) $^ -o $@ -lbenchmark $(LDLIBS)
 
 test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
