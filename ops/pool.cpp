@@ -1,0 +1,74 @@
+// pool.cpp: avg_pool2d and adaptive_avg_pool2d (PyTorch semantics: count_include_pad=True,
+// adaptive bins [floor(o*H/OH), ceil((o+1)*H/OH))).
+//
+// Average pooling is linear, so its backward is its adjoint, the internal op
+// "avg_pool2d_backward" (spread each output gradient evenly over its window), and that op's
+// backward is the forward pool again: gradients of every order use the two primitives only.
+#include "ops/op_util.h"
+#include "ops/registry.h"
+
+namespace fpa {
+
+FPA_REGISTER_OP("avg_pool2d", true, "pool");
+FPA_REGISTER_OP("adaptive_avg_pool2d", true, "pool");
+FPA_REGISTER_OP("avg_pool2d_backward", true, "pool");
+
+namespace {
+
+Tensor pool_node(const Tensor& x, const PoolGeom& g);
+Tensor pool_backward_node(const Tensor& dy, const PoolGeom& g, const Shape& x_shape);
+
+// y (N, C, OH, OW) = the windowed means of x (N, C, H, W).
+Tensor pool_node(const Tensor& x, const PoolGeom& g) {
+  Tensor y = empty({x.dim(0), x.dim(1), g.OH, g.OW}, x.dtype(), x.device());
+  backend(x.device()).avg_pool2d(x.dtype(), g, x.data(), y.data());
+  const Shape x_shape = x.shape();
+  return record(g.adaptive ? "adaptive_avg_pool2d" : "avg_pool2d", y, {x},
+                [g, x_shape](const Tensor& gy, const Tensor&, const std::vector<bool>&) {
+                  return std::vector<Tensor>{pool_backward_node(gy, g, x_shape)};
+                });
+}
+
+// dx (N, C, H, W) = each dy (N, C, OH, OW) element spread over its window / window size.
+Tensor pool_backward_node(const Tensor& dy, const PoolGeom& g, const Shape& x_shape) {
+  Tensor dx = empty(x_shape, dy.dtype(), dy.device());
+  backend(dy.device()).avg_pool2d_backward(dy.dtype(), g, dy.data(), dx.data());
+  return record("avg_pool2d_backward", dx, {dy}, [g](const Tensor& gdx, const Tensor&, const std::vector<bool>&) {
+    return std::vector<Tensor>{pool_node(gdx, g)};
+  });
+}
+
+void check_input(const char* op, const Tensor& x) {
+  check_defined(op, x, "x");
+  FPA_CHECK(x.ndim() == 4, op, ": x must be 4-d (N, C, H, W), got ", x.shape());
+  FPA_CHECK(x.dim(2) >= 1 && x.dim(3) >= 1, op, ": x ", x.shape(), " has an empty plane");
+}
+
+}  // namespace
+
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+  check_input("avg_pool2d", x);
+  if (stride == -1) stride = kernel;
+  FPA_CHECK(kernel >= 1 && stride >= 1, "avg_pool2d: kernel ", kernel, " and stride ", stride, " must be >= 1");
+  FPA_CHECK(padding >= 0 && 2 * padding <= kernel, "avg_pool2d: padding ", padding,
+            " must be in [0, kernel/2] for kernel ", kernel);
+  FPA_CHECK(x.dim(2) + 2 * padding >= kernel && x.dim(3) + 2 * padding >= kernel, "avg_pool2d: kernel ", kernel,
+            " is larger than x ", x.shape(), " padded by ", padding);
+  PoolGeom g;
+  g.planes = x.dim(0) * x.dim(1), g.H = x.dim(2), g.W = x.dim(3);
+  g.OH = (g.H + 2 * padding - kernel) / stride + 1, g.OW = (g.W + 2 * padding - kernel) / stride + 1;
+  g.kernel = kernel, g.stride = stride, g.pad = padding, g.adaptive = false;
+  return pool_node(x, g);
+}
+
+Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
+  check_input("adaptive_avg_pool2d", x);
+  FPA_CHECK(out_h >= 1 && out_w >= 1, "adaptive_avg_pool2d: output size (", out_h, ", ", out_w,
+            ") must be positive, x ", x.shape());
+  PoolGeom g;
+  g.planes = x.dim(0) * x.dim(1), g.H = x.dim(2), g.W = x.dim(3), g.OH = out_h, g.OW = out_w;
+  g.kernel = 0, g.stride = 0, g.pad = 0, g.adaptive = true;
+  return pool_node(x, g);
+}
+
+}  // namespace fpa

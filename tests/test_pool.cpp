@@ -1,0 +1,245 @@
+// test_pool.cpp: avg_pool2d, adaptive_avg_pool2d and nearest resizing (interpolate_nearest,
+// upsample_nearest): values and gradients against direct float64 loops, PyTorch's index rules
+// on known sizes, float32 against float64, error messages, and the gradcheck / gradgradcheck
+// cases of every op of the family, including the internal backward ops.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <functional>
+
+#include "autograd/generator.h"
+#include "tests/op_cases.h"
+#include "tests/test_util.h"
+
+namespace fpa::test {
+namespace {
+
+using V = std::vector<Tensor>;
+
+// The gradient of `op` at a zero input of x_shape for upstream gy, with create_graph: a
+// function of gy made of the op's internal backward node (grad mode forced on, since
+// gradgradcheck evaluates the case once under NoGradGuard for its output shape).
+Tensor backward_of(const std::function<Tensor(const Tensor&)>& op, const Shape& x_shape, const Tensor& gy) {
+  GradModeGuard on(true);
+  Tensor x = zeros(x_shape, gy.dtype()).requires_grad_();
+  return grad({op(x)}, {x}, {gy}, false, true)[0];
+}
+
+// ---- gradcheck / gradgradcheck cases (float64, small)
+
+FPA_OP_CASE("avg_pool2d", "avg_pool2d_2x2", {{2, 3, 4, 6}}, [](const V& x) { return avg_pool2d(x[0], 2); });
+FPA_OP_CASE("avg_pool2d", "avg_pool2d_3x3_stride2_pad1", {{1, 2, 5, 5}},
+            [](const V& x) { return avg_pool2d(x[0], 3, 2, 1); });
+FPA_OP_CASE("adaptive_avg_pool2d", "adaptive_avg_pool2d_5x7_to_3x4", {{2, 2, 5, 7}},
+            [](const V& x) { return adaptive_avg_pool2d(x[0], 3, 4); });
+FPA_OP_CASE("adaptive_avg_pool2d", "adaptive_avg_pool2d_3x3_to_4x4", {{1, 2, 3, 3}},
+            [](const V& x) { return adaptive_avg_pool2d(x[0], 4, 4); });
+FPA_OP_CASE("avg_pool2d_backward", "avg_pool2d_backward_3x3_stride2_pad1", {{1, 2, 3, 3}}, [](const V& x) {
+  return backward_of([](const Tensor& t) { return avg_pool2d(t, 3, 2, 1); }, {1, 2, 5, 5}, x[0]);
+});
+FPA_OP_CASE("avg_pool2d_backward", "avg_pool2d_backward_adaptive", {{2, 2, 3, 4}}, [](const V& x) {
+  return backward_of([](const Tensor& t) { return adaptive_avg_pool2d(t, 3, 4); }, {2, 2, 5, 7}, x[0]);
+});
+FPA_OP_CASE("interpolate_nearest", "interpolate_nearest_5x5_to_3x7", {{2, 2, 5, 5}},
+            [](const V& x) { return interpolate_nearest(x[0], 3, 7); });
+FPA_OP_CASE("interpolate_nearest", "interpolate_nearest_4x4_to_8x8", {{1, 2, 4, 4}},
+            [](const V& x) { return interpolate_nearest(x[0], 8, 8); });
+FPA_OP_CASE("upsample_nearest", "interp_upsample_nearest_x2", {{2, 2, 3, 3}},
+            [](const V& x) { return upsample_nearest(x[0], 2); });
+FPA_OP_CASE("interpolate_nearest_backward", "interpolate_nearest_backward_5x5_to_3x7", {{2, 2, 3, 7}},
+            [](const V& x) {
+              return backward_of([](const Tensor& t) { return interpolate_nearest(t, 3, 7); }, {2, 2, 5, 5}, x[0]);
+            });
+
+// ---- direct-loop references in float64
+
+Tensor random(const Shape& s, uint64_t seed) {
+  Generator gen(seed);
+  return randn(s, DType::f64, Device::cpu, &gen);
+}
+
+// Per output index, the input range [begin, end) it averages and the divisor's factor.
+struct Bin {
+  int64_t begin, end, count;
+};
+using BinRule = std::function<Bin(int64_t o, int64_t in, int64_t out)>;
+
+BinRule fixed_window(int64_t k, int64_t s, int64_t p) {
+  return [=](int64_t o, int64_t in, int64_t) {
+    int64_t b = o * s - p;
+    return Bin{std::max<int64_t>(b, 0), std::min(b + k, in), k};
+  };
+}
+Bin adaptive_bin(int64_t o, int64_t in, int64_t out) {
+  int64_t b = static_cast<int64_t>(std::floor(double(o) * in / out));
+  int64_t e = static_cast<int64_t>(std::ceil(double(o + 1) * in / out));
+  return {b, e, e - b};
+}
+
+Tensor ref_pool(const Tensor& x, int64_t OH, int64_t OW, const BinRule& bin) {
+  const Shape& s = x.shape();
+  std::vector<double> xv = x.to_vector(), yv;
+  for (int64_t p = 0; p < s[0] * s[1]; ++p)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        Bin r = bin(oh, s[2], OH), c = bin(ow, s[3], OW);
+        double acc = 0;
+        for (int64_t i = r.begin; i < r.end; ++i)
+          for (int64_t j = c.begin; j < c.end; ++j) acc += xv[(p * s[2] + i) * s[3] + j];
+        yv.push_back(acc / double(r.count * c.count));
+      }
+  return from_vector(yv, {s[0], s[1], OH, OW}, DType::f64);
+}
+
+// The adjoint, by scatter.
+Tensor ref_pool_backward(const Tensor& dy, const Shape& xs, const BinRule& bin) {
+  const int64_t OH = dy.dim(2), OW = dy.dim(3);
+  std::vector<double> dv = dy.to_vector(), xv(xs.numel(), 0.0);
+  for (int64_t p = 0; p < xs[0] * xs[1]; ++p)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        Bin r = bin(oh, xs[2], OH), c = bin(ow, xs[3], OW);
+        for (int64_t i = r.begin; i < r.end; ++i)
+          for (int64_t j = c.begin; j < c.end; ++j)
+            xv[(p * xs[2] + i) * xs[3] + j] += dv[(p * OH + oh) * OW + ow] / double(r.count * c.count);
+      }
+  return from_vector(xv, xs, DType::f64);
+}
+
+// Nearest with explicit source indices per output row and column.
+Tensor ref_nearest(const Tensor& x, const std::vector<int64_t>& rows, const std::vector<int64_t>& cols) {
+  const Shape& s = x.shape();
+  std::vector<double> xv = x.to_vector(), yv;
+  for (int64_t p = 0; p < s[0] * s[1]; ++p)
+    for (int64_t r : rows)
+      for (int64_t c : cols) yv.push_back(xv[(p * s[2] + r) * s[3] + c]);
+  return from_vector(yv, {s[0], s[1], int64_t(rows.size()), int64_t(cols.size())}, DType::f64);
+}
+
+std::vector<int64_t> legacy_nearest(int64_t in, int64_t out) {
+  std::vector<int64_t> v;
+  for (int64_t o = 0; o < out; ++o) v.push_back(std::min(in - 1, int64_t(std::floor(double(o) * in / out))));
+  return v;
+}
+
+TEST(Pool, AvgPool2dAndGradientMatchLoops) {
+  struct Case {
+    Shape x;
+    int64_t k, s, p;
+  };
+  const Case cases[] = {{{2, 3, 6, 6}, 2, 2, 0}, {{1, 2, 7, 5}, 3, 2, 1}, {{2, 2, 5, 5}, 2, 2, 0}, {{1, 3, 6, 4}, 3, 1, 1}};
+  uint64_t seed = 1;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + c.x.str() + " kernel " + std::to_string(c.k));
+    Tensor x = random(c.x, seed++).requires_grad_();
+    Tensor y = avg_pool2d(x, c.k, c.s, c.p);
+    int64_t OH = (c.x[2] + 2 * c.p - c.k) / c.s + 1, OW = (c.x[3] + 2 * c.p - c.k) / c.s + 1;
+    EXPECT_CLOSE(y, ref_pool(x, OH, OW, fixed_window(c.k, c.s, c.p)));
+    Tensor gy = random(y.shape(), seed++);
+    EXPECT_CLOSE(grad({y}, {x}, {gy})[0], ref_pool_backward(gy, c.x, fixed_window(c.k, c.s, c.p)));
+  }
+}
+
+TEST(Pool, AvgPool2dDefaultStrideIsTheKernelAndPaddingCountsInDivisor) {
+  Tensor x = ones({1, 1, 4, 4}, DType::f64);
+  EXPECT_EQ(avg_pool2d(x, 2).shape(), Shape({1, 1, 2, 2}));
+  // count_include_pad: the corner window of a 3x3/s2/p1 pool sees 4 ones out of 9.
+  EXPECT_NEAR(avg_pool2d(x, 3, 2, 1).to_vector()[0], 4.0 / 9.0, 1e-15);
+}
+
+TEST(Pool, AdaptiveAvgPool2dAndGradientMatchLoops) {
+  struct Case {
+    Shape x;
+    int64_t oh, ow;
+  };
+  const Case cases[] = {{{2, 2, 5, 7}, 3, 4}, {{1, 3, 16, 16}, 4, 4}, {{1, 2, 3, 3}, 5, 5}, {{2, 1, 6, 6}, 1, 1}};
+  uint64_t seed = 50;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + c.x.str() + " to " + std::to_string(c.oh) + "x" + std::to_string(c.ow));
+    Tensor x = random(c.x, seed++).requires_grad_();
+    Tensor y = adaptive_avg_pool2d(x, c.oh, c.ow);
+    EXPECT_CLOSE(y, ref_pool(x, c.oh, c.ow, adaptive_bin));
+    Tensor gy = random(y.shape(), seed++);
+    EXPECT_CLOSE(grad({y}, {x}, {gy})[0], ref_pool_backward(gy, c.x, adaptive_bin));
+  }
+}
+
+TEST(Pool, AdaptiveBinsFollowPyTorch) {
+  // 5 -> 3: bins [0, 2), [1, 4), [3, 5) (overlapping), each divided by its own size.
+  Tensor x = from_vector({1, 2, 4, 8, 16}, {1, 1, 1, 5}, DType::f64);
+  EXPECT_CLOSE(adaptive_avg_pool2d(x, 1, 3), from_vector({1.5, 14.0 / 3, 12}, {1, 1, 1, 3}, DType::f64));
+}
+
+TEST(Pool, NearestInterpolateMatchesPyTorchIndices) {
+  struct Case {
+    int64_t H, W, OH, OW;
+    std::vector<int64_t> rows, cols;  // PyTorch's source indices, written out
+  };
+  const Case cases[] = {
+      {8, 8, 16, 16, {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7}, {0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6, 6, 7, 7}},
+      {16, 16, 8, 8, {0, 2, 4, 6, 8, 10, 12, 14}, {0, 2, 4, 6, 8, 10, 12, 14}},
+      {5, 5, 3, 3, {0, 1, 3}, {0, 1, 3}},
+      {3, 5, 7, 3, {0, 0, 0, 1, 1, 2, 2}, {0, 1, 3}},
+  };
+  uint64_t seed = 80;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.H) + "x" + std::to_string(c.W) + " to " + std::to_string(c.OH) + "x" +
+                 std::to_string(c.OW));
+    EXPECT_EQ(legacy_nearest(c.H, c.OH), c.rows);
+    EXPECT_EQ(legacy_nearest(c.W, c.OW), c.cols);
+    Tensor x = random({2, 3, c.H, c.W}, seed++).requires_grad_();
+    Tensor y = interpolate_nearest(x, c.OH, c.OW);
+    EXPECT_CLOSE_TOL(y, ref_nearest(x, c.rows, c.cols), 0, 0);
+    // Backward: each pixel collects the gradients of the outputs that picked it.
+    Tensor gy = random(y.shape(), seed++);
+    std::vector<double> gv = gy.to_vector(), dx(x.numel(), 0.0);
+    for (int64_t p = 0; p < 6; ++p)
+      for (int64_t i = 0; i < c.OH; ++i)
+        for (int64_t j = 0; j < c.OW; ++j)
+          dx[(p * c.H + c.rows[i]) * c.W + c.cols[j]] += gv[(p * c.OH + i) * c.OW + j];
+    EXPECT_CLOSE(grad({y}, {x}, {gy})[0], from_vector(dx, x.shape(), DType::f64));
+  }
+}
+
+TEST(Pool, UpsampleNearestRepeatsPixels) {
+  Tensor x = random({2, 3, 4, 5}, 90);
+  Tensor y = upsample_nearest(x, 2);
+  EXPECT_EQ(y.shape(), Shape({2, 3, 8, 10}));
+  EXPECT_CLOSE_TOL(y, interpolate_nearest(x, 8, 10), 0, 0);
+  EXPECT_CLOSE_TOL(y, ref_nearest(x, legacy_nearest(4, 8), legacy_nearest(5, 10)), 0, 0);
+  EXPECT_CLOSE_TOL(upsample_nearest(x, 1), x, 0, 0);
+}
+
+TEST(Pool, Float32AgreesWithFloat64) {
+  Tensor x = random({2, 4, 16, 16}, 95);
+  auto both = [&](const std::function<Tensor(const Tensor&)>& op) {
+    Tensor x32 = x.to(DType::f32).requires_grad_();
+    Tensor y32 = op(x32);
+    EXPECT_EQ(y32.dtype(), DType::f32);
+    Tensor gy = random(y32.shape(), 96);
+    EXPECT_CLOSE_TOL(y32.to(DType::f64), op(x), 1e-6, 1e-6);
+    Tensor x64 = x.detach().requires_grad_();
+    Tensor g64 = grad({op(x64)}, {x64}, {gy})[0];
+    EXPECT_CLOSE_TOL(grad({y32}, {x32}, {gy.to(DType::f32)})[0].to(DType::f64), g64, 1e-6, 1e-6);
+  };
+  both([](const Tensor& t) { return avg_pool2d(t, 2); });
+  both([](const Tensor& t) { return avg_pool2d(t, 3, 2, 1); });
+  both([](const Tensor& t) { return adaptive_avg_pool2d(t, 4, 4); });
+  both([](const Tensor& t) { return interpolate_nearest(t, 32, 32); });
+  both([](const Tensor& t) { return interpolate_nearest(t, 5, 3); });
+}
+
+TEST(Pool, ErrorsNameTheOpAndShapes) {
+  EXPECT_ERROR(avg_pool2d(zeros({3, 8, 8}), 2), "avg_pool2d: x must be 4-d (N, C, H, W), got (3, 8, 8)");
+  EXPECT_ERROR(avg_pool2d(zeros({1, 1, 8, 8}), 2, 2, 2), "avg_pool2d: padding 2 must be in [0, kernel/2]");
+  EXPECT_ERROR(avg_pool2d(zeros({1, 1, 2, 2}), 5, 1, 1), "avg_pool2d: kernel 5 is larger than x (1, 1, 2, 2)");
+  EXPECT_ERROR(avg_pool2d(zeros({1, 1, 8, 8}), 0), "avg_pool2d: kernel 0");
+  EXPECT_ERROR(adaptive_avg_pool2d(zeros({1, 1, 8, 8}), 0, 4), "adaptive_avg_pool2d: output size (0, 4)");
+  EXPECT_ERROR(adaptive_avg_pool2d(zeros({8, 8}), 4, 4), "adaptive_avg_pool2d: x must be 4-d");
+  EXPECT_ERROR(interpolate_nearest(zeros({1, 8, 8}), 4, 4), "interpolate_nearest: x must be 4-d");
+  EXPECT_ERROR(interpolate_nearest(zeros({1, 1, 8, 8}), 4, 0), "interpolate_nearest: output size (4, 0)");
+  EXPECT_ERROR(upsample_nearest(zeros({1, 1, 8, 8}), 0), "upsample_nearest: factor must be >= 1");
+}
+
+}  // namespace
+}  // namespace fpa::test
