@@ -15,15 +15,16 @@ NVCC      ?= $(shell command -v nvcc 2>/dev/null || (test -x $(CUDA_HOME)/bin/nv
 NVCCFLAGS ?= -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
 LIB_SRC := $(wildcard autograd/*.cpp ops/*.cpp ops/cpu/*.cpp ops/stub/*.cpp nn/*.cpp fpa/*.cpp train/*.cpp data/*.cpp)
-LIB_OBJ := $(LIB_SRC:%.cpp=$(BUILD)/%.o)
+OBJ      := $(BUILD)/obj
+LIB_OBJ := $(LIB_SRC:%.cpp=$(OBJ)/%.o)
 ifneq ($(NVCC),)
   CU_SRC    := $(wildcard ops/cuda/*.cu)
-  LIB_OBJ   += $(CU_SRC:%.cu=$(BUILD)/%.cu.o)
+  LIB_OBJ   += $(CU_SRC:%.cu=$(OBJ)/%.cu.o)
   CXXFLAGS  += -DFPA_WITH_CUDA -I$(CUDA_HOME)/include
   LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
 endif
 TEST_SRC  := $(wildcard tests/*.cpp)
-TEST_OBJ  := $(TEST_SRC:%.cpp=$(BUILD)/%.o)
+TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
 .PHONY: all deps test bench-ops clean
 all: deps $(BUILD)/fpa
@@ -31,21 +32,21 @@ all: deps $(BUILD)/fpa
 deps:
 	@bash tools/deps.sh
 
-$(BUILD)/%.o: %.cpp
+$(OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-$(BUILD)/%.cu.o: %.cu
+$(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I. -DFPA_WITH_CUDA -c $< -o $@
 
-$(BUILD)/fpa: $(LIB_OBJ) $(BUILD)/tools/fpa_cli.o
+$(BUILD)/fpa: $(LIB_OBJ) $(OBJ)/tools/fpa_cli.o
 	$(CXX) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/fpa_tests: $(LIB_OBJ) $(TEST_OBJ)
 	$(CXX) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
 
-$(BUILD)/bench_ops: $(LIB_OBJ) $(BUILD)/tools/bench_ops.o $(BUILD)/tools/cpu_peak.o
+$(BUILD)/bench_ops: $(LIB_OBJ) $(OBJ)/tools/bench_ops.o $(OBJ)/tools/cpu_peak.o
 	$(CXX) $^ -o $@ -lbenchmark $(LDLIBS)
 
 test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
