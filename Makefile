@@ -40,7 +40,8 @@ $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I. -DFPA_WITH_CUDA -c $< -o $@
 
-$(BUILD)/fpa: $(LIB_OBJ) $(OBJ)/tools/fpa_cli.o
+CLI_OBJ   := $(patsubst %.cpp,$(OBJ)/%.o,tools/fpa_cli.cpp $(wildcard tools/cli_*.cpp))
+$(BUILD)/fpa: $(LIB_OBJ) $(CLI_OBJ)
 	$(CXX) $^ -o $@ $(LDLIBS)
 
 $(BUILD)/fpa_tests: $(LIB_OBJ) $(TEST_OBJ)

@@ -132,6 +132,11 @@ ModelConfig from_metadata(const std::map<std::string, std::string>& m) {
 }
 
 void set_config_value(ModelConfig& c, const std::string& key, const std::string& value) {
+  if (key == "image_size" || key == "channels") {  // short forms set both models
+    find_field("g." + key)->set(c, value);
+    find_field("d." + key)->set(c, value);
+    return;
+  }
   const Field* f = find_field(key);
   if (!f) f = find_field("g." + key);
   FPA_CHECK(f != nullptr, "config: unknown option '", key, "'");

@@ -62,7 +62,8 @@ std::map<std::string, std::string> to_metadata(const ModelConfig& c);
 ModelConfig from_metadata(const std::map<std::string, std::string>& m);
 
 // Applies "--key value" style overrides: key is a metadata key ("g.steps") or its short
-// form ("steps"); throws naming the key when unknown or the value when malformed.
+// form ("steps"); "image_size" and "channels" set both generator and discriminator.
+// Throws naming the key when unknown or the value when malformed.
 void set_config_value(ModelConfig& c, const std::string& key, const std::string& value);
 
 // Checks the combination (power-of-two side 16..256, positive sizes, known model...);
