@@ -1,6 +1,7 @@
 # Makefile: builds the library, the `fpa` CLI, the tests and the benchmarks.
 #   make            deps + build/fpa           make test        deps + run the GoogleTest suite
 #   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
+#   make fixtures   regenerate tests/fixtures from the PyTorch reference (needs torch; make test never does)
 # nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/cuda); without it the build is CPU-only.
 
 BUILD    ?= build
@@ -8,7 +9,7 @@ CXX      ?= g++
 ARCH     ?= -march=native
 CXXFLAGS ?= -O2 $(ARCH) -g
 CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
-LDLIBS   += -fopenmp -ldl -lpthread
+LDLIBS   += -fopenmp -ldl -lpthread -lz -lpng -ljpeg
 
 CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || (test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc))
@@ -26,7 +27,7 @@ endif
 TEST_SRC  := $(wildcard tests/*.cpp)
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test bench-ops clean
+.PHONY: all deps test bench-ops fixtures clean
 all: deps $(BUILD)/fpa
 
 deps:
@@ -56,6 +57,10 @@ test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
 
 bench-ops: deps $(BUILD)/bench_ops
 	$(BUILD)/bench_ops $(BENCH_ARGS)
+
+fixtures:
+	@python3 -c 'import torch, safetensors' 2>/dev/null || { echo "make fixtures needs torch: pip install torch safetensors" >&2; exit 1; }
+	python3 tools/reference/make_fixtures.py
 
 clean:
 	rm -rf $(BUILD)

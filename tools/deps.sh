@@ -3,7 +3,7 @@
 # when all are present. Idempotent; says what it does. Used by `make deps` (and so by
 # `make`, `make test`).
 set -euo pipefail
-packages=(g++ make libgtest-dev libbenchmark-dev libopenblas0-openmp)
+packages=(g++ make libgtest-dev libbenchmark-dev libopenblas0-openmp zlib1g-dev libpng-dev libjpeg62-turbo-dev dataset-fashion-mnist ruby-gemojione)
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

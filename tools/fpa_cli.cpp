@@ -1,5 +1,5 @@
-// fpa_cli.cpp: the `fpa` command line. Verbs so far: --version (backends compiled in) and
-// `ops` (the registered ops, one per line).
+// fpa_cli.cpp: the `fpa` command line: a table of verbs (tools/cli_verbs.h), each with its
+// own --help, plus --version (the backends compiled in) and `ops` (the registered ops).
 #include <omp.h>
 
 #include <cstdio>
@@ -10,6 +10,7 @@
 #include "ops/backend.h"
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/registry.h"
+#include "tools/cli_verbs.h"
 
 namespace fpa {
 #ifdef FPA_WITH_CUDA
@@ -17,15 +18,47 @@ int cuda_device_count();
 #endif
 }  // namespace fpa
 
-static void print_usage() {
-  std::printf(
-      "usage: fpa <command>\n"
-      "  --version   print the version and the compute backends compiled in\n"
-      "  ops         list the registered ops, one per line\n"
-      "  --help      this text\n");
+namespace {
+
+using fpa::cli::Args;
+
+int list_ops(const Args& a) {
+  a.finish();
+  for (const fpa::OpInfo& op : fpa::registered_ops()) std::printf("%s\n", op.name.c_str());
+  return 0;
 }
 
-static void print_version() {
+const char* kConfigFlags =
+    "  --preset P            paper-rgb64-T64 | paper-rgb64-T16 | grey32-T32 (each also with +unet)\n"
+    "  --KEY VALUE           any configuration key overrides the preset: --steps 16, --hidden 512,\n"
+    "                        --image_size 32, --d.fmap_max 64, --model v1 ... (see fpa/config.h)\n";
+
+const fpa::cli::Verb kVerbs[] = {
+    {"ops", "list the registered ops, one per line", "", list_ops, false},
+    {"params", "print every parameter's name and shape (as params-*.txt) and the totals",
+     "  (model flags below; default preset paper-rgb64-T64)\n", fpa::cli::params, true},
+    {"generate", "run a generator checkpoint on latents: z (B, L) -> images (B, C, S, S)",
+     "  --ckpt C.safetensors   weights (G.*, GE.*) with reference names; config from its metadata\n"
+     "  --latents Z.safetensors  tensor 'z' (B, L)\n"
+     "  --out O.safetensors    writes tensor 'images', the raw output after the final tanh\n"
+     "  --ema                  use the EMA generator GE.* instead of G.*\n"
+     "  --dtype float32|float64\n",
+     fpa::cli::generate, true},
+    {"discriminate", "run a discriminator checkpoint on images -> logits, logits32, aux_loss",
+     "  --ckpt C.safetensors   weights (D.*) with reference names; config from its metadata\n"
+     "  --images X.safetensors tensor 'images' (B, C, S, S)\n"
+     "  --out O.safetensors    writes 'logits' (B, 1), 'logits32' (B, 1, 1, 1), 'aux_loss' (1,)\n"
+     "  --dtype float32|float64\n",
+     fpa::cli::discriminate, true},
+};
+
+void print_usage() {
+  std::printf("usage: fpa <command> [--flags]   (fpa <command> --help for its flags)\n");
+  std::printf("  %-14s %s\n", "--version", "the version and the compute backends compiled in");
+  for (const auto& v : kVerbs) std::printf("  %-14s %s\n", v.name, v.summary);
+}
+
+void print_version() {
   std::printf("fpa 0.1.0 (Fast Weight Painters engine)\n");
   std::printf("backends: cpu");
 #ifdef FPA_WITH_CUDA
@@ -40,6 +73,8 @@ static void print_version() {
 #endif
 }
 
+}  // namespace
+
 int main(int argc, char** argv) {
   try {
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
@@ -49,16 +84,23 @@ int main(int argc, char** argv) {
     std::string cmd = argv[1];
     if (cmd == "--version") {
       print_version();
-    } else if (cmd == "ops") {
-      for (const fpa::OpInfo& op : fpa::registered_ops()) std::printf("%s\n", op.name.c_str());
-    } else {
-      std::fprintf(stderr, "fpa: unknown command '%s'\n", cmd.c_str());
-      print_usage();
-      return 2;
+      return 0;
     }
+    for (const auto& v : kVerbs) {
+      if (cmd != v.name) continue;
+      Args args(argc, argv, 2, v.name);
+      if (args.help()) {
+        std::printf("fpa %s: %s\n%s", v.name, v.summary, v.usage);
+        if (v.model_flags) std::printf("%s", kConfigFlags);
+        return 0;
+      }
+      return v.run(args);
+    }
+    std::fprintf(stderr, "fpa: unknown command '%s'\n", cmd.c_str());
+    print_usage();
+    return 2;
   } catch (const fpa::Error& e) {
     std::fprintf(stderr, "fpa: %s\n", e.what());
     return 1;
   }
-  return 0;
 }

@@ -1,0 +1,87 @@
+// disc_attention.cpp: the discriminator's LinearAttention (both branches) and the small
+// containers around it. Shapes: B batch, h heads, d = dim_head, N = X*Y positions.
+#include "fpa/disc_attention.h"
+
+#include <cmath>
+
+#include "autograd/error.h"
+
+namespace fpa::disc {
+
+Tensor Sequential::forward(const Tensor& x) const {
+  Tensor y = x;
+  for (const Step& s : steps_) y = s(y);
+  return y;
+}
+
+SumBranches::SumBranches(std::vector<std::shared_ptr<Sequential>> branches) {
+  auto list = std::make_shared<nn::ModuleList>();
+  for (auto& b : branches) branches_.push_back(list->push_back(b));
+  register_module("branches", list);
+}
+
+Tensor SumBranches::forward(const Tensor& x) const {
+  Tensor y = branches_[0]->forward(x);
+  for (size_t i = 1; i < branches_.size(); ++i) y = add(y, branches_[i]->forward(x));
+  return y;
+}
+
+DepthWiseConv2d::DepthWiseConv2d(int64_t dim_in, int64_t dim_out, int64_t kernel, int64_t padding, bool bias) {
+  net = register_module("net", std::make_shared<Sequential>());
+  Conv2dOptions dw;
+  dw.padding = padding, dw.groups = dim_in;
+  net->add(std::make_shared<nn::Conv2d>(dim_in, dim_in, kernel, dw, bias));
+  net->add(std::make_shared<nn::Conv2d>(dim_in, dim_out, 1, Conv2dOptions{}, bias));
+}
+
+LinearAttention::LinearAttention(int64_t dim_, int64_t dim_head_, int64_t heads_)
+    : dim(dim_), dim_head(dim_head_), heads(heads_) {
+  FPA_CHECK(dim > 0 && dim_head > 0 && heads > 0, "LinearAttention: dim ", dim, ", dim_head ", dim_head,
+            ", heads ", heads, " must be positive");
+  const int64_t inner = dim_head * heads;
+  to_lin_q = register_module("to_lin_q", std::make_shared<nn::Conv2d>(dim, inner, 1, Conv2dOptions{}, false));
+  to_lin_kv = register_module("to_lin_kv", std::make_shared<DepthWiseConv2d>(dim, 2 * inner, 3, 1, false));
+  to_q = register_module("to_q", std::make_shared<nn::Conv2d>(dim, inner, 1, Conv2dOptions{}, false));
+  to_kv = register_module("to_kv", std::make_shared<nn::Conv2d>(dim, 2 * inner, 1, Conv2dOptions{}, false));
+  to_out = register_module("to_out", std::make_shared<nn::Conv2d>(2 * inner, dim, 1, Conv2dOptions{}, true));
+}
+
+Tensor LinearAttention::linear_branch(const Tensor& fmap) const {
+  const int64_t B = fmap.dim(0), X = fmap.dim(2), Y = fmap.dim(3), N = X * Y;
+  const double scale = 1.0 / std::sqrt(double(dim_head));
+  // Channel h*d + c of a (B, h*d, X, Y) map is feature c of head h: view it as (B, h, d, N).
+  auto heads_view = [&](const Tensor& t) { return reshape(t, {B, heads, dim_head, N}); };
+  Tensor q = heads_view(to_lin_q->forward(fmap));
+  std::vector<Tensor> kv = chunk(to_lin_kv->forward(fmap), 2, 1);
+  Tensor k = heads_view(kv[0]), v = heads_view(kv[1]);
+  q = mul_scalar(softmax(q, 2), scale);  // over the head's features
+  k = softmax(k, 3);                     // over positions
+  Tensor context = matmul_t(k, v, false, true);     // (B, h, d, e) = sum_n k[d, n] v[e, n]
+  Tensor out = matmul_t(context, q, true, false);   // (B, h, e, N) = sum_d context[d, e] q[d, n]
+  return gelu(reshape(out, {B, heads * dim_head, X, Y}));
+}
+
+Tensor LinearAttention::local_branch(const Tensor& fmap) const {
+  const int64_t B = fmap.dim(0), X = fmap.dim(2), Y = fmap.dim(3), N = X * Y, BH = B * heads;
+  const int64_t kernel = 3, J = kernel * kernel;
+  const double scale = 1.0 / std::sqrt(double(dim_head));
+  std::vector<Tensor> kv = chunk(to_kv->forward(fmap), 2, 1);
+  // (B, h*d, X, Y) -> (B*h, d, X, Y), then the 3x3 neighbourhoods: unfold row c*9 + j.
+  auto neighbours = [&](const Tensor& t) {
+    return reshape(unfold(reshape(t, {BH, dim_head, X, Y}), kernel, 1, kernel / 2), {BH, dim_head, J, N});
+  };
+  Tensor k = neighbours(kv[0]), v = neighbours(kv[1]);                                 // (BH, d, 9, N)
+  Tensor q = mul_scalar(reshape(to_q->forward(fmap), {BH, dim_head, 1, N}), scale);  // (BH, d, 1, N)
+  Tensor sim = sum(mul(q, k), {1}, true);        // (BH, 1, 9, N)
+  Tensor attn = softmax(sim, 2);                 // over the 9 neighbours (max-subtracted inside)
+  Tensor out = sum(mul(attn, v), {2});           // (BH, d, N)
+  return reshape(out, {B, heads * dim_head, X, Y});
+}
+
+Tensor LinearAttention::forward(const Tensor& fmap) const {
+  FPA_CHECK(fmap.ndim() == 4 && fmap.dim(1) == dim, "LinearAttention(", dim, "): input must be (B, ", dim,
+            ", X, Y), got ", fmap.shape());
+  return to_out->forward(concat({linear_branch(fmap), local_branch(fmap)}, 1));
+}
+
+}  // namespace fpa::disc

@@ -1,0 +1,114 @@
+// disc_attention.h: the building blocks of the lightweight-GAN discriminator
+// (FPA_REFERENCE.md section 5; the official code's painter.LinearAttention, PreNorm, Residual,
+// SumBranches and nn.Sequential), with the official parameter names.
+//
+// LinearAttention(dim) has two branches on the same feature map, concatenated channel-wise
+// and mixed by `to_out` (Conv1x1 1024 -> dim, with bias):
+//   linear: to_lin_q (Conv1x1), to_lin_kv.net.{0,1} (depthwise Conv3x3 then Conv1x1), per
+//           head q softmax over its 64 features, k softmax over positions, out = q (k^T v),
+//           then GELU (erf);
+//   local:  to_q, to_kv (Conv1x1); each position attends over its 3x3 neighbourhood gathered
+//           by unfold (zero padding: padded neighbours have k = v = 0 and take part in the
+//           softmax with logit 0).
+// Everything is composed from differentiable ops (no fused kernel yet), so second-order
+// gradients (the gradient penalty) come for free. Not here: the U-Net's attention
+// (fpa/unet.h), the discriminator itself (fpa/discriminator.h).
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "nn/layers.h"
+#include "nn/module.h"
+
+namespace fpa::disc {
+
+// nn.Sequential: children named by their index. Parameterless steps (LeakyReLU, pooling,
+// the identity Blur) take an index too, so the parameter names keep the official gaps
+// ("branches.0.1", "branches.0.3").
+class Sequential : public nn::Module {
+ public:
+  using Step = std::function<Tensor(const Tensor&)>;
+  // A module with `Tensor forward(const Tensor&) const`, registered under its index.
+  template <typename M>
+  M* add(std::shared_ptr<M> m) {
+    M* raw = register_module(std::to_string(steps_.size()), m);
+    steps_.push_back([raw](const Tensor& x) { return raw->forward(x); });
+    return raw;
+  }
+  void add_fn(Step f) { steps_.push_back(std::move(f)); }  // parameterless: only uses an index
+  Tensor forward(const Tensor& x) const;
+  size_t size() const { return steps_.size(); }
+
+ private:
+  std::vector<Step> steps_;
+};
+
+// fn(x) summed over the branches (names branches.N.*).
+class SumBranches : public nn::Module {
+ public:
+  explicit SumBranches(std::vector<std::shared_ptr<Sequential>> branches);
+  Tensor forward(const Tensor& x) const;
+
+ private:
+  std::vector<Sequential*> branches_;
+};
+
+// fn(norm(x)), norm a ChanNorm (names fn.*, norm.g, norm.b).
+template <typename Fn>
+class PreNorm : public nn::Module {
+ public:
+  PreNorm(int64_t dim, std::shared_ptr<Fn> f) {
+    fn = register_module("fn", f);
+    norm = register_module("norm", std::make_shared<nn::ChanNorm>(dim));
+  }
+  Tensor forward(const Tensor& x) const { return fn->forward(norm->forward(x)); }
+  Fn* fn;
+  nn::ChanNorm* norm;
+};
+
+// fn(x) + x (names fn.*).
+template <typename Fn>
+class Residual : public nn::Module {
+ public:
+  explicit Residual(std::shared_ptr<Fn> f) { fn = register_module("fn", f); }
+  Tensor forward(const Tensor& x) const { return add(fn->forward(x), x); }
+  Fn* fn;
+};
+
+// Depthwise conv (groups = dim_in) then a 1x1 conv: names net.0, net.1.
+class DepthWiseConv2d : public nn::Module {
+ public:
+  DepthWiseConv2d(int64_t dim_in, int64_t dim_out, int64_t kernel, int64_t padding, bool bias);
+  Tensor forward(const Tensor& x) const { return net->forward(x); }
+  Sequential* net;
+};
+
+// Heads x features per head of every LinearAttention: 8 x 64 in the official model; smaller
+// only to make numerical tests cheap (the code path is the same).
+struct AttentionSize {
+  int64_t heads = 8, dim_head = 64;
+};
+
+class LinearAttention : public nn::Module {
+ public:
+  explicit LinearAttention(int64_t dim, int64_t dim_head = 64, int64_t heads = 8);
+  Tensor forward(const Tensor& fmap) const;  // (B, dim, X, Y) -> (B, dim, X, Y)
+
+  // The two branches before to_out, each (B, heads*dim_head, X, Y); public for tests.
+  Tensor linear_branch(const Tensor& fmap) const;  // GELU applied
+  Tensor local_branch(const Tensor& fmap) const;
+
+  int64_t dim, dim_head, heads;
+  nn::Conv2d* to_lin_q;      // (512, dim, 1, 1), no bias
+  DepthWiseConv2d* to_lin_kv;  // net.0 (dim, 1, 3, 3) pad 1, net.1 (1024, dim, 1, 1), no bias
+  nn::Conv2d* to_q;          // (512, dim, 1, 1), no bias
+  nn::Conv2d* to_kv;         // (1024, dim, 1, 1), no bias
+  nn::Conv2d* to_out;        // (dim, 1024, 1, 1), with bias
+};
+
+using PreNormAttention = PreNorm<LinearAttention>;                 // residual_layers.L.1
+using ResidualAttention = Residual<PreNorm<LinearAttention>>;     // to_shape_disc_out.{1,3}
+
+}  // namespace fpa::disc

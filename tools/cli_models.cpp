@@ -1,0 +1,108 @@
+// cli_models.cpp: the verbs that make the engine checkable against any PyTorch model:
+// `params` (every parameter's name and shape, as params-*.txt), `generate` (latents ->
+// images) and `discriminate` (images -> logits, logits32, aux_loss), all through
+// safetensors files with the reference tensor names.
+#include <cstdio>
+
+#include "autograd/error.h"
+#include "fpa/models.h"
+#include "nn/state_dict.h"
+#include "tools/cli_verbs.h"
+
+namespace fpa::cli {
+namespace {
+
+std::string with_commas(int64_t n) {
+  std::string s = std::to_string(n);
+  for (int i = int(s.size()) - 3; i > 0; i -= 3) s.insert(i, ",");
+  return s;
+}
+
+DType dtype_flag(const Args& a) {
+  std::string d = a.str("dtype", "float32");
+  FPA_CHECK(d == "float32" || d == "float64", "fpa ", a.verb(), ": --dtype must be float32 or float64, got '", d, "'");
+  return d == "float32" ? DType::f32 : DType::f64;
+}
+
+// The configuration: from the flags when --preset is given, else from the checkpoint's metadata.
+ModelConfig config_for(const Args& a, const nn::NamedTensors& ckpt) {
+  if (a.has("preset")) return a.model_config("");
+  bool has_config = ckpt.metadata.count("g.model") > 0;
+  FPA_CHECK(has_config, "fpa ", a.verb(), ": ", ckpt.source,
+            " carries no model configuration (a PyTorch export?); pass --preset and any overrides");
+  ModelConfig c = from_metadata(ckpt.metadata);
+  validate(c);
+  return c;
+}
+
+Tensor read_tensor(const std::string& path, const char* name, const char* verb) {
+  nn::NamedTensors f = nn::load_safetensors(path);
+  const Tensor* t = f.find(name);
+  FPA_CHECK(t != nullptr, "fpa ", verb, ": ", path, " has no tensor '", name, "'");
+  return *t;
+}
+
+}  // namespace
+
+int params(const Args& a) {
+  ModelConfig c = a.model_config("paper-rgb64-T64");
+  a.finish();
+  GeneratorModel g = make_generator(c.g);
+  std::shared_ptr<Discriminator> d = make_discriminator(c.d);
+  for (const std::string& line : parameter_listing(*g.module, *d)) std::printf("%s\n", line.c_str());
+  std::printf("# G: %s parameters\n# D: %s parameters\n", with_commas(g.module->parameter_count()).c_str(),
+              with_commas(d->parameter_count()).c_str());
+  return 0;
+}
+
+int generate(const Args& a) {
+  std::string ckpt_path = a.required("ckpt"), latents = a.required("latents"), out = a.required("out");
+  bool ema = a.flag("ema");
+  DType dtype = dtype_flag(a);
+  nn::NamedTensors ckpt = nn::load_safetensors(ckpt_path);
+  ModelConfig c = config_for(a, ckpt);
+  a.finish();
+  GeneratorModel g = make_generator(c.g);
+  g.module->to(dtype);
+  std::string prefix = ema ? "GE." : "G.";
+  FPA_CHECK(nn::has_prefix(ckpt, prefix), "fpa generate: ", ckpt_path, " has no ", prefix, "* tensors",
+            ema ? " (no EMA generator saved; drop --ema)" : "");
+  nn::LoadOptions opt;
+  opt.ignore_prefixes.push_back(ema ? "G." : "GE.");
+  opt.ignore_prefixes.push_back("D.");
+  nn::load_state_dict(*g.module, prefix, ckpt, opt);
+  g.module->eval();
+  Tensor z = read_tensor(latents, "z", "generate");
+  FPA_CHECK(z.ndim() == 2 && z.dim(1) == c.g.latent_dim, "fpa generate: latents 'z' ", z.shape(),
+            " should be (B, ", c.g.latent_dim, ")");
+  NoGradGuard ng;
+  Tensor images = g.forward(z.to(dtype));
+  nn::save_safetensors(out, {{"images", images}}, {});
+  std::fprintf(stderr, "fpa generate: wrote images %s to %s\n", images.shape().str().c_str(), out.c_str());
+  return 0;
+}
+
+int discriminate(const Args& a) {
+  std::string ckpt_path = a.required("ckpt"), images_path = a.required("images"), out = a.required("out");
+  DType dtype = dtype_flag(a);
+  nn::NamedTensors ckpt = nn::load_safetensors(ckpt_path);
+  ModelConfig c = config_for(a, ckpt);
+  a.finish();
+  std::shared_ptr<Discriminator> d = make_discriminator(c.d);
+  d->to(dtype);
+  nn::LoadOptions opt;
+  opt.ignore_prefixes.insert(opt.ignore_prefixes.end(), {"G.", "GE."});
+  nn::load_state_dict(*d, "D.", ckpt, opt);
+  Tensor x = read_tensor(images_path, "images", "discriminate");
+  FPA_CHECK(x.ndim() == 4 && x.dim(1) == c.d.channels && x.dim(2) == c.d.image_size && x.dim(3) == c.d.image_size,
+            "fpa discriminate: images ", x.shape(), " should be (B, ", c.d.channels, ", ", c.d.image_size, ", ",
+            c.d.image_size, ")");
+  NoGradGuard ng;
+  DiscOutput o = d->forward(x.to(dtype), true);
+  nn::save_safetensors(out, {{"logits", o.logits}, {"logits32", o.logits32}, {"aux_loss", reshape(o.aux_loss, {1})}}, {});
+  std::fprintf(stderr, "fpa discriminate: wrote logits %s, logits32 %s, aux_loss to %s\n", o.logits.shape().str().c_str(),
+               o.logits32.shape().str().c_str(), out.c_str());
+  return 0;
+}
+
+}  // namespace fpa::cli

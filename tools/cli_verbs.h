@@ -1,0 +1,20 @@
+// cli_verbs.h: the `fpa` verbs, each a function of its parsed flags returning an exit code.
+#pragma once
+#include "tools/cli_args.h"
+
+namespace fpa::cli {
+
+struct Verb {
+  const char* name;
+  const char* summary;
+  const char* usage;  // the flags, printed by --help
+  int (*run)(const Args& args);
+  bool model_flags;   // also accepts --preset and configuration keys
+};
+
+// cli_models.cpp
+int params(const Args& a);
+int generate(const Args& a);
+int discriminate(const Args& a);
+
+}  // namespace fpa::cli

@@ -1,0 +1,134 @@
+// metrics.cpp: the CSV log and its loss-curve SVG.
+#include "train/metrics.h"
+
+#include <algorithm>
+#include <cmath>
+#include <cstdio>
+#include <fstream>
+#include <iomanip>
+#include <sstream>
+
+#include "autograd/error.h"
+
+namespace fpa {
+
+static const char* kHeader = "step,seconds,d_loss,g_loss,gp,aux_loss,images_per_second";
+
+MetricsLog::MetricsLog(const std::string& dir, bool resume, int64_t keep_until_step) : dir_(dir) {
+  std::string path = dir + "/metrics.csv";
+  if (resume) {
+    std::ifstream f(path);
+    std::string line;
+    std::getline(f, line);  // header
+    while (std::getline(f, line)) {
+      MetricsRow r;
+      long long step = 0;
+      if (std::sscanf(line.c_str(), "%lld,%lf,%lf,%lf,%lf,%lf,%lf", &step, &r.seconds, &r.d_loss, &r.g_loss, &r.gp,
+                      &r.aux_loss, &r.images_per_second) == 7 &&
+          step <= keep_until_step) {
+        r.step = step;
+        rows_.push_back(r);
+      }
+    }
+  }
+  rewrite();
+}
+
+void MetricsLog::rewrite() const {
+  std::string path = dir_ + "/metrics.csv";
+  std::FILE* f = std::fopen(path.c_str(), "w");
+  FPA_CHECK(f != nullptr, "metrics: cannot write ", path);
+  std::fprintf(f, "%s\n", kHeader);
+  for (const MetricsRow& r : rows_)
+    std::fprintf(f, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.2f\n", (long long)r.step, r.seconds, r.d_loss, r.g_loss, r.gp,
+                 r.aux_loss, r.images_per_second);
+  std::fclose(f);
+}
+
+void MetricsLog::append(const MetricsRow& r) {
+  rows_.push_back(r);
+  std::string path = dir_ + "/metrics.csv";
+  std::FILE* f = std::fopen(path.c_str(), "a");
+  FPA_CHECK(f != nullptr, "metrics: cannot append to ", path);
+  std::fprintf(f, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.2f\n", (long long)r.step, r.seconds, r.d_loss, r.g_loss, r.gp,
+               r.aux_loss, r.images_per_second);
+  std::fclose(f);
+}
+
+// Trailing moving average over up to `window` points (GAN losses are noisy).
+static std::vector<double> smooth(const std::vector<double>& v, size_t window) {
+  std::vector<double> out(v.size());
+  double acc = 0;
+  for (size_t i = 0; i < v.size(); ++i) {
+    acc += v[i];
+    if (i >= window) acc -= v[i - window];
+    out[i] = acc / double(std::min(i + 1, window));
+  }
+  return out;
+}
+
+void MetricsLog::write_curve() const {
+  std::vector<double> steps, d, g, gp, aux;
+  for (const MetricsRow& r : rows_) {
+    steps.push_back(double(r.step)), d.push_back(r.d_loss), g.push_back(r.g_loss), aux.push_back(r.aux_loss);
+    if (r.gp != 0) gp.push_back(r.gp);
+  }
+  std::vector<double> gp_steps;
+  for (const MetricsRow& r : rows_)
+    if (r.gp != 0) gp_steps.push_back(double(r.step));
+  size_t w = std::max<size_t>(1, rows_.size() / 50);
+  std::string svg = line_chart_svg({"D loss", "G loss", "GP", "aux loss"}, {steps, steps, gp_steps, steps},
+                                   {smooth(d, w), smooth(g, w), smooth(gp, std::max<size_t>(1, w / 4)), smooth(aux, w)},
+                                   "losses (moving average over " + std::to_string(w) + " steps)");
+  std::string path = dir_ + "/loss_curve.svg", tmp = path + ".tmp";
+  std::ofstream(tmp) << svg;
+  std::rename(tmp.c_str(), path.c_str());
+}
+
+std::string line_chart_svg(const std::vector<std::string>& names, const std::vector<std::vector<double>>& xs,
+                           const std::vector<std::vector<double>>& ys, const std::string& title) {
+  const double W = 800, H = 420, L = 60, R = 130, T = 40, B = 40;
+  double x0 = 1e300, x1 = -1e300, y0 = 1e300, y1 = -1e300;
+  for (size_t s = 0; s < xs.size(); ++s)
+    for (size_t i = 0; i < xs[s].size(); ++i) {
+      if (!std::isfinite(ys[s][i])) continue;
+      x0 = std::min(x0, xs[s][i]), x1 = std::max(x1, xs[s][i]);
+      y0 = std::min(y0, ys[s][i]), y1 = std::max(y1, ys[s][i]);
+    }
+  if (x0 > x1) x0 = 0, x1 = 1, y0 = 0, y1 = 1;
+  if (x1 == x0) x1 = x0 + 1;
+  if (y1 == y0) y1 = y0 + 1, y0 -= 1;
+  auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
+  auto py = [&](double y) { return T + (y1 - y) / (y1 - y0) * (H - T - B); };
+  static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"};
+  std::ostringstream o;
+  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
+    << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
+  o << "<text x='" << L << "' y='22' font-size='14'>" << title << "</text>\n";
+  o << "<rect x='" << L << "' y='" << T << "' width='" << W - L - R << "' height='" << H - T - B
+    << "' fill='none' stroke='#888'/>\n";
+  for (int k = 0; k <= 4; ++k) {  // y ticks
+    double y = y0 + (y1 - y0) * k / 4;
+    o << "<text x='" << L - 6 << "' y='" << py(y) + 4 << "' text-anchor='end'>" << std::setprecision(3) << y
+      << "</text><line x1='" << L << "' x2='" << W - R << "' y1='" << py(y) << "' y2='" << py(y)
+      << "' stroke='#eee'/>\n";
+  }
+  for (int k = 0; k <= 4; ++k) {  // x ticks
+    double x = x0 + (x1 - x0) * k / 4;
+    o << "<text x='" << px(x) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << (long long)std::llround(x)
+      << "</text>\n";
+  }
+  o << "<text x='" << (W - R + L) / 2 << "' y='" << H - 6 << "' text-anchor='middle'>step</text>\n";
+  for (size_t s = 0; s < xs.size(); ++s) {
+    const char* c = colours[s % 5];
+    o << "<polyline fill='none' stroke='" << c << "' stroke-width='1.5' points='";
+    for (size_t i = 0; i < xs[s].size(); ++i)
+      if (std::isfinite(ys[s][i])) o << px(xs[s][i]) << ',' << py(ys[s][i]) << ' ';
+    o << "'/>\n<text x='" << W - R + 10 << "' y='" << T + 16 + 18 * s << "' fill='" << c << "'>" << names[s]
+      << "</text>\n";
+  }
+  o << "</svg>\n";
+  return o.str();
+}
+
+}  // namespace fpa

@@ -1,0 +1,36 @@
+// metrics.h: the run folder's metrics.csv (step, seconds, D loss, G loss, GP, aux loss,
+// images/s), appended as training goes and reopened on resume, and the loss-curve picture
+// (an SVG, redrawn from the CSV) that sits beside it.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace fpa {
+
+struct MetricsRow {
+  int64_t step = 0;
+  double seconds = 0, d_loss = 0, g_loss = 0, gp = 0, aux_loss = 0, images_per_second = 0;
+};
+
+class MetricsLog {
+ public:
+  // Opens DIR/metrics.csv; on resume keeps the rows up to `keep_until_step` (rows written after
+  // the checkpoint being resumed are dropped, so the file matches the restored state).
+  MetricsLog(const std::string& dir, bool resume, int64_t keep_until_step);
+  void append(const MetricsRow& row);
+  const std::vector<MetricsRow>& rows() const { return rows_; }
+  // Writes DIR/loss_curve.svg: D, G, GP and aux losses against the step (moving average).
+  void write_curve() const;
+
+ private:
+  void rewrite() const;
+  std::string dir_;
+  std::vector<MetricsRow> rows_;
+};
+
+// The SVG text of a multi-series line chart (exposed for tests).
+std::string line_chart_svg(const std::vector<std::string>& names, const std::vector<std::vector<double>>& xs,
+                           const std::vector<std::vector<double>>& ys, const std::string& title);
+
+}  // namespace fpa
