@@ -75,7 +75,8 @@ const std::vector<Field>& fields() {
       BOOL_FIELD("g.stop_grad_unet", g.stop_grad_unet), BOOL_FIELD("g.frozen_base", g.frozen_base),
       INT_FIELD("d.image_size", d.image_size), INT_FIELD("d.channels", d.channels), INT_FIELD("d.fmap_max", d.fmap_max),
       INT_FIELD("d.fmap_inverse_coef", d.fmap_inverse_coef), INT_FIELD("d.output_size", d.output_size),
-      LIST_FIELD("d.attn_res_layers", d.attn_res_layers),
+      LIST_FIELD("d.attn_res_layers", d.attn_res_layers), INT_FIELD("d.attn_heads", d.attn_heads),
+      INT_FIELD("d.attn_dim_head", d.attn_dim_head),
   };
   return f;
 }
@@ -89,8 +90,8 @@ const Field* find_field(const std::string& key) {
 }  // namespace
 
 std::vector<std::string> preset_names() {
-  return {"paper-rgb64-T64", "paper-rgb64-T16", "grey32-T32",
-          "paper-rgb64-T64+unet", "paper-rgb64-T16+unet", "grey32-T32+unet"};
+  return {"paper-rgb64-T64",      "paper-rgb64-T16",      "grey32-T32",      "cpu-small",
+          "paper-rgb64-T64+unet", "paper-rgb64-T16+unet", "grey32-T32+unet", "cpu-small+unet"};
 }
 
 ModelConfig preset_config(const std::string& name) {
@@ -105,6 +106,13 @@ ModelConfig preset_config(const std::string& name) {
     c.g.image_size = c.d.image_size = 32;
     c.g.channels = c.d.channels = 1;
     c.g.steps = 32, c.g.latent_dim = 256, c.g.hidden = 512;
+  } else if (base == "cpu-small") {
+    // grey32-T32's family at widths a 2-core CPU trains in minutes: a smaller LSTM, a narrow
+    // discriminator with 2 x 16 attention heads and no attention on the 1-channel input.
+    c.g.image_size = c.d.image_size = 32;
+    c.g.channels = c.d.channels = 1;
+    c.g.steps = 32, c.g.latent_dim = 128, c.g.hidden = 256, c.g.mini_input = 64;
+    c.d.fmap_max = 64, c.d.attn_heads = 2, c.d.attn_dim_head = 16, c.d.attn_res_layers = {};
   } else {
     std::string known;
     for (const std::string& p : preset_names()) known += " " + p;
@@ -157,7 +165,8 @@ void validate(const ModelConfig& c) {
             c.g.channels, " (generator) / ", c.d.channels, " (discriminator) must agree and be 1 or 3");
   for (auto [name, v] : {std::pair<const char*, int64_t>{"g.steps", c.g.steps}, {"g.latent_dim", c.g.latent_dim},
                          {"g.hidden", c.g.hidden}, {"g.layers", c.g.layers}, {"g.mini_latent", c.g.mini_latent},
-                         {"g.mini_input", c.g.mini_input}, {"d.fmap_max", c.d.fmap_max}})
+                         {"g.mini_input", c.g.mini_input}, {"d.fmap_max", c.d.fmap_max},
+                         {"d.attn_heads", c.d.attn_heads}, {"d.attn_dim_head", c.d.attn_dim_head}})
     FPA_CHECK(v > 0, "config: ", name, " must be positive, got ", v);
   FPA_CHECK(c.d.output_size == 1 || c.d.output_size == 5, "config: d.output_size must be 1 or 5, got ",
             c.d.output_size);

@@ -42,6 +42,8 @@ struct DiscriminatorConfig {
   int64_t fmap_inverse_coef = 12;
   int64_t output_size = 1;                    // 1 or 5
   std::vector<int64_t> attn_res_layers = {32};
+  int64_t attn_heads = 8;      // LinearAttention heads (fixed at 8 x 64 in the official code;
+  int64_t attn_dim_head = 64;  // smaller for CPU presets and test fixtures)
 };
 
 struct ModelConfig {
@@ -51,7 +53,8 @@ struct ModelConfig {
 };
 
 // The named presets of FPA_REFERENCE.md section 1: paper-rgb64-T64, paper-rgb64-T16,
-// grey32-T32 (each also as "<name>+unet"). Throws listing the known names otherwise.
+// grey32-T32, plus cpu-small (the default CPU run; each also as "<name>+unet"). Throws
+// listing the known names otherwise.
 ModelConfig preset_config(const std::string& name);
 std::vector<std::string> preset_names();
 

@@ -86,7 +86,8 @@ class DepthWiseConv2d : public nn::Module {
 };
 
 // Heads x features per head of every LinearAttention: 8 x 64 in the official model; smaller
-// only to make numerical tests cheap (the code path is the same).
+// for CPU presets and to make numerical tests cheap (DiscriminatorConfig::attn_heads,
+// attn_dim_head; the code path is the same).
 struct AttentionSize {
   int64_t heads = 8, dim_head = 64;
 };

@@ -31,10 +31,9 @@ struct DiscOutput {
 class Discriminator : public nn::Module {
  public:
   // Weights of every conv drawn Kaiming normal (fan_in, gain sqrt 2) from `gen` (the default
-  // generator when null); biases keep PyTorch's default U(+-1/sqrt(fan_in)). `attn` sizes
-  // every LinearAttention (the official 8 heads x 64 unless a test asks for less).
-  explicit Discriminator(const DiscriminatorConfig& config, Generator* gen = nullptr,
-                         disc::AttentionSize attn = {});
+  // generator when null); biases keep PyTorch's default U(+-1/sqrt(fan_in)). Every
+  // LinearAttention has config.attn_heads x config.attn_dim_head (officially 8 x 64).
+  explicit Discriminator(const DiscriminatorConfig& config, Generator* gen = nullptr);
 
   // images (B, C, S, S); calc_aux_loss adds the decoder1 reconstruction loss (real images).
   DiscOutput forward(const Tensor& images, bool calc_aux_loss) const;

@@ -65,7 +65,9 @@ DiscriminatorConfig config(int64_t side, int64_t channels, int64_t fmap_max, std
 std::unique_ptr<Discriminator> tiny_d(uint64_t seed = 3) {
   Generator gen(seed);
   manual_seed(seed);
-  auto D = std::make_unique<Discriminator>(config(16, 3, 8, {16}), &gen, disc::AttentionSize{2, 4});
+  DiscriminatorConfig small = config(16, 3, 8, {16});
+  small.attn_heads = 2, small.attn_dim_head = 4;
+  auto D = std::make_unique<Discriminator>(small, &gen);
   D->to(DType::f64);
   return D;
 }

@@ -77,12 +77,12 @@ bool Args::flag(const std::string& name) const {
   return it->second != "false";
 }
 
-ModelConfig Args::model_config(const std::string& default_preset) const {
+ModelConfig Args::model_config(const std::string& default_preset, const std::set<std::string>& reserved) const {
   std::string preset = str("preset", default_preset);
   ModelConfig c = preset.empty() ? ModelConfig() : preset_config(preset);
   std::map<std::string, std::string> keys = to_metadata(c);
   for (const auto& [name, value] : values_) {
-    if (name == "preset") continue;
+    if (name == "preset" || reserved.count(name)) continue;
     bool is_key = keys.count(name) || keys.count("g." + name);
     if (!is_key) continue;
     used_.insert(name);
@@ -90,6 +90,12 @@ ModelConfig Args::model_config(const std::string& default_preset) const {
   }
   validate(c);
   return c;
+}
+
+std::vector<std::string> Args::names() const {
+  std::vector<std::string> r;
+  for (const auto& kv : values_) r.push_back(kv.first);
+  return r;
 }
 
 void Args::finish() const {

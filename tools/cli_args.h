@@ -26,9 +26,12 @@ class Args {
   bool flag(const std::string& name) const;  // a bare switch (--ema)
   bool help() const { return flag("help"); }
 
-  // --preset (default `default_preset`, "" for none) plus every configuration-key flag.
-  ModelConfig model_config(const std::string& default_preset) const;
+  // --preset (default `default_preset`, "" for none) plus every configuration-key flag, except
+  // the names in `reserved` (a verb's own flags, e.g. train's --steps, which is not g.steps).
+  ModelConfig model_config(const std::string& default_preset, const std::set<std::string>& reserved = {}) const;
 
+  // Every flag given, in order of name.
+  std::vector<std::string> names() const;
   // Throws naming the first flag that no getter asked for.
   void finish() const;
   const std::string& verb() const { return verb_; }

@@ -17,4 +17,10 @@ int params(const Args& a);
 int generate(const Args& a);
 int discriminate(const Args& a);
 
+// cli_train.cpp
+int train(const Args& a);
+int sample(const Args& a);
+int paint(const Args& a);
+int interpolate(const Args& a);
+
 }  // namespace fpa::cli

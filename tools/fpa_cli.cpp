@@ -50,6 +50,25 @@ const fpa::cli::Verb kVerbs[] = {
      "  --out O.safetensors    writes 'logits' (B, 1), 'logits32' (B, 1, 1, 1), 'aux_loss' (1,)\n"
      "  --dtype float32|float64\n",
      fpa::cli::discriminate, true},
+    {"train", "train a Fast Weight Painter GAN (default: cpu-small on Fashion-MNIST)",
+     "  --data fashion-mnist|DIR   the embedded Fashion-MNIST (default) or a folder of PNG/JPEG images\n"
+     "  --size N               image side (must agree with the preset; power of two)\n"
+     "  --steps N              train until N steps in total (the painter's T is --g.steps)\n"
+     "  --batch N\n"
+     "  --out DIR              run folder (default runs/default): last.safetensors, samples.png,\n"
+     "                         painting_steps.png, painting.gif, interpolation.png, metrics.csv,\n"
+     "                         loss_curve.svg\n"
+     "  --resume               continue DIR/last.safetensors to --steps (same configuration)\n"
+     "  --seed N  --device cpu|cuda  --lr X  --beta1 X  --beta2 X  --aug-prob P  --grad-accumulate N\n"
+     "  --gp-every N  --gp-weight X  --ema-beta X  --ema-every N  --ema-start N  --ema-reset-until N\n"
+     "  --sample-every N  --checkpoint-every N  --log-every N  --init-from CKPT (U-Net model)\n",
+     fpa::cli::train, true},
+    {"sample", "a grid of samples from a checkpoint's EMA generator",
+     "  --ckpt C  --out grid.png  [--n 64] [--seed N] [--no-ema]\n", fpa::cli::sample, false},
+    {"paint", "the painting steps (updates above partial images) as PNG, or the painting as GIF",
+     "  --ckpt C  --out steps.png|steps.gif  [--n 4] [--seed N] [--no-ema]\n", fpa::cli::paint, false},
+    {"interpolate", "a strip of images along a line between two latents",
+     "  --ckpt C  --out strip.png  [--count 10] [--seed N] [--no-ema]\n", fpa::cli::interpolate, false},
 };
 
 void print_usage() {

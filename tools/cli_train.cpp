@@ -1,0 +1,189 @@
+// cli_train.cpp: `fpa train` (fresh or --resume), and the picture verbs on a checkpoint:
+// `sample` (a grid), `paint` (the painting steps as PNG or GIF), `interpolate` (a strip).
+#include <sys/stat.h>
+
+#include <cstdio>
+
+#include "autograd/error.h"
+#include "data/dataset_cache.h"
+#include "nn/state_dict.h"
+#include "ops/backend.h"
+#include "tools/cli_verbs.h"
+#include "train/pictures.h"
+#include "train/train_run.h"
+
+namespace fpa::cli {
+namespace {
+
+Device device_flag(const Args& a) {
+  std::string d = a.str("device", "cpu");
+  FPA_CHECK(d == "cpu" || d == "cuda", "fpa ", a.verb(), ": --device must be cpu or cuda, got '", d, "'");
+  if (d == "cpu") return Device::cpu;
+  FPA_CHECK(has_backend(Device::cuda), "fpa ", a.verb(), ": --device cuda: ",
+            "this build has no CUDA backend or this machine has no usable GPU");
+  FPA_CHECK(backend(Device::cuda).supports("gemm"), "fpa ", a.verb(),
+            ": --device cuda: the CUDA compute kernels are not implemented yet; use --device cpu");
+  return Device::cuda;
+}
+
+bool file_exists(const std::string& p) {
+  struct stat st;
+  return stat(p.c_str(), &st) == 0;
+}
+
+void make_dirs(const std::string& dir) {
+  std::string cur;
+  for (size_t i = 0; i <= dir.size(); ++i) {
+    if (i == dir.size() || dir[i] == '/') {
+      if (!cur.empty()) mkdir(cur.c_str(), 0755);
+    }
+    if (i < dir.size()) cur += dir[i];
+  }
+  struct stat st;
+  FPA_CHECK(stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "fpa train: cannot create the output folder ", dir);
+}
+
+// Flags `train` reads itself, apart from configuration keys and train options.
+bool is_run_flag(const std::string& n) {
+  return n == "preset" || n == "size" || n == "resume" || n == "device" || n == "help";
+}
+
+// The options of a fresh run: preset defaults, then configuration keys and train flags.
+TrainOptions fresh_options(const Args& a) {
+  std::string preset = a.str("preset", "cpu-small");
+  TrainOptions o = train_defaults(preset);
+  o.model = a.model_config(preset, train_flag_names());
+  if (a.has("size")) {
+    int64_t size = a.integer("size", 0);
+    FPA_CHECK(size == o.model.g.image_size, "fpa train: --size ", size, " contradicts preset ", preset,
+              " (image size ", o.model.g.image_size, "); use --image_size ", size, " to change the model too");
+  }
+  for (const std::string& n : a.names())
+    if (!is_run_flag(n) && set_train_flag(o, n, a.str(n, ""))) a.has(n);
+  return o;
+}
+
+// The options of a resumed run: the checkpoint's experiment; flags may only repeat it.
+TrainOptions resumed_options(const Args& a, const std::string& out, const nn::NamedTensors& ckpt) {
+  auto preset_it = ckpt.metadata.find("preset");
+  std::string preset = preset_it == ckpt.metadata.end() || preset_it->second.empty() ? "cpu-small" : preset_it->second;
+  TrainOptions o = train_defaults(preset);
+  apply_train_metadata(o, ckpt.metadata);
+  o.out = out;
+  TrainOptions asked = o;
+  for (const std::string& n : a.names()) {
+    if (is_run_flag(n)) continue;
+    std::string v = a.str(n, "");
+    bool known = set_train_flag(asked, n, v);
+    if (!known && !train_flag_names().count(n)) {
+      try {
+        set_config_value(asked.model, n, v);
+        known = true;
+      } catch (const Error&) {
+      }
+    }
+    if (known) a.has(n);
+  }
+  std::string diff = first_difference(train_metadata(o), train_metadata(asked));
+  FPA_CHECK(diff.empty(), "fpa train --resume: ", ckpt.source, " was trained with another configuration: ", diff);
+  o.steps = asked.steps, o.sample_every = asked.sample_every, o.checkpoint_every = asked.checkpoint_every;
+  o.log_every = asked.log_every;
+  return o;
+}
+
+// A generator from a checkpoint: GE (the EMA generator) unless --no-ema or absent.
+GeneratorModel load_generator(const Args& a, nn::NamedTensors& ckpt) {
+  FPA_CHECK(ckpt.metadata.count("g.model"), "fpa ", a.verb(), ": ", ckpt.source,
+            " carries no model configuration; use `fpa generate --preset ...` for exported weights");
+  ModelConfig c = from_metadata(ckpt.metadata);
+  GeneratorModel g = make_generator(c.g);
+  std::string prefix = !a.flag("no-ema") && nn::has_prefix(ckpt, "GE.") ? "GE." : "G.";
+  nn::LoadOptions opt;
+  for (const char* other : {"G.", "GE.", "D.", "opt."})
+    if (prefix != other) opt.ignore_prefixes.push_back(other);
+  nn::load_state_dict(*g.module, prefix, ckpt, opt);
+  g.module->eval();
+  return g;
+}
+
+Tensor latents(const Args& a, const nn::NamedTensors& ckpt, int64_t n) {
+  Generator gen(uint64_t(a.integer("seed", 0)) * 7919 + 17);
+  return randn({n, from_metadata(ckpt.metadata).g.latent_dim}, DType::f32, Device::cpu, &gen);
+}
+
+}  // namespace
+
+int train(const Args& a) {
+  Device device = device_flag(a);
+  bool resume = a.flag("resume");
+  TrainOptions o;
+  std::string out = a.str("out", "runs/default");
+  nn::NamedTensors ckpt;
+  if (resume) {
+    std::string path = out + "/last.safetensors";
+    FPA_CHECK(file_exists(path), "fpa train --resume: no checkpoint at ", path);
+    ckpt = nn::load_safetensors(path);
+    o = resumed_options(a, out, ckpt);
+  } else {
+    o = fresh_options(a);
+  }
+  o.device = device;
+  a.finish();
+  validate(o.model);
+  make_dirs(o.out);
+  bool cache_hit = false;
+  auto data = std::make_shared<const ImageDataset>(
+      load_dataset(o.data, int(o.model.g.image_size), o.model.g.channels == 1, true, "", &cache_hit));
+  std::fprintf(stderr, "fpa train: %s, %lld images %lldx%lld (%s), preset %s, batch %lld, steps %lld -> %s\n",
+               o.data.c_str(), (long long)data->count, (long long)data->size, (long long)data->size,
+               cache_hit ? "from cache" : "decoded", o.model.preset.c_str(), (long long)o.batch, (long long)o.steps,
+               o.out.c_str());
+  Trainer t(o, data);
+  if (resume) {
+    t.load_checkpoint(out + "/last.safetensors");
+    std::fprintf(stderr, "fpa train: resumed at step %lld\n", (long long)t.steps_done());
+  }
+  return run_training(t, resume);
+}
+
+int sample(const Args& a) {
+  nn::NamedTensors ckpt = nn::load_safetensors(a.required("ckpt"));
+  std::string out = a.required("out");
+  int64_t n = a.integer("n", 64);
+  FPA_CHECK(n > 0, "fpa sample: --n must be positive");
+  GeneratorModel g = load_generator(a, ckpt);
+  Tensor z = latents(a, ckpt, n);
+  a.finish();
+  write_samples(g, z, out);
+  std::fprintf(stderr, "fpa sample: wrote %lld samples to %s\n", (long long)n, out.c_str());
+  return 0;
+}
+
+int paint(const Args& a) {
+  nn::NamedTensors ckpt = nn::load_safetensors(a.required("ckpt"));
+  std::string out = a.required("out");
+  int64_t n = a.integer("n", 4);
+  FPA_CHECK(n > 0, "fpa paint: --n must be positive");
+  bool gif = out.size() > 4 && out.substr(out.size() - 4) == ".gif";
+  GeneratorModel g = load_generator(a, ckpt);
+  Tensor z = latents(a, ckpt, n);
+  a.finish();
+  write_painting_steps(g, z, gif ? "" : out, gif ? out : "");
+  std::fprintf(stderr, "fpa paint: wrote the painting steps of %lld samples to %s\n", (long long)n, out.c_str());
+  return 0;
+}
+
+int interpolate(const Args& a) {
+  nn::NamedTensors ckpt = nn::load_safetensors(a.required("ckpt"));
+  std::string out = a.required("out");
+  int64_t count = a.integer("count", 10);
+  FPA_CHECK(count >= 2, "fpa interpolate: --count must be at least 2");
+  GeneratorModel g = load_generator(a, ckpt);
+  Tensor z = latents(a, ckpt, 2);
+  a.finish();
+  write_interpolation(g, z, int(count), out);
+  std::fprintf(stderr, "fpa interpolate: wrote %lld images to %s\n", (long long)count, out.c_str());
+  return 0;
+}
+
+}  // namespace fpa::cli

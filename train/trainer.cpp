@@ -1,0 +1,197 @@
+// trainer.cpp: the training step and its checkpoint.
+#include "train/trainer.h"
+
+#include <cmath>
+
+#include "autograd/error.h"
+#include "fpa/gan_losses.h"
+#include "nn/state_dict.h"
+#include "ops/backend.h"
+#include "ops/ops.h"
+#include "train/diff_augment.h"
+
+namespace fpa {
+namespace {
+
+std::vector<Tensor*> trainable(nn::Module& m) {
+  std::vector<Tensor*> r;
+  for (Tensor* p : m.parameters())
+    if (p->requires_grad()) r.push_back(p);
+  return r;
+}
+
+nn::AdamOptions adam_options(const TrainOptions& o) {
+  nn::AdamOptions a;
+  a.lr = o.lr, a.beta1 = o.beta1, a.beta2 = o.beta2;
+  return a;
+}
+
+// Turns a module's gradients off for a scope (the generator step does not need D's).
+struct FrozenScope {
+  FrozenScope(nn::Module& m) : params(m.parameters()) {
+    for (Tensor* p : params) p->requires_grad_(false);
+  }
+  ~FrozenScope() {
+    for (Tensor* p : params) p->requires_grad_(true);
+  }
+  std::vector<Tensor*> params;
+};
+
+std::string meta(const std::map<std::string, std::string>& m, const std::string& key, const std::string& file) {
+  auto it = m.find(key);
+  FPA_CHECK(it != m.end(), file, ": not a training checkpoint (no '", key, "' in its metadata)");
+  return it->second;
+}
+
+}  // namespace
+
+Trainer::Trainer(const TrainOptions& options, std::shared_ptr<const ImageDataset> data)
+    : o_(options), rng_(options.seed * 2 + 1) {
+  validate(o_.model);
+  FPA_CHECK(o_.batch > 0 && o_.grad_accumulate > 0, "train: --batch and --grad-accumulate must be positive");
+  FPA_CHECK(data->channels == o_.model.g.channels && data->size == o_.model.g.image_size,
+            "train: the data (", data->source, ") is ", data->channels, " x ", data->size, " x ", data->size,
+            " but the model expects ", o_.model.g.channels, " x ", o_.model.g.image_size, " x ",
+            o_.model.g.image_size);
+  manual_seed(o_.seed);  // model initialisation
+  G_ = make_generator(o_.model.g);
+  D_ = make_discriminator(o_.model.d);
+  GE_ = make_generator(o_.model.g);
+  if (o_.model.g.model == "unet") {
+    FPA_CHECK(!o_.init_from.empty(), "train: the U-Net model trains from a pretrained FPA; pass --init-from CKPT");
+    init_unet_base_from(o_.init_from);
+  }
+  ema_ = std::make_unique<nn::EMA>(*GE_.module, *G_.module, o_.ema_beta);
+  ema_->reset();
+  opt_g_ = std::make_unique<nn::Adam>(trainable(*G_.module), adam_options(o_));
+  opt_d_ = std::make_unique<nn::Adam>(trainable(*D_), adam_options(o_));
+  loader_ = std::make_unique<DataLoader>(data, o_.batch, o_.seed);
+}
+
+void Trainer::init_unet_base_from(const std::string& path) {
+  // The base painter's tensors come from the FPA checkpoint (its EMA generator when present,
+  // as the paper samples from it); the U-Net keeps its fresh initialisation.
+  nn::NamedTensors file = nn::load_safetensors(path);
+  std::string prefix = nn::has_prefix(file, "GE.") ? "GE." : "G.";
+  GeneratorConfig base_cfg = o_.model.g;
+  base_cfg.model = "v2";
+  FastWeightPainter base(base_cfg);
+  nn::LoadOptions opt;
+  for (const char* other : {"G.", "GE.", "D."})
+    if (prefix != other) opt.ignore_prefixes.push_back(other);
+  nn::load_state_dict(base, prefix, file, opt);
+  for (const auto& [name, src] : base.named_parameters()) {
+    Tensor* dst = G_.module->find_parameter(name);
+    FPA_CHECK(dst != nullptr, "train: --init-from ", path, ": the U-Net model has no parameter ", name);
+    NoGradGuard ng;
+    backend(dst->device()).copy(dst->data(), src->data(), size_t(src->numel()) * dtype_size(src->dtype()));
+  }
+}
+
+Tensor Trainer::augment(const Tensor& images) { return diff_augment(images, o_.aug_prob, rng_); }
+
+StepStats Trainer::step() {
+  const int64_t s = step_;
+  const GeneratorConfig& gc = o_.model.g;
+  const bool apply_gp = o_.gp_every > 0 && s % o_.gp_every == 0;
+  const double inv = 1.0 / double(o_.grad_accumulate);
+  const HingeKind kind = gc.model == "unet" ? HingeKind::pooled : HingeKind::mean;
+  StepStats st;
+
+  // Discriminator step: fakes under no-grad, reals with the aux loss and (sometimes) the penalty.
+  opt_d_->zero_grad();
+  for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
+    Tensor z = randn({o_.batch, gc.latent_dim}, DType::f32, o_.device, &rng_);
+    Tensor fake;
+    {
+      NoGradGuard ng;
+      fake = G_.forward(z);
+    }
+    Tensor real = loader_->next().to(o_.device);
+    if (apply_gp) real.requires_grad_(true);
+    DiscOutput fo = D_->forward(augment(fake), false);
+    DiscOutput ro = D_->forward(augment(real), true);
+    Tensor divergence = hinge(kind, ro.logits, fo.logits);
+    Tensor loss = add(add(divergence, hinge(kind, ro.logits32, fo.logits32)), ro.aux_loss);
+    if (apply_gp) {
+      Tensor gp = gradient_penalty(real, ro, o_.gp_weight);
+      double v = gp.item();
+      if (std::isfinite(v)) loss = add(loss, gp), st.gp += v * inv;  // the reference skips a NaN penalty
+    }
+    backward(mul_scalar(loss, inv));
+    st.d_loss += divergence.item() * inv;
+    st.aux_loss += ro.aux_loss.item() * inv;
+  }
+  opt_d_->step();
+
+  // Generator step: fresh latents; D's own gradients are not needed.
+  opt_g_->zero_grad();
+  {
+    FrozenScope frozen(*D_);
+    for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
+      Tensor z = randn({o_.batch, gc.latent_dim}, DType::f32, o_.device, &rng_);
+      Tensor loss = generator_loss(D_->forward(augment(G_.forward(z)), false));
+      backward(mul_scalar(loss, inv));
+      st.g_loss += loss.item() * inv;
+    }
+  }
+  opt_g_->step();
+
+  if (o_.ema_every > 0 && s % o_.ema_every == 0 && s > o_.ema_start) ema_->update();
+  if (s <= o_.ema_reset_until && s % 1000 == 2) ema_->reset();
+  ++step_;
+  return st;
+}
+
+void Trainer::save_checkpoint(const std::string& path) const {
+  std::vector<std::pair<std::string, Tensor>> tensors = nn::state_dict(*G_.module, "G.");
+  for (auto& t : nn::state_dict(*D_, "D.")) tensors.push_back(t);
+  for (auto& t : nn::state_dict(*GE_.module, "GE.")) tensors.push_back(t);
+  tensors.push_back({"opt.G.exp_avg", opt_g_->exp_avg()});
+  tensors.push_back({"opt.G.exp_avg_sq", opt_g_->exp_avg_sq()});
+  tensors.push_back({"opt.D.exp_avg", opt_d_->exp_avg()});
+  tensors.push_back({"opt.D.exp_avg_sq", opt_d_->exp_avg_sq()});
+  std::map<std::string, std::string> m = train_metadata(o_);
+  LoaderPosition pos = loader_->position();
+  m["format"] = "fpa-train-checkpoint-1";
+  m["state.step"] = std::to_string(step_);
+  m["state.rng_seed"] = std::to_string(rng_.seed());
+  m["state.rng_offset"] = std::to_string(rng_.offset());
+  m["state.data_epoch"] = std::to_string(pos.epoch);
+  m["state.data_index"] = std::to_string(pos.index);
+  m["state.opt_g_step"] = std::to_string(opt_g_->step_count());
+  m["state.opt_d_step"] = std::to_string(opt_d_->step_count());
+  nn::save_safetensors(path, tensors, m);
+}
+
+void Trainer::load_checkpoint(const std::string& path) {
+  nn::NamedTensors f = nn::load_safetensors(path);
+  const auto& m = f.metadata;
+  std::string diff = first_difference(m, train_metadata(o_));
+  FPA_CHECK(diff.empty(), "train: ", path, " was trained with another configuration: ", diff);
+  nn::LoadOptions opt;
+  opt.ignore_prefixes = {"D.", "GE.", "opt."};
+  nn::load_state_dict(*G_.module, "G.", f, opt);
+  opt.ignore_prefixes = {"G.", "GE.", "opt."};
+  nn::load_state_dict(*D_, "D.", f, opt);
+  opt.ignore_prefixes = {"G.", "D.", "opt."};
+  nn::load_state_dict(*GE_.module, "GE.", f, opt);
+  auto restore = [&](Tensor& dst, const char* name) {
+    const Tensor* src = f.find(name);
+    FPA_CHECK(src && src->shape() == dst.shape() && src->dtype() == dst.dtype(), path, ": optimiser state '", name,
+              "' is missing or does not match the model");
+    Tensor host = src->to(Device::cpu);
+    backend(dst.device()).from_host(dst.data(), host.data(), size_t(dst.numel()) * dtype_size(dst.dtype()));
+  };
+  restore(opt_g_->exp_avg(), "opt.G.exp_avg");
+  restore(opt_g_->exp_avg_sq(), "opt.G.exp_avg_sq");
+  restore(opt_d_->exp_avg(), "opt.D.exp_avg");
+  restore(opt_d_->exp_avg_sq(), "opt.D.exp_avg_sq");
+  step_ = std::stoll(meta(m, "state.step", path));
+  rng_.set_state(std::stoull(meta(m, "state.rng_seed", path)), std::stoull(meta(m, "state.rng_offset", path)));
+  loader_->set_position({std::stoll(meta(m, "state.data_epoch", path)), std::stoll(meta(m, "state.data_index", path))});
+  opt_g_->set_step_count(std::stoll(meta(m, "state.opt_g_step", path)));
+  opt_d_->set_step_count(std::stoll(meta(m, "state.opt_d_step", path)));
+}
+
+}  // namespace fpa
