@@ -53,7 +53,7 @@ $(BUILD)/bench_ops: $(LIB_OBJ) $(OBJ)/tools/bench_ops.o $(OBJ)/tools/cpu_peak.o
 
 test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
 	$(BUILD)/fpa --version
-	$(BUILD)/fpa_tests $(GTEST_ARGS)
+	FPA_BIN=$(BUILD)/fpa $(BUILD)/fpa_tests $(GTEST_ARGS)
 
 bench-ops: deps $(BUILD)/bench_ops
 	$(BUILD)/bench_ops $(BENCH_ARGS)

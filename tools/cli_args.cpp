@@ -92,6 +92,11 @@ ModelConfig Args::model_config(const std::string& default_preset, const std::set
   return c;
 }
 
+std::string Args::peek(const std::string& name) const {
+  auto it = values_.find(name);
+  return it == values_.end() ? "" : it->second;
+}
+
 std::vector<std::string> Args::names() const {
   std::vector<std::string> r;
   for (const auto& kv : values_) r.push_back(kv.first);

@@ -30,6 +30,8 @@ class Args {
   // the names in `reserved` (a verb's own flags, e.g. train's --steps, which is not g.steps).
   ModelConfig model_config(const std::string& default_preset, const std::set<std::string>& reserved = {}) const;
 
+  // The raw value of a flag ("" when absent or a bare switch), without marking it as read.
+  std::string peek(const std::string& name) const;
   // Every flag given, in order of name.
   std::vector<std::string> names() const;
   // Throws naming the first flag that no getter asked for.

@@ -59,7 +59,7 @@ TrainOptions fresh_options(const Args& a) {
               " (image size ", o.model.g.image_size, "); use --image_size ", size, " to change the model too");
   }
   for (const std::string& n : a.names())
-    if (!is_run_flag(n) && set_train_flag(o, n, a.str(n, ""))) a.has(n);
+    if (!is_run_flag(n) && set_train_flag(o, n, a.peek(n))) a.has(n);
   return o;
 }
 
@@ -73,7 +73,7 @@ TrainOptions resumed_options(const Args& a, const std::string& out, const nn::Na
   TrainOptions asked = o;
   for (const std::string& n : a.names()) {
     if (is_run_flag(n)) continue;
-    std::string v = a.str(n, "");
+    std::string v = a.peek(n);
     bool known = set_train_flag(asked, n, v);
     if (!known && !train_flag_names().count(n)) {
       try {
