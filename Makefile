@@ -27,7 +27,7 @@ endif
 TEST_SRC  := $(wildcard tests/*.cpp)
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test bench-ops fixtures clean
+.PHONY: all deps test bench-ops bench-train train sample paint fixtures clean
 all: deps $(BUILD)/fpa
 
 deps:
@@ -57,6 +57,28 @@ test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
 
 bench-ops: deps $(BUILD)/bench_ops
 	$(BUILD)/bench_ops $(BENCH_ARGS)
+
+$(BUILD)/bench_train: $(LIB_OBJ) $(OBJ)/tools/bench_train.o
+	$(CXX) $^ -o $@ $(LDLIBS)
+
+bench-train: deps $(BUILD)/bench_train
+	$(BUILD)/bench_train $(BENCH_ARGS)
+
+# Training and pictures. make train PRESET=grey32-T32 DATA=/path/to/images STEPS=450000 OUT=runs/x
+PRESET ?= cpu-small
+DATA   ?= fashion-mnist
+OUT    ?= runs/$(PRESET)
+DEVICE ?= cpu  # the CUDA backend (issue 5) will make cuda the default where a GPU is present
+TRAIN_FLAGS = --preset $(PRESET) --data $(DATA) --out $(OUT) --device $(DEVICE) $(if $(STEPS),--steps $(STEPS))
+train: deps $(BUILD)/fpa
+	$(BUILD)/fpa train $(TRAIN_FLAGS) $(if $(wildcard $(OUT)/last.safetensors),--resume) $(ARGS)
+
+sample: $(BUILD)/fpa
+	$(BUILD)/fpa sample --ckpt $(OUT)/last.safetensors --n 64 --out $(OUT)/samples_cli.png
+
+paint: $(BUILD)/fpa
+	$(BUILD)/fpa paint --ckpt $(OUT)/last.safetensors --n 4 --out $(OUT)/painting_steps_cli.png
+	$(BUILD)/fpa paint --ckpt $(OUT)/last.safetensors --n 4 --out $(OUT)/painting_cli.gif
 
 fixtures:
 	@python3 -c 'import torch, safetensors' 2>/dev/null || { echo "make fixtures needs torch: pip install torch safetensors" >&2; exit 1; }
