@@ -5,8 +5,10 @@
 // L = sum_k <F_k(x), v_k> with random v, as PyTorch's gradcheck does.
 #include "tests/op_cases.h"
 
+#include <algorithm>
 #include <cmath>
 #include <sstream>
+#include <string>
 
 #include "autograd/generator.h"
 
@@ -142,6 +144,14 @@ CheckResult allclose(const Tensor& a, const Tensor& b, double atol, double rtol)
       r.message = os.str();
     }
   }
+  return r;
+}
+
+CheckResult allclose_scaled(const Tensor& a, const Tensor& b, double atol, double rtol) {
+  double scale = 1;
+  for (double v : b.to_vector()) scale = std::max(scale, std::abs(v));
+  CheckResult r = allclose(a, b, atol * scale, rtol);
+  if (!r.ok) r.message += " (atol " + std::to_string(atol) + " x max|ref| " + std::to_string(scale) + ")";
   return r;
 }
 

@@ -40,6 +40,9 @@ CheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)
 
 // max |a - b| <= atol + rtol |b| elementwise; message names the worst index otherwise.
 CheckResult allclose(const Tensor& a, const Tensor& b, double atol = 1e-10, double rtol = 1e-10);
+// allclose with atol scaled by max(1, max|b|): for float32 gradients, whose elements are long
+// sums with rounding error that follows the size of the tensor's terms, not their own value.
+CheckResult allclose_scaled(const Tensor& a, const Tensor& b, double atol, double rtol);
 
 }  // namespace fpa::test
 

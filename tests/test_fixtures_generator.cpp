@@ -8,7 +8,11 @@
 //
 // Tolerances, elementwise |ours - ref| <= atol + rtol |ref|, per tensor:
 //   float64 (weights and inputs as stored): atol 1e-9, rtol 1e-7;
-//   float32 (everything converted):          atol 1e-5, rtol 1e-4.
+//   float32 (everything converted):          atol 1e-5, rtol 1e-4 for the outputs, and for each
+//     gradient tensor atol 1e-5 * max(1, max|ref|) (as for the discriminator and the U-Net).
+//     gen_oja's float32 gradients are ill-conditioned: PyTorch's own float32 run of the fixture
+//     misses the plain atol by 1.1x (decoder_rnn.weight_ih_l0, max|ref| 11.8), and this code,
+//     on 24 rescaled latents, by 0.7-2.6x; scaled, both pass.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -39,7 +43,7 @@ std::vector<std::string> generator_fixtures() {
   return r;
 }
 
-void check_fixture(const std::string& path, DType dtype, double atol, double rtol) {
+void check_fixture(const std::string& path, DType dtype, double atol, double rtol, bool scale_grads) {
   nn::NamedTensors file = nn::load_safetensors(path);
   auto ref = [&](const std::string& name) {
     const Tensor* t = file.find(name);
@@ -74,24 +78,28 @@ void check_fixture(const std::string& path, DType dtype, double atol, double rto
   std::vector<Tensor> wrt = {z};
   for (auto& p : named) wrt.push_back(*p.second);
   std::vector<Tensor> grads = grad({sum(mul(images, w))}, wrt);
-  EXPECT_CLOSE_TOL(grads[0].to(DType::f64), ref("grad.in.z"), atol, rtol);
-  for (size_t i = 0; i < named.size(); ++i) {
-    SCOPED_TRACE("grad.G." + named[i].first);
-    EXPECT_CLOSE_TOL(grads[i + 1].to(DType::f64), ref("grad.G." + named[i].first), atol, rtol);
-  }
+  auto expect_grad = [&](const Tensor& g, const std::string& name) {
+    SCOPED_TRACE(name);
+    if (scale_grads)
+      EXPECT_CLOSE_SCALED(g.to(DType::f64), ref(name), atol, rtol);
+    else
+      EXPECT_CLOSE_TOL(g.to(DType::f64), ref(name), atol, rtol);
+  };
+  expect_grad(grads[0], "grad.in.z");
+  for (size_t i = 0; i < named.size(); ++i) expect_grad(grads[i + 1], "grad.G." + named[i].first);
 }
 
-void check_all(DType dtype, double atol, double rtol) {
+void check_all(DType dtype, double atol, double rtol, bool scale_grads) {
   std::vector<std::string> files = generator_fixtures();
   if (files.empty()) GTEST_SKIP() << "no " << kFixtureDir << "/gen_*.safetensors (make fixtures)";
   for (const std::string& f : files) {
     SCOPED_TRACE(f);
-    check_fixture(f, dtype, atol, rtol);
+    check_fixture(f, dtype, atol, rtol, scale_grads);
   }
 }
 
-TEST(GeneratorFixture, MatchesReferenceFloat64) { check_all(DType::f64, 1e-9, 1e-7); }
-TEST(GeneratorFixture, MatchesReferenceFloat32) { check_all(DType::f32, 1e-5, 1e-4); }
+TEST(GeneratorFixture, MatchesReferenceFloat64) { check_all(DType::f64, 1e-9, 1e-7, false); }
+TEST(GeneratorFixture, MatchesReferenceFloat32) { check_all(DType::f32, 1e-5, 1e-4, true); }
 
 // Every model of the reference is covered by a fixture.
 TEST(GeneratorFixture, CoversEveryModel) {

@@ -28,16 +28,6 @@ namespace {
 
 const char* kFixture = "tests/fixtures/gen_unet.safetensors";
 
-// |a - ref| <= atol * scale + rtol |ref|, scale = max(1, max|ref|) when `scaled`, else 1.
-::testing::AssertionResult close_enough(const Tensor& a, const Tensor& ref, double atol, double rtol, bool scaled) {
-  double scale = 1;
-  if (scaled)
-    for (double x : ref.to_vector()) scale = std::max(scale, std::abs(x));
-  CheckResult r = allclose(a.to(DType::f64), ref, atol * scale, rtol);
-  if (r.ok) return ::testing::AssertionSuccess();
-  return ::testing::AssertionFailure() << r.message << " (atol " << atol << " x " << scale << ")";
-}
-
 void check_against_fixture(DType dtype, double atol, double rtol, bool scale_grads) {
   if (!std::ifstream(kFixture)) GTEST_SKIP() << kFixture << " not found (make fixtures)";
   nn::NamedTensors file = nn::load_safetensors(kFixture);
@@ -72,7 +62,11 @@ void check_against_fixture(DType dtype, double atol, double rtol, bool scale_gra
   for (auto& p : named) wrt.push_back(*p.second);
   std::vector<Tensor> grads = grad({sum(mul(images, w))}, wrt);
   auto expect_grad = [&](const Tensor& g, const std::string& name) {
-    EXPECT_TRUE(close_enough(g, ref(name), atol, rtol, scale_grads)) << name;
+    SCOPED_TRACE(name);
+    if (scale_grads)
+      EXPECT_CLOSE_SCALED(g.to(DType::f64), ref(name), atol, rtol);
+    else
+      EXPECT_CLOSE_TOL(g.to(DType::f64), ref(name), atol, rtol);
   };
   expect_grad(grads[0], "grad.in.z");
   for (size_t i = 0; i < named.size(); ++i) expect_grad(grads[i + 1], "grad.G." + named[i].first);

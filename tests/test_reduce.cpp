@@ -1,9 +1,16 @@
 // test_reduce.cpp: sum, mean, max, var, norm, softmax, group_norm and the losses: forward
-// against loops, keepdim shapes, and their gradcheck cases (max with distinct values).
+// against loops, keepdim shapes, and their gradcheck cases (max with distinct values); the CPU
+// kernels' paths (innermost dim reduced or kept, size-1 dims, few large outputs, wide softmax)
+// against reference loops, their float32 accuracy and their independence of the thread count.
 #include <gtest/gtest.h>
+#include <omp.h>
 
 #include <cmath>
+#include <cstring>
+#include <limits>
 
+#include "autograd/generator.h"
+#include "ops/backend.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 
@@ -18,6 +25,11 @@ FPA_OP_CASE("sum", "sum_last", {{3, 5}}, [](const V& x) { return sum(x[0], {-1})
 FPA_OP_CASE("mean", "mean_axis", {{2, 3, 4}}, [](const V& x) { return mean(x[0], {1}); });
 FPA_OP_CASE("max", "max_axis", {{3, 5}}, [](const V& x) { return max(x[0], {1}); });
 FPA_OP_CASE("max", "max_all_keepdim", {{2, 3, 2}}, [](const V& x) { return max(x[0], {}, true); });
+// Kept and reduced dims interleaved, size-1 dims in between, the innermost kept.
+FPA_OP_CASE("sum", "sum_interleaved_axes", {{3, 1, 4, 2, 5}}, [](const V& x) { return sum(x[0], {0, 3}); });
+FPA_OP_CASE("sum", "sum_inner_and_outer", {{2, 3, 1, 4}}, [](const V& x) { return sum(x[0], {0, 2, 3}, true); });
+FPA_OP_CASE("max", "max_middle_axis", {{3, 4, 5}}, [](const V& x) { return max(x[0], {1}); });
+FPA_OP_CASE("softmax", "softmax_middle_wide", {{2, 3, 20}}, [](const V& x) { return softmax(x[0], 1); }, -2.0, 2.0);
 FPA_OP_CASE("var", "var_axes", {{2, 3, 4}}, [](const V& x) { return var(x[0], {1, 2}); });
 FPA_OP_CASE("norm", "norm_axis", {{3, 4}}, [](const V& x) { return norm(x[0], {1}, true); });
 FPA_OP_CASE("softmax", "softmax_last", {{3, 5}}, [](const V& x) { return softmax(x[0], -1); }, -2.0, 2.0);
@@ -92,6 +104,145 @@ TEST(Reduce, BadAxesRaiseNamedErrors) {
   EXPECT_ERROR(max(zeros({2, 3}), {1, 1}), "max: repeated axis");
   EXPECT_ERROR(group_norm(zeros({2, 6, 4}), 4, Tensor(), Tensor()), "group_norm: 6 channels");
   EXPECT_ERROR(mse_loss(zeros({2, 3}), zeros({3})), "mse_loss: input (2, 3) and target (3) differ");
+}
+
+// ---- CPU kernel paths ----
+
+bool same_bits(const Tensor& a, const Tensor& b) {
+  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
+         std::memcmp(a.data(), b.data(), a.numel() * dtype_size(a.dtype())) == 0;
+}
+
+// Sum (in long double) and max of x over the axes in `mask`, by index math; also the sum of |x|.
+struct RefReduce {
+  std::vector<double> sum, max, abs_sum;
+};
+RefReduce reduce_by_index(const Tensor& x, unsigned mask) {
+  const Shape& s = x.shape();
+  std::vector<double> v = x.to_vector();
+  int64_t n_out = 1;
+  for (int d = 0; d < s.ndim; ++d)
+    if (!(mask >> d & 1u)) n_out *= s[d];
+  std::vector<long double> sum(n_out, 0), abs_sum(n_out, 0);
+  RefReduce r;
+  r.max.assign(n_out, -std::numeric_limits<double>::infinity());
+  for (int64_t i = 0; i < s.numel(); ++i) {
+    int64_t rem = i, o = 0, scale = 1;
+    for (int d = s.ndim - 1; d >= 0; --d) {
+      int64_t k = rem % s[d];
+      rem /= s[d];
+      if (!(mask >> d & 1u)) o += k * scale, scale *= s[d];
+    }
+    sum[o] += v[i], abs_sum[o] += std::fabs(v[i]), r.max[o] = std::max(r.max[o], v[i]);
+  }
+  r.sum.assign(sum.begin(), sum.end());
+  r.abs_sum.assign(abs_sum.begin(), abs_sum.end());
+  return r;
+}
+
+// Every axis subset of shapes with size-1 dims, odd sizes, long rows and many short ones,
+// in both dtypes: max exactly, sums within a few ulps of the result (double accumulation).
+TEST(ReduceKernels, EveryAxisSubsetMatchesReference) {
+  Generator gen(21);
+  for (Shape s : {Shape{2, 3, 4, 5}, Shape{1, 7, 1, 9}, Shape{4, 1, 6}, Shape{5, 33, 17}, Shape{3, 2, 1, 4, 5},
+                  Shape{2, 700, 3}, Shape{300, 2, 40}, Shape{9000}, Shape{2, 5000}}) {
+    for (DType dt : {DType::f64, DType::f32}) {
+      Tensor x = randn(s, dt, Device::cpu, &gen);
+      for (unsigned mask = 1; mask < (1u << s.ndim); ++mask) {
+        Axes axes;
+        for (int d = 0; d < s.ndim; ++d)
+          if (mask >> d & 1u) axes.push_back(d);
+        SCOPED_TRACE(::testing::Message() << s << " mask " << mask << (dt == DType::f32 ? " f32" : " f64"));
+        RefReduce r = reduce_by_index(x, mask);
+        std::vector<double> sm = sum(x, axes).to_vector(), mx = max(x, axes).to_vector();
+        ASSERT_EQ(sm.size(), r.sum.size());
+        double eps = dt == DType::f32 ? 6e-8 : 1.2e-16;
+        for (size_t o = 0; o < sm.size(); ++o) {
+          EXPECT_EQ(mx[o], r.max[o]) << "max, output " << o;
+          EXPECT_LE(std::fabs(sm[o] - r.sum[o]), eps * std::fabs(r.sum[o]) + 1e-15 * r.abs_sum[o]) << "sum, output " << o;
+        }
+      }
+    }
+  }
+}
+
+// Float32 data is summed in double: 2^20 copies of 0.1f give the exact product, rounded once
+// (a float running sum ends near 100958 instead of 104857.6).
+TEST(ReduceKernels, Float32SumsAreAccurate) {
+  const float expect = float(1048576 * double(0.1f));
+  EXPECT_EQ(sum(full({1 << 20}, 0.1, DType::f32)).item(), expect);
+  EXPECT_EQ(sum(full({1 << 18, 4}, 0.1, DType::f32), {0}).to_vector()[3], float(262144 * double(0.1f)));
+  EXPECT_EQ(sum(full({4, 1 << 18, 1}, 0.1, DType::f32), {1}).to_vector()[2], float(262144 * double(0.1f)));
+}
+
+// Empty reductions give the identity; max ignores NaN (the kernel's contract, as before).
+TEST(ReduceKernels, EmptyAndNanFollowTheContract) {
+  const Backend& be = backend(Device::cpu);
+  float x[6] = {1, std::nanf(""), 3, std::nanf(""), std::nanf(""), -2}, y[3] = {7, 7, 7};
+  be.reduce(DType::f32, ReduceOp::max, Shape({2, 3}), 0b10, x, y);
+  EXPECT_EQ(y[0], 3);
+  EXPECT_EQ(y[1], -2);
+  be.reduce(DType::f32, ReduceOp::sum, Shape({3, 0}), 0b10, x, y);
+  EXPECT_TRUE(y[0] == 0 && y[1] == 0 && y[2] == 0);
+  be.reduce(DType::f32, ReduceOp::max, Shape({3, 0}), 0b10, x, y);
+  EXPECT_TRUE(std::isinf(y[0]) && y[0] < 0 && std::isinf(y[2]));
+}
+
+// Softmax over a wide middle axis (more columns than one block) and a last axis of odd
+// length, against the formula in long double.
+TEST(ReduceKernels, SoftmaxPathsMatchFormula) {
+  Generator gen(4);
+  for (auto [s, axis] : std::vector<std::pair<Shape, int>>{{{2, 5, 1100}, 1}, {{3, 37}, 1}, {{6, 9, 3}, 1}, {{4, 2, 100}, 2}}) {
+    for (DType dt : {DType::f64, DType::f32}) {
+      Tensor x = mul_scalar(randn(s, dt, Device::cpu, &gen), 4.0);
+      std::vector<double> v = x.to_vector(), y = softmax(x, axis).to_vector();
+      int64_t dim = s[axis], inner = 1, outer = 1;
+      for (int d = axis + 1; d < s.ndim; ++d) inner *= s[d];
+      for (int d = 0; d < axis; ++d) outer *= s[d];
+      // x - max is rounded to the dtype first, as the kernel does (for float that rounding
+      // alone moves exp by up to |x - max| * 6e-8).
+      auto shifted = [&](double xv, double m) { return dt == DType::f32 ? double(float(xv - m)) : xv - m; };
+      double worst = 0;
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          double m = -INFINITY;
+          long double z = 0;
+          for (int64_t j = 0; j < dim; ++j) m = std::max(m, v[(o * dim + j) * inner + i]);
+          for (int64_t j = 0; j < dim; ++j) z += std::exp((long double)shifted(v[(o * dim + j) * inner + i], m));
+          for (int64_t j = 0; j < dim; ++j) {
+            int64_t k = (o * dim + j) * inner + i;
+            long double ref = std::exp((long double)shifted(v[k], m)) / z;
+            worst = std::max(worst, double(std::fabs(y[k] - ref) / ref));
+          }
+        }
+      EXPECT_LE(worst, dt == DType::f32 ? 4e-7 : 1e-14) << s << " axis " << axis;
+    }
+  }
+}
+
+// Outputs are accumulated in an order fixed by the shape: 1, 2, 3 threads give the same bits
+// (training resume and the random-number tests rely on it).
+TEST(ReduceKernels, ResultsDoNotDependOnThreadCount) {
+  const int saved = omp_get_max_threads();
+  Generator gen(8);
+  Tensor a = randn({32, 64, 16, 16}, DType::f32, Device::cpu, &gen);  // bias-gradient pattern
+  Tensor b = randn({3, 70000}, DType::f32, Device::cpu, &gen);        // fewer outputs than threads
+  Tensor c = randn({300001}, DType::f64, Device::cpu, &gen);          // one output
+  Tensor d = randn({4096, 65}, DType::f32, Device::cpu, &gen);        // innermost kept
+  Tensor e = randn({16, 40, 700}, DType::f32, Device::cpu, &gen);
+  Tensor f = randn({8, 9, 1000}, DType::f32, Device::cpu, &gen);
+  auto all = [&] {
+    return std::vector<Tensor>{sum(a, {0, 2, 3}), sum(b, {1}), max(b, {1}), sum(c), sum(d, {0}), max(d, {0}),
+                               sum(e, {0, 2}), sum(e, {1}), max(e, {0, 2}), softmax(d, -1), softmax(f, 1)};
+  };
+  omp_set_num_threads(1);
+  std::vector<Tensor> ref = all();
+  for (int threads : {2, 3}) {
+    omp_set_num_threads(threads);
+    std::vector<Tensor> got = all();
+    for (size_t i = 0; i < ref.size(); ++i) EXPECT_TRUE(same_bits(got[i], ref[i])) << "case " << i << ", " << threads << " threads";
+  }
+  omp_set_num_threads(saved);
 }
 
 }  // namespace

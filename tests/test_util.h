@@ -15,6 +15,13 @@
   } while (0)
 #define EXPECT_CLOSE(a, b) EXPECT_CLOSE_TOL(a, b, 1e-12, 1e-12)
 
+// Elementwise |a - b| <= atol max(1, max|b|) + rtol |b| (see allclose_scaled).
+#define EXPECT_CLOSE_SCALED(a, b, atol, rtol)                                         \
+  do {                                                                                \
+    ::fpa::test::CheckResult r_ = ::fpa::test::allclose_scaled((a), (b), atol, rtol); \
+    EXPECT_TRUE(r_.ok) << #a << " vs " << #b << ": " << r_.message;                   \
+  } while (0)
+
 // The statement throws fpa::Error whose message contains `needle`.
 #define EXPECT_ERROR(stmt, needle)                                                              \
   do {                                                                                          \
