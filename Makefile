@@ -1,5 +1,6 @@
 # Makefile: builds the library, the `fpa` CLI, the tests and the benchmarks.
 #   make            deps + build/fpa           make test        deps + run the GoogleTest suite
+#   make test-cuda  the CUDA backend against the CPU (needs nvcc; skips without a GPU)
 #   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
 #   make fixtures   regenerate tests/fixtures from the PyTorch reference (needs torch; make test never does)
 # nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/cuda); without it the build is CPU-only.
@@ -18,16 +19,25 @@ NVCCFLAGS ?= -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=co
 LIB_SRC := $(wildcard autograd/*.cpp ops/*.cpp ops/cpu/*.cpp ops/stub/*.cpp nn/*.cpp fpa/*.cpp train/*.cpp data/*.cpp)
 OBJ      := $(BUILD)/obj
 LIB_OBJ := $(LIB_SRC:%.cpp=$(OBJ)/%.o)
+# cuDNN: from CUDA_HOME by default; CUDNN_HOME=DIR (DIR/include, DIR/lib) for a separate copy,
+# CUDNN_LIB=-l:libcudnn.so.9 where only the versioned library is there (pip's nvidia-cudnn).
+CUDNN_HOME ?=
+CUDNN_LIB  ?= -lcudnn
 ifneq ($(NVCC),)
   CU_SRC    := $(wildcard ops/cuda/*.cu)
   LIB_OBJ   += $(CU_SRC:%.cu=$(OBJ)/%.cu.o)
   CXXFLAGS  += -DFPA_WITH_CUDA -I$(CUDA_HOME)/include
-  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart
+  CUDNN_INC := $(if $(CUDNN_HOME),-I$(CUDNN_HOME)/include)
+  LDLIBS    += -L$(CUDA_HOME)/lib64 -Wl,-rpath,$(CUDA_HOME)/lib64 -lcudart -lcublas
+  ifneq ($(CUDNN_HOME),)
+    LDLIBS  += -L$(CUDNN_HOME)/lib -Wl,-rpath,$(CUDNN_HOME)/lib
+  endif
+  LDLIBS    += $(CUDNN_LIB)
 endif
 TEST_SRC  := $(wildcard tests/*.cpp)
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test bench-ops bench-train train sample paint fixtures clean
+.PHONY: all deps test test-cuda bench-ops bench-train train sample paint fixtures clean
 all: deps $(BUILD)/fpa
 
 deps:
@@ -39,7 +49,7 @@ $(OBJ)/%.o: %.cpp
 
 $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
-	$(NVCC) $(NVCCFLAGS) -I. -DFPA_WITH_CUDA -c $< -o $@
+	$(NVCC) $(NVCCFLAGS) -I. $(CUDNN_INC) -DFPA_WITH_CUDA -MMD -MP -c $< -o $@
 
 CLI_OBJ   := $(patsubst %.cpp,$(OBJ)/%.o,tools/fpa_cli.cpp $(wildcard tools/cli_*.cpp))
 $(BUILD)/fpa: $(LIB_OBJ) $(CLI_OBJ)
@@ -54,6 +64,20 @@ $(BUILD)/bench_ops: $(LIB_OBJ) $(OBJ)/tools/bench_ops.o $(OBJ)/tools/cpu_peak.o
 test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
 	$(BUILD)/fpa --version
 	FPA_BIN=$(BUILD)/fpa $(BUILD)/fpa_tests $(GTEST_ARGS)
+
+# The CUDA backend against the CPU, primitive by primitive (tests/cuda; skips without a GPU).
+# Not part of `make test`: CI has no GPU. tools/gpu_check.sh runs it with the CPU suite.
+CUDA_TEST_OBJ := $(patsubst %.cpp,$(OBJ)/%.o,$(wildcard tests/cuda/*.cpp) tests/op_cases.cpp)
+$(BUILD)/fpa_tests_cuda: $(LIB_OBJ) $(CUDA_TEST_OBJ)
+	$(CXX) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
+
+ifneq ($(NVCC),)
+test-cuda: $(BUILD)/fpa_tests_cuda
+	$(BUILD)/fpa_tests_cuda $(GTEST_ARGS)
+else
+test-cuda:
+	@echo "test-cuda: no nvcc found (PATH or CUDA_HOME=$(CUDA_HOME)): the CUDA backend is not built" >&2; exit 1
+endif
 
 bench-ops: deps $(BUILD)/bench_ops
 	$(BUILD)/bench_ops $(BENCH_ARGS)

@@ -6,6 +6,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
+#include "autograd/parse_number.h"
 
 namespace fpa {
 namespace {
@@ -17,14 +18,8 @@ struct Field {
 };
 
 int64_t parse_int(const std::string& key, const std::string& v) {
-  size_t used = 0;
   int64_t r = 0;
-  try {
-    r = std::stoll(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  FPA_CHECK(used == v.size() && !v.empty(), "config: ", key, " expects an integer, got '", v, "'");
+  FPA_CHECK(parse_int64(v, &r), "config: ", key, " expects an integer, got '", v, "'");
   return r;
 }
 

@@ -62,19 +62,14 @@ Tensor LinearAttention::linear_branch(const Tensor& fmap) const {
 }
 
 Tensor LinearAttention::local_branch(const Tensor& fmap) const {
-  const int64_t B = fmap.dim(0), X = fmap.dim(2), Y = fmap.dim(3), N = X * Y, BH = B * heads;
-  const int64_t kernel = 3, J = kernel * kernel;
+  const int64_t B = fmap.dim(0), X = fmap.dim(2), Y = fmap.dim(3), BH = B * heads;
   const double scale = 1.0 / std::sqrt(double(dim_head));
+  // (B, h*d, X, Y) -> (B*h, d, X, Y): channel h*d + c is feature c of head h.
+  auto per_head = [&](const Tensor& t) { return reshape(t, {BH, dim_head, X, Y}); };
   std::vector<Tensor> kv = chunk(to_kv->forward(fmap), 2, 1);
-  // (B, h*d, X, Y) -> (B*h, d, X, Y), then the 3x3 neighbourhoods: unfold row c*9 + j.
-  auto neighbours = [&](const Tensor& t) {
-    return reshape(unfold(reshape(t, {BH, dim_head, X, Y}), kernel, 1, kernel / 2), {BH, dim_head, J, N});
-  };
-  Tensor k = neighbours(kv[0]), v = neighbours(kv[1]);                                 // (BH, d, 9, N)
-  Tensor q = mul_scalar(reshape(to_q->forward(fmap), {BH, dim_head, 1, N}), scale);  // (BH, d, 1, N)
-  Tensor sim = sum(mul(q, k), {1}, true);        // (BH, 1, 9, N)
-  Tensor attn = softmax(sim, 2);                 // over the 9 neighbours (max-subtracted inside)
-  Tensor out = sum(mul(attn, v), {2});           // (BH, d, N)
+  Tensor q = mul_scalar(per_head(to_q->forward(fmap)), scale);
+  // Each position attends over its 3x3 neighbourhood (zero padding), fused (ops/local_attention.cpp).
+  Tensor out = local_attention(q, per_head(kv[0]), per_head(kv[1]), 3);  // (BH, d, X, Y)
   return reshape(out, {B, heads * dim_head, X, Y});
 }
 

@@ -1,5 +1,6 @@
 // fast_weight_painter.cpp: construction (the official initialisation, spec section 2) and the
-// front end z -> (k, v, beta) in front of the learning rules.
+// front end z -> (k, v, beta) in front of the learning rules. The key softmax and the rate sigmoid
+// of the front end run inside the painting (PaintFrontEnd), fused with it on the CPU.
 #include "fpa/fast_weight_painter.h"
 
 #include <cmath>
@@ -100,17 +101,24 @@ FastWeightPainter::Painting FastWeightPainter::prepare(const Tensor& z) const {
   if (rule_ != LearningRule::hebb) {
     if (cfg_.val_tanh) p.v = tanh(p.v);
     p.beta = reshape(kvb[2], {T, N, lr_dim_});
-    if (!cfg_.no_sigmoid_lr) p.beta = sigmoid(p.beta);
   }
-  if (use_softmax_) p.k = softmax(p.k, -1);
+  // k and beta stay raw: the painting applies their softmax and sigmoid (front_end below).
   if (cfg_.learned_w0)
     p.w0 = reshape(expand(reshape(learned_init, {1, C, S, S}), Shape{B, C, S, S}), {N, S, S});
   return p;
 }
 
+// What the painting applies to prepare()'s raw k and beta first.
+static PaintFrontEnd front_end(bool use_softmax, LearningRule rule, const GeneratorConfig& cfg) {
+  PaintFrontEnd fe;
+  fe.key_softmax = use_softmax;
+  fe.rate_sigmoid = rule != LearningRule::hebb && !cfg.no_sigmoid_lr;
+  return fe;
+}
+
 Tensor FastWeightPainter::paint(const Tensor& z) const {
   Painting p = prepare(z);
-  Tensor W = fpa::paint(rule_, p.k, p.v, p.beta, p.w0);  // (N, S, S)
+  Tensor W = fpa::paint(rule_, p.k, p.v, p.beta, p.w0, front_end(use_softmax_, rule_, cfg_));  // (N, S, S)
   return reshape(W, {z.dim(0), cfg_.channels, cfg_.image_size, cfg_.image_size});
 }
 
@@ -118,7 +126,7 @@ Tensor FastWeightPainter::forward(const Tensor& z) const { return tanh(paint(z))
 
 PaintingSteps FastWeightPainter::forward_with_steps(const Tensor& z) const {
   Painting p = prepare(z);
-  PaintTrace tr = paint_trace(rule_, p.k, p.v, p.beta, p.w0);
+  PaintTrace tr = paint_trace(rule_, p.k, p.v, p.beta, p.w0, front_end(use_softmax_, rule_, cfg_));
   const int64_t B = z.dim(0), C = cfg_.channels, S = cfg_.image_size;
   Tensor n = norm(tr.weights.back());  // ||W_T||, all channels and the whole batch together
   auto view = [&](const Tensor& x) { return reshape(tanh(mul(div(x, norm(x)), n)), {1, B, C, S, S}); };

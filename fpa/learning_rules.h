@@ -1,6 +1,7 @@
 // learning_rules.h: the painting itself (FPA_REFERENCE.md sections 2.7 and 3): a sequence of
 // per-step keys, values and learning rates written into a fast weight matrix W, one rank-1
-// update per step, as composed differentiable ops (second-order gradients come for free).
+// update per step. paint() runs it as one fused op where the backend has the primitive (the
+// CPU does), else as composed ops; both are in ops/paint.cpp.
 //
 // Shapes: T steps, N = B*C matrices, S the image side. k, v (T, N, S); beta (T, N, 1) (one
 // rate per matrix) or (T, N, S) (one per row: `vect_lr`); W (N, S, S) with row i = value
@@ -11,6 +12,8 @@
 //          (at step 1 too: the official lstm_oja_split_v2 applies softmax twice there);
 //          W += (beta * v) k^T with the rate from step 1.
 // With a start matrix w0 (v1's learned start image), step 1 is a regular step of the rule.
+// The painter's front end may come along (PaintFrontEnd): k = softmax(k) and beta = sigmoid(beta)
+// before the rule, fused into the painting.
 // Not here: computing k, v, beta from the LSTM (fpa/fast_weight_painter.h).
 #pragma once
 #include <vector>
@@ -19,7 +22,7 @@
 
 namespace fpa {
 
-enum class LearningRule { delta, hebb, oja };
+using LearningRule = PaintRule;  // delta, hebb, oja
 
 // Every step of a painting: updates[t] = the rank-1 term added at step t as computed (for
 // step 1 without w0, that is W_1 itself), weights[t] = W after step t. Each (N, S, S).
@@ -28,11 +31,13 @@ struct PaintTrace {
   std::vector<Tensor> weights;
 };
 
-// W_T (N, S, S). beta may be undefined for hebb; w0 (N, S, S) or undefined.
-Tensor paint(LearningRule rule, const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& w0 = Tensor());
-// The same painting, keeping every step (the painting-steps view).
+// W_T (N, S, S). beta may be undefined for hebb; w0 (N, S, S) or undefined. Fused when the
+// device's backend supports paint_forward and paint_backward, else paint_composed (ops/ops.h).
+Tensor paint(LearningRule rule, const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& w0 = Tensor(),
+             PaintFrontEnd fe = {});
+// The same painting, keeping every step (the painting-steps view), with composed ops.
 PaintTrace paint_trace(LearningRule rule, const Tensor& k, const Tensor& v, const Tensor& beta,
-                       const Tensor& w0 = Tensor());
+                       const Tensor& w0 = Tensor(), PaintFrontEnd fe = {});
 
 // Named forms of the three rules.
 inline Tensor delta_rule_paint(const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& w0 = Tensor()) {

@@ -56,6 +56,17 @@ struct AdamArgs {
   int64_t step;  // 1-based, for bias correction
 };
 
+// The fast weight painting (FPA_REFERENCE.md 2.7 and 3): N independent S x S matrices W,
+// row i = value index, column j = key index, one rank-1 update per step over T steps.
+enum class PaintRule { delta, hebb, oja };
+struct PaintGeom {
+  PaintRule rule;
+  int64_t T, N, S;
+  int64_t rate_dim;    // beta per matrix (1) or per row (S); unused by hebb
+  bool key_softmax;    // k = softmax(k) over its S entries before the rule (the painter's front end)
+  bool rate_sigmoid;   // beta = sigmoid(beta) before the rule
+};
+
 struct Backend {
   const char* name;
   bool (*supports)(const char* primitive);
@@ -107,6 +118,32 @@ struct Backend {
 
   // One Adam step over flat buffers (torch.optim.Adam semantics, L2 weight decay).
   void (*adam_step)(DType t, int64_t n, const AdamArgs& args, void* param, const void* grad, void* m, void* v);
+
+  // Local attention over each position's kernel x kernel neighbourhood (kernel odd, zero
+  // padding kernel/2, as unfold gathers it) of (planes, d, H, W) maps, n = a position, j = a
+  // neighbour at offset off_j: sim[j, n] = sum_c q[c, n] key[c, n + off_j] (0 outside the map),
+  // attn = softmax over j, out[c, n] = sum_j attn[j, n] value[c, n + off_j] (0 outside).
+  // attn (planes, kernel*kernel, H*W) is written for the backward.
+  void (*local_attention)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel,
+                          const void* q, const void* key, const void* value, void* out, void* attn);
+  // Its gradients from dout and the saved attn; dq, dkey, dvalue overwritten.
+  void (*local_attention_backward)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel,
+                                   const void* q, const void* key, const void* value, const void* attn,
+                                   const void* dout, void* dq, void* dkey, void* dvalue);
+
+  // The whole painting in one call. k, v (T, N, S); beta (T, N, rate_dim), null for hebb;
+  // w0 (N, S, S) or null (no start matrix); W (N, S, S) = W_T. Per step, k and beta after the
+  // front end (softmax, sigmoid when the geometry asks):
+  //   delta: W += (beta (v - W k)) k^T, but without w0 step 1 is W = v k^T (no rate);
+  //   hebb:  W += v k^T;
+  //   oja:   k' = softmax(k - W^T v) (k' = softmax(k) at step 1 without w0); W += (beta v) k'^T.
+  void (*paint_forward)(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta,
+                        const void* w0, void* W);
+  // Its gradients from dW (N, S, S) = dL/dW_T, recomputing the painting (nothing is saved by
+  // the forward). dk, dv (T, N, S) w.r.t. the raw k; dbeta (T, N, rate_dim) w.r.t. the raw beta,
+  // or null; dw0 (N, S, S) or null. Outputs overwritten.
+  void (*paint_backward)(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta,
+                         const void* w0, const void* dW, void* dk, void* dv, void* dbeta, void* dw0);
 };
 
 void register_backend(Device device, const Backend* backend);

@@ -8,6 +8,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/tensor.h"
+#include "ops/backend.h"
 
 namespace fpa {
 
@@ -100,6 +101,13 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const Shape& weight
 Tensor unfold(const Tensor& x, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
 Tensor fold(const Tensor& cols, int64_t H, int64_t W, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
 
+// --- local_attention.cpp: each position of (P, d, H, W) maps attends over its kernel x kernel
+// neighbourhood (zero padding): out[c, n] = sum_j softmax_j(sum_c' q[c', n] k[c', n_j]) v[c, n_j].
+// Fused forward and backward; `local_attention_composed` is its twin from unfold, mul, sum and
+// softmax (what the fused backward falls back to when a graph of the gradient is built).
+Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t kernel);
+Tensor local_attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, int64_t kernel);
+
 // --- pool.cpp
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);  // stride -1: kernel
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
@@ -116,6 +124,23 @@ Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const T
 Tensor mse_loss(const Tensor& input, const Tensor& target);  // mean of squared differences
 Tensor hinge_real(const Tensor& logits);  // mean(relu(1 + logits))
 Tensor hinge_fake(const Tensor& logits);  // mean(relu(1 - logits))
+
+// --- paint.cpp: the fast weight painting (FPA_REFERENCE.md 2.7 and 3; the rules: PaintRule and
+// Backend::paint_forward in ops/backend.h). k, v (T, N, S); beta (T, N, 1) or (T, N, S), unused
+// (may be undefined) for hebb; w0 (N, S, S) or undefined (no start matrix) -> W_T (N, S, S).
+struct PaintFrontEnd {
+  bool key_softmax = false;   // k = softmax(k, -1) before the rule
+  bool rate_sigmoid = false;  // beta = sigmoid(beta) before the rule
+};
+// One node; its backward repaints (Backend::paint_backward), or differentiates paint_composed
+// when the gradient is being recorded (second order).
+Tensor paint_fused(PaintRule rule, const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& w0 = Tensor(),
+                   PaintFrontEnd fe = {});
+// The same painting as a loop of composed ops (the twin). updates / weights, when given, get
+// every step's rank-1 term (at step 1 without w0, W_1 itself) and W_t, each (N, S, S).
+Tensor paint_composed(PaintRule rule, const Tensor& k, const Tensor& v, const Tensor& beta, const Tensor& w0 = Tensor(),
+                      PaintFrontEnd fe = {}, std::vector<Tensor>* updates = nullptr,
+                      std::vector<Tensor>* weights = nullptr);
 
 // Operators for readable formulas.
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }

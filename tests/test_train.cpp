@@ -14,6 +14,7 @@
 
 #include "data/dataset_cache.h"
 #include "nn/safetensors.h"
+#include "ops/backend.h"
 #include "tests/test_util.h"
 #include "train/train_run.h"
 
@@ -139,7 +140,7 @@ TEST(TrainCli, BadInputGetsClearMessages) {
   expect(fpa_cli("train --resume --out " + dir + "/none"), "no checkpoint at " + dir + "/none/last.safetensors");
   expect(fpa_cli("train --lr fast --out " + dir + "/r"), "--lr expects a number, got 'fast'");
   expect(fpa_cli("train --bogus 1 --out " + dir + "/r"), "unknown flag --bogus");
-  expect(fpa_cli("train --device cuda --out " + dir + "/r"), "--device cuda");
+  if (!has_backend(Device::cuda)) expect(fpa_cli("train --device cuda --out " + dir + "/r"), "--device cuda");
 }
 
 }  // namespace

@@ -1,6 +1,7 @@
 // bench_ops.cpp: `make bench-ops`. GFLOP/s of the CPU backend's GEMM (1024^3 and the
 // paper's LSTM shapes) and conv2d forward/backward at a discriminator shape, printed next to
-// the machine's fp32 peak (tools/cpu_peak.h) with the fraction of it each one reaches.
+// the machine's fp32 peak (tools/cpu_peak.h) with the fraction of it each one reaches; and the
+// fused ops (the painting, the local attention) against their composed twins, in ms and ratio.
 // A benchmark, not a test: it asserts nothing, it reports.
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -58,16 +59,66 @@ void BM_conv2d_backward_filter(benchmark::State& st, ConvShape s) {
   set_flop(st, conv_flop(g));
 }
 
-// Prints Google Benchmark's table, then GFLOP/s and % of peak per benchmark.
+// The delta-rule painting with the v2 front end (key softmax, rate sigmoid), forward then the
+// gradients of all its inputs, in float32: the loop of composed ops or the fused op.
+struct PaintShape {
+  int64_t B, C, S, T;
+};
+void BM_paint(benchmark::State& st, PaintShape s, bool fused) {
+  const int64_t N = s.B * s.C;
+  Tensor k = randn({s.T, N, s.S}).requires_grad_();                       // (T, N, S), before the softmax
+  Tensor v = tanh(randn({s.T, N, s.S})).detach().requires_grad_();        // (T, N, S)
+  Tensor beta = randn({s.T, N, 1}).requires_grad_(), g = randn({N, s.S, s.S});  // (T, N, 1); dL/dW_T
+  PaintFrontEnd fe;
+  fe.key_softmax = fe.rate_sigmoid = true;
+  for (auto _ : st) {
+    Tensor W = fused ? paint_fused(PaintRule::delta, k, v, beta, Tensor(), fe)
+                     : paint_composed(PaintRule::delta, k, v, beta, Tensor(), fe);
+    benchmark::DoNotOptimize(grad({W}, {k, v, beta}, {g})[0].data());
+  }
+}
+std::string paint_label(PaintShape s) {
+  return "B " + std::to_string(s.B) + ", C " + std::to_string(s.C) + ", S " + std::to_string(s.S) + ", T " +
+         std::to_string(s.T) + ", delta";
+}
+
+// The discriminator's local 3x3 attention, forward then the gradients of q, k, v, in float32:
+// composed from unfold, broadcast multiply, sum and softmax, or the fused op.
+struct AttentionShape {
+  int64_t planes, d, H, W;  // planes = batch x heads
+};
+void BM_local_attention(benchmark::State& st, AttentionShape s, bool fused) {
+  const Shape shape = {s.planes, s.d, s.H, s.W};
+  Tensor q = randn(shape).requires_grad_(), k = randn(shape).requires_grad_(), v = randn(shape).requires_grad_();
+  Tensor g = randn(shape);
+  for (auto _ : st) {
+    Tensor out = fused ? local_attention(q, k, v, 3) : local_attention_composed(q, k, v, 3);
+    benchmark::DoNotOptimize(grad({out}, {q, k, v}, {g})[0].data());
+  }
+}
+std::string attention_label(AttentionShape s) {
+  return std::to_string(s.planes) + " planes, d " + std::to_string(s.d) + ", " + std::to_string(s.H) + "x" +
+         std::to_string(s.W);
+}
+
+// Prints Google Benchmark's table, then GFLOP/s and % of peak per benchmark, and each fused
+// op's composed and fused times side by side.
 class PeakReporter : public benchmark::ConsoleReporter {
  public:
   explicit PeakReporter(double peak) : peak_(peak) {}
   void ReportRuns(const std::vector<Run>& runs) override {
     ConsoleReporter::ReportRuns(runs);
     for (const Run& r : runs) {
-      auto it = r.counters.find("flop");
-      if (it == r.counters.end() || r.iterations == 0) continue;
+      if (r.iterations == 0) continue;
       double seconds = r.real_accumulated_time / double(r.iterations);
+      const std::string& name = r.run_name.function_name;  // "WHAT composed: SHAPE" or "WHAT fused: SHAPE"
+      for (const char* form : {"composed", "fused"}) {
+        size_t at = name.find(std::string(" ") + form + ": ");
+        if (at != std::string::npos)
+          fused_ms_[name.substr(0, at) + ", " + name.substr(at + std::string(form).size() + 3)][form] = seconds * 1e3;
+      }
+      auto it = r.counters.find("flop");
+      if (it == r.counters.end()) continue;
       gflops_[r.run_name.function_name] = it->second.value / seconds / 1e9;
     }
   }
@@ -79,11 +130,19 @@ class PeakReporter : public benchmark::ConsoleReporter {
       std::string verdict = t == targets.end() ? "" : (g / peak_ >= t->second ? "  met" : "  MISSED");
       std::printf("%-58s %10.1f %8.1f%% %8s%s\n", name.c_str(), g, 100 * g / peak_, target.c_str(), verdict.c_str());
     }
+    std::printf("\n%-66s %12s %9s %15s\n", "fused ops, forward+backward (float32)", "composed ms", "fused ms",
+                "composed/fused");
+    for (const auto& [what, ms] : fused_ms_) {
+      auto c = ms.find("composed"), f = ms.find("fused");
+      if (c == ms.end() || f == ms.end()) continue;
+      std::printf("%-66s %12.2f %9.2f %14.1fx\n", what.c_str(), c->second, f->second, c->second / f->second);
+    }
   }
 
  private:
   double peak_;
   std::map<std::string, double> gflops_;
+  std::map<std::string, std::map<std::string, double>> fused_ms_;  // "WHAT, SHAPE" -> form -> ms
 };
 
 }  // namespace
@@ -108,6 +167,14 @@ int main(int argc, char** argv) {
   reg("conv2d backward filter 3x3 256->256 16x16 batch 32", BM_conv2d_backward_filter, d);
   ConvShape down{32, 128, 32, 32, 256, 4, 2, 1};  // discriminator 4x4 stride 2, 128 -> 256 at 32x32
   reg("conv2d forward 4x4 s2 128->256 32x32 batch 32", BM_conv2d_forward, down);
+  for (PaintShape s : {PaintShape{20, 3, 64, 64}, PaintShape{32, 1, 32, 32}})  // paper-rgb64-T64, cpu-small
+    for (bool fused : {false, true})
+      reg(std::string("painter fwd+bwd ") + (fused ? "fused: " : "composed: ") + paint_label(s), BM_paint, s, fused);
+  // cpu-small's discriminator (batch 32 x 2 heads, d 16, 32x32) and the paper's (batch 20 x 8 heads, d 64, 32x32)
+  for (AttentionShape s : {AttentionShape{64, 16, 32, 32}, AttentionShape{160, 64, 32, 32}})
+    for (bool fused : {false, true})
+      reg(std::string("local attention 3x3 fwd+bwd ") + (fused ? "fused: " : "composed: ") + attention_label(s),
+          BM_local_attention, s, fused);
 
   benchmark::Initialize(&argc, argv);
   PeakReporter reporter(peak.peak_gflops());

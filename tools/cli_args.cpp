@@ -2,6 +2,7 @@
 #include "tools/cli_args.h"
 
 #include "autograd/error.h"
+#include "autograd/parse_number.h"
 
 namespace fpa::cli {
 
@@ -43,28 +44,16 @@ std::string Args::required(const std::string& name) const {
 int64_t Args::integer(const std::string& name, int64_t fallback) const {
   if (!has(name)) return fallback;
   std::string v = str(name, "");
-  size_t used = 0;
   int64_t r = 0;
-  try {
-    r = std::stoll(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  FPA_CHECK(used == v.size(), "fpa ", verb_, ": --", name, " expects an integer, got '", v, "'");
+  FPA_CHECK(parse_int64(v, &r), "fpa ", verb_, ": --", name, " expects an integer, got '", v, "'");
   return r;
 }
 
 double Args::real(const std::string& name, double fallback) const {
   if (!has(name)) return fallback;
   std::string v = str(name, "");
-  size_t used = 0;
   double r = 0;
-  try {
-    r = std::stod(v, &used);
-  } catch (...) {
-    used = 0;
-  }
-  FPA_CHECK(used == v.size(), "fpa ", verb_, ": --", name, " expects a number, got '", v, "'");
+  FPA_CHECK(parse_double(v, &r), "fpa ", verb_, ": --", name, " expects a number, got '", v, "'");
   return r;
 }
 

@@ -122,6 +122,10 @@ const Backend& cpu_backend() {
       cpu::rand_uniform,
       cpu::rand_normal,
       cpu::adam_step,
+      cpu::local_attention,
+      cpu::local_attention_backward,
+      cpu::paint_forward,
+      cpu::paint_backward,
   };
   return b;
 }

@@ -47,4 +47,17 @@ void rand_uniform(DType t, int64_t n, uint64_t seed, uint64_t offset, double lo,
 void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean, double std, void* dst);
 void adam_step(DType t, int64_t n, const AdamArgs& args, void* param, const void* grad, void* m, void* v);
 
+// cpu_local_attention.cpp
+void local_attention(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* q,
+                     const void* key, const void* value, void* out, void* attn);
+void local_attention_backward(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel,
+                              const void* q, const void* key, const void* value, const void* attn,
+                              const void* dout, void* dq, void* dkey, void* dvalue);
+
+// cpu_paint.cpp
+void paint_forward(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta, const void* w0,
+                   void* W);
+void paint_backward(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta, const void* w0,
+                    const void* dW, void* dk, void* dv, void* dbeta, void* dw0);
+
 }  // namespace fpa::cpu

@@ -1,32 +1,36 @@
-// cuda_backend.cu: the CUDA backend's table. For now only memory and copies are real (cudart);
-// every compute entry fails with "unimplemented: NAME" (the CUDA kernels are their own issue).
-// Registered only when a usable GPU is present, so `--device cuda` elsewhere gives a clear error.
-#include <cuda_runtime.h>
+// cuda_backend.cu: the CUDA backend's table, gathered from the ops/cuda files (one per family:
+// cuda_memory, cuda_elementwise, cuda_reduce, cuda_gemm, cuda_conv, cuda_pool, cuda_random,
+// cuda_local_attention; shared pieces in cuda_common.cuh, switches in cuda_flags.h).
+// Entries not written yet fail with "unimplemented: NAME (CUDA backend)" and `supports`
+// answers false for them. Registered only when a usable GPU is present, so `--device cuda`
+// elsewhere gives a clear error.
+#include <cublas_v2.h>
+#include <cudnn.h>
 
-#include <string>
+#include <cstring>
+#include <sstream>
 
-#include "autograd/error.h"
-#include "ops/backend.h"
+#include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_flags.h"
 
 namespace fpa {
 namespace {
 
-void check(cudaError_t e, const char* what) {
-  if (e != cudaSuccess) fail("cuda: ", what, ": ", cudaGetErrorString(e));
-}
-
-void* alloc(size_t bytes) {
-  void* p = nullptr;
-  check(cudaMalloc(&p, bytes), "cudaMalloc");
-  return p;
-}
-void free_(void* p) { cudaFree(p); }
-void to_host(void* dst, const void* src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToHost), "copy to host"); }
-void from_host(void* dst, const void* src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyHostToDevice), "copy from host"); }
-void copy(void* dst, const void* src, size_t n) { check(cudaMemcpy(dst, src, n, cudaMemcpyDeviceToDevice), "copy"); }
+// Every entry of the table that is implemented here.
 bool supports(const char* name) {
-  std::string s(name);
-  return s == "alloc" || s == "free" || s == "to_host" || s == "from_host" || s == "copy";
+  // clang-format off
+  static const char* const implemented[] = {
+      "alloc",         "free",          "to_host",          "from_host",       "copy",
+      "cast",          "fill",          "unary",            "binary",          "copy_strided",
+      "reduce",        "softmax",       "gemm",             "conv2d_forward",  "conv2d_backward_data",
+      "conv2d_backward_filter",         "im2col",           "col2im",          "avg_pool2d",
+      "avg_pool2d_backward",            "resize_nearest",   "resize_nearest_backward",
+      "rand_uniform",  "rand_normal",   "adam_step",        "local_attention", "local_attention_backward",
+  };
+  // clang-format on
+  for (const char* entry : implemented)
+    if (std::strcmp(entry, name) == 0) return true;
+  return false;
 }
 
 #define UNIMPLEMENTED(name, ...) [](__VA_ARGS__) { fail("unimplemented: " name " (CUDA backend)"); }
@@ -35,28 +39,39 @@ bool supports(const char* name) {
 
 const Backend& cuda_backend() {
   static const Backend b = {
-      "cuda", supports, alloc, free_, to_host, from_host, copy,
-      UNIMPLEMENTED("cast", DType, DType, int64_t, const void*, void*),
-      UNIMPLEMENTED("fill", DType, int64_t, double, void*),
-      UNIMPLEMENTED("unary", DType, UnaryOp, int64_t, double, double, const void*, void*),
-      UNIMPLEMENTED("binary", DType, BinaryOp, const StridedLoop&, const void*, const void*, void*),
-      UNIMPLEMENTED("copy_strided", DType, const StridedLoop&, const void*, void*),
-      UNIMPLEMENTED("reduce", DType, ReduceOp, const Shape&, unsigned, const void*, void*),
-      UNIMPLEMENTED("softmax", DType, int64_t, int64_t, int64_t, const void*, void*),
-      UNIMPLEMENTED("gemm", DType, bool, bool, int64_t, int64_t, int64_t, double, const void*, int64_t, int64_t,
-                    const void*, int64_t, int64_t, double, void*, int64_t, int64_t, int64_t),
-      UNIMPLEMENTED("conv2d_forward", DType, const ConvGeom&, const void*, const void*, void*),
-      UNIMPLEMENTED("conv2d_backward_data", DType, const ConvGeom&, const void*, const void*, void*),
-      UNIMPLEMENTED("conv2d_backward_filter", DType, const ConvGeom&, const void*, const void*, void*),
-      UNIMPLEMENTED("im2col", DType, const ConvGeom&, const void*, void*),
-      UNIMPLEMENTED("col2im", DType, const ConvGeom&, const void*, void*),
-      UNIMPLEMENTED("avg_pool2d", DType, const PoolGeom&, const void*, void*),
-      UNIMPLEMENTED("avg_pool2d_backward", DType, const PoolGeom&, const void*, void*),
-      UNIMPLEMENTED("resize_nearest", DType, int64_t, int64_t, int64_t, int64_t, int64_t, const void*, void*),
-      UNIMPLEMENTED("resize_nearest_backward", DType, int64_t, int64_t, int64_t, int64_t, int64_t, const void*, void*),
-      UNIMPLEMENTED("rand_uniform", DType, int64_t, uint64_t, uint64_t, double, double, void*),
-      UNIMPLEMENTED("rand_normal", DType, int64_t, uint64_t, uint64_t, double, double, void*),
-      UNIMPLEMENTED("adam_step", DType, int64_t, const AdamArgs&, void*, const void*, void*, void*),
+      "cuda",
+      supports,
+      gpu::alloc,
+      gpu::free_,
+      gpu::to_host,
+      gpu::from_host,
+      gpu::copy,
+      gpu::cast,
+      gpu::fill,
+      gpu::unary,
+      gpu::binary,
+      gpu::copy_strided,
+      gpu::reduce,
+      gpu::softmax,
+      gpu::gemm,
+      gpu::conv2d_forward,
+      gpu::conv2d_backward_data,
+      gpu::conv2d_backward_filter,
+      gpu::im2col,
+      gpu::col2im,
+      gpu::avg_pool2d,
+      gpu::avg_pool2d_backward,
+      gpu::resize_nearest,
+      gpu::resize_nearest_backward,
+      gpu::rand_uniform,
+      gpu::rand_normal,
+      gpu::adam_step,
+      gpu::local_attention,
+      gpu::local_attention_backward,
+      UNIMPLEMENTED("paint_forward", DType, const PaintGeom&, const void*, const void*, const void*, const void*,
+                    void*),
+      UNIMPLEMENTED("paint_backward", DType, const PaintGeom&, const void*, const void*, const void*, const void*,
+                    const void*, void*, void*, void*, void*),
   };
   return b;
 }
@@ -65,6 +80,25 @@ const Backend* cuda_backend_if_usable() {
   int n = 0;
   if (cudaGetDeviceCount(&n) != cudaSuccess || n == 0) return nullptr;
   return &cuda_backend();
+}
+
+std::string cuda_device_summary() {
+  int device = 0, driver = 0, runtime = 0, blas[3] = {};
+  cudaDeviceProp prop{};
+  FPA_CUDA_CHECK(cudaGetDevice(&device));
+  FPA_CUDA_CHECK(cudaGetDeviceProperties(&prop, device));
+  FPA_CUDA_CHECK(cudaDriverGetVersion(&driver));
+  FPA_CUDA_CHECK(cudaRuntimeGetVersion(&runtime));
+  cublasGetProperty(MAJOR_VERSION, &blas[0]);
+  cublasGetProperty(MINOR_VERSION, &blas[1]);
+  cublasGetProperty(PATCH_LEVEL, &blas[2]);
+  const size_t dnn = cudnnGetVersion();  // major * 10000 + minor * 100 + patch
+  std::ostringstream os;
+  os << prop.name << " (sm_" << prop.major << prop.minor << ", " << prop.multiProcessorCount << " SMs, "
+     << double(prop.totalGlobalMem) / double(1 << 30) << " GiB), driver " << driver / 1000 << "." << driver % 1000 / 10
+     << ", runtime " << runtime / 1000 << "." << runtime % 1000 / 10 << ", cuBLAS " << blas[0] << "." << blas[1] << "."
+     << blas[2] << ", cuDNN " << dnn / 10000 << "." << dnn % 10000 / 100 << "." << dnn % 100;
+  return os.str();
 }
 
 int cuda_device_count() {

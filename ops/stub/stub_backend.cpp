@@ -44,6 +44,13 @@ const Backend& stub_backend() {
       STUB("rand_uniform", DType, int64_t, uint64_t, uint64_t, double, double, void*),
       STUB("rand_normal", DType, int64_t, uint64_t, uint64_t, double, double, void*),
       STUB("adam_step", DType, int64_t, const AdamArgs&, void*, const void*, void*, void*),
+      STUB("local_attention", DType, int64_t, int64_t, int64_t, int64_t, int64_t, const void*, const void*,
+           const void*, void*, void*),
+      STUB("local_attention_backward", DType, int64_t, int64_t, int64_t, int64_t, int64_t, const void*,
+           const void*, const void*, const void*, const void*, void*, void*, void*),
+      STUB("paint_forward", DType, const PaintGeom&, const void*, const void*, const void*, const void*, void*),
+      STUB("paint_backward", DType, const PaintGeom&, const void*, const void*, const void*, const void*,
+           const void*, void*, void*, void*, void*),
   };
   return b;
 }

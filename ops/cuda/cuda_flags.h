@@ -1,0 +1,37 @@
+// cuda_flags.h: the CUDA backend's host-side switches and counters, for callers that know
+// they run on CUDA (the trainer's flags, benchmarks, tests). Plain C++: no CUDA header needed.
+// Only linked when the CUDA backend is built (nvcc found); a CPU-only build has no definitions.
+#pragma once
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+namespace fpa {
+
+// TF32 tensor-core math for float32 convolutions (cuDNN). On by default, as in PyTorch
+// (torch.backends.cudnn.allow_tf32); parity tests against the CPU turn it off.
+void set_cuda_tf32(bool on);
+bool cuda_tf32();
+
+// TF32 for float32 GEMMs (cuBLAS). Off by default, as in PyTorch (torch.backends.cuda.matmul.allow_tf32).
+void set_cuda_matmul_tf32(bool on);
+bool cuda_matmul_tf32();
+
+// "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB), driver 13.0, runtime 13.0, cuBLAS 13.0.0, cuDNN 9.13.0".
+std::string cuda_device_summary();
+
+// Waits until every queued kernel and copy has finished; throws on a device fault.
+void cuda_synchronize();
+
+// The caching allocator: cudaMalloc calls so far (a steady training step adds none), bytes
+// handed out and not freed, bytes held in the free lists.
+struct CudaMemoryStats {
+  int64_t device_mallocs = 0;
+  size_t bytes_in_use = 0;
+  size_t bytes_cached = 0;
+};
+CudaMemoryStats cuda_memory_stats();
+// Returns every cached block to the driver (cudaFree); blocks in use stay.
+void cuda_empty_cache();
+
+}  // namespace fpa

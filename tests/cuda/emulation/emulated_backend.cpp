@@ -1,0 +1,60 @@
+// emulated_backend.cpp: registers as Device::cuda a table whose kernel entries are the CUDA
+// backend's kernels run on the host (cuda_host_shim.h), with memory, cast/fill, GEMM and the
+// cuDNN convolutions taken from the CPU backend, and stand-ins for cuda_flags.h. With it the
+// CUDA suite (tests/cuda) checks the kernels' indexing and planning on a machine with no GPU.
+#include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_flags.h"
+
+namespace fpa {
+
+const Backend& cpu_backend();
+
+namespace gpu {
+cudaStream_t stream() { return nullptr; }
+void check_cuda(cudaError_t e, const char* what, const char*, int) {
+  if (e != cudaSuccess) fail("cuda (emulated): ", what);
+}
+void* device_alloc(size_t bytes) { return cpu_backend().alloc(bytes); }
+void device_free(void* p) { cpu_backend().free(p); }
+void fill(DType t, int64_t n, double value, void* dst) { cpu_backend().fill(t, n, value, dst); }
+}  // namespace gpu
+
+namespace {
+bool conv_tf32 = true, matmul_tf32 = false;
+
+Backend emulated_table() {
+  Backend b = cpu_backend();
+  b.name = "cuda";
+  b.unary = gpu::unary;
+  b.binary = gpu::binary;
+  b.copy_strided = gpu::copy_strided;
+  b.reduce = gpu::reduce;
+  b.softmax = gpu::softmax;
+  b.im2col = gpu::im2col;
+  b.col2im = gpu::col2im;
+  b.avg_pool2d = gpu::avg_pool2d;
+  b.avg_pool2d_backward = gpu::avg_pool2d_backward;
+  b.resize_nearest = gpu::resize_nearest;
+  b.resize_nearest_backward = gpu::resize_nearest_backward;
+  b.rand_uniform = gpu::rand_uniform;
+  b.rand_normal = gpu::rand_normal;
+  b.adam_step = gpu::adam_step;
+  b.local_attention = gpu::local_attention;
+  b.local_attention_backward = gpu::local_attention_backward;
+  return b;
+}
+
+const Backend table = emulated_table();
+const int registered = (register_backend(Device::cuda, &table), 0);
+}  // namespace
+
+void set_cuda_tf32(bool on) { conv_tf32 = on; }
+bool cuda_tf32() { return conv_tf32; }
+void set_cuda_matmul_tf32(bool on) { matmul_tf32 = on; }
+bool cuda_matmul_tf32() { return matmul_tf32; }
+void cuda_synchronize() {}
+CudaMemoryStats cuda_memory_stats() { return {}; }
+void cuda_empty_cache() {}
+std::string cuda_device_summary() { return "host emulation of the CUDA kernels (tests/cuda/emulation)"; }
+
+}  // namespace fpa

@@ -1,0 +1,54 @@
+// cuda_launch.cuh (host emulation): stands in for ops/cuda/cuda_launch.cuh when the kernels
+// are compiled with g++ (tests/cuda/emulation/run.sh puts this folder first on the include
+// path). Blocks run one after another; a block's threads run one after another, or, for the
+// kernels whose threads cooperate ("(rows)" in the launch name: shuffles, __syncthreads), as
+// real threads meeting at barriers.
+#pragma once
+#include <cstdint>
+#include <cstring>
+#include <thread>
+#include <vector>
+
+namespace fpa::gpu {
+
+cudaStream_t stream();
+void check_cuda(cudaError_t e, const char* what, const char* file, int line);
+
+constexpr int kThreads = 256;
+
+inline unsigned blocks_for(int64_t n, int threads = kThreads) {
+  const int64_t b = (n + threads - 1) / threads, cap = int64_t(1) << 20;
+  return unsigned(b < cap ? b : cap);
+}
+
+#define FPA_GRID_STRIDE_LOOP(i, n) \
+  for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
+
+template <typename... Params, typename... Args>
+void launch(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, Args... args) {
+  const bool cooperative = std::strstr(name, "(rows)") != nullptr;
+  for (unsigned bz = 0; bz < grid.z; ++bz)
+    for (unsigned by = 0; by < grid.y; ++by)
+      for (unsigned bx = 0; bx < grid.x; ++bx) {
+        auto thread_body = [&](unsigned t) {
+          emu::block_idx = {bx, by, bz};
+          emu::thread_idx = {t, 0, 0};
+          emu::block_dim = dim3(threads);
+          emu::grid_dim = grid;
+          kernel(Params(args)...);
+        };
+        if (!cooperative) {
+          for (unsigned t = 0; t < threads; ++t) thread_body(t);
+          continue;
+        }
+        pthread_barrier_init(&emu::block_barrier, nullptr, threads);
+        for (unsigned w = 0; w < threads / 32; ++w) pthread_barrier_init(&emu::warp_barrier[w], nullptr, 32);
+        std::vector<std::thread> block;
+        for (unsigned t = 0; t < threads; ++t) block.emplace_back(thread_body, t);
+        for (std::thread& th : block) th.join();
+        pthread_barrier_destroy(&emu::block_barrier);
+        for (unsigned w = 0; w < threads / 32; ++w) pthread_barrier_destroy(&emu::warp_barrier[w]);
+      }
+}
+
+}  // namespace fpa::gpu

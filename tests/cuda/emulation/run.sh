@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# run.sh: the CUDA suite (tests/cuda) against the CUDA backend's kernels compiled with g++ and
+# run on the host, for checking kernel indexing and planning where there is no GPU. Slow
+# (cooperative kernels run 256 threads per block), so small cases only (FPA_CUDA_TEST_SMALL=1).
+# What it cannot check: cuBLAS, cuDNN, the allocator, streams, real GPU arithmetic (those
+# entries come from the CPU backend here, and the table/allocator tests are left out).
+#   bash tests/cuda/emulation/run.sh [gtest flags]       (builds into build/cuda_emulation)
+set -euo pipefail
+cd "$(dirname "$0")/../../.."
+OUT=build/cuda_emulation
+CUDA_HOME=${CUDA_HOME:-/usr/local/cuda}
+mkdir -p "$OUT/obj"
+# The library without the CUDA backend (its own build folder).
+make NVCC= BUILD="$OUT/cpu" -j"${JOBS:-2}" "$OUT/cpu/fpa" >"$OUT/make.log" 2>&1 || { tail -30 "$OUT/make.log"; exit 1; }
+KERNEL_FLAGS=(-O1 -g -std=c++17 -fopenmp -ffp-contract=off -Itests/cuda/emulation -I. -I"$CUDA_HOME/include"
+              -include tests/cuda/emulation/cuda_host_shim.h -Wno-attributes -Wno-unknown-pragmas)
+objects=()
+for f in cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention cuda_conv; do
+  o=$OUT/obj/$f.o
+  if [ ! -f "$o" ] || [ -n "$(find ops/cuda tests/cuda/emulation -newer "$o" -print -quit)" ]; then
+    g++ "${KERNEL_FLAGS[@]}" -x c++ -c "ops/cuda/$f.cu" -o "$o"
+  fi
+  objects+=("$o")
+done
+g++ "${KERNEL_FLAGS[@]}" -c tests/cuda/emulation/emulated_backend.cpp -o "$OUT/obj/emulated_backend.o"
+objects+=("$OUT/obj/emulated_backend.o")
+for f in tests/cuda/*.cpp tests/op_cases.cpp; do
+  o=$OUT/obj/$(basename "$f" .cpp).o
+  if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ tests/cuda/cuda_test_util.h -nt "$o" ]; then
+    g++ -O1 -g -std=c++17 -fopenmp -I. -c "$f" -o "$o"
+  fi
+  objects+=("$o")
+done
+mapfile -t library < <(ls "$OUT"/cpu/obj/{autograd,ops,ops/cpu,ops/stub,nn,fpa,train,data}/*.o)
+# cuda_conv.cu refers to cuDNN (its convolutions are never called here): link it, never load it.
+g++ "${library[@]}" "${objects[@]}" -o "$OUT/fpa_tests_emulated" -lgtest -lgtest_main -fopenmp -ldl -lpthread -lz \
+  -lpng -ljpeg -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -Wl,--as-needed -lcudnn -lcudart
+FPA_CUDA_TEST_SMALL=${FPA_CUDA_TEST_SMALL:-1} "$OUT/fpa_tests_emulated" \
+  --gtest_filter='-CudaBackend.*:CudaMemory.AllocatorReusesFreedBlocks' "$@"
