@@ -2,6 +2,7 @@
 #   make            deps + build/fpa           make test        deps + run the GoogleTest suite
 #   make test-cuda  the CUDA backend against the CPU (needs nvcc; skips without a GPU)
 #   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
+#   make bench-gpu  ours vs PyTorch on the GPU: ms/step, sampling images/s, peak memory (tools/bench_gpu.cpp)
 #   make fixtures   regenerate tests/fixtures from the PyTorch reference (needs torch; make test never does)
 # nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/cuda); without it the build is CPU-only.
 
@@ -37,7 +38,7 @@ endif
 TEST_SRC  := $(wildcard tests/*.cpp)
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test test-cuda bench-ops bench-train train sample paint fixtures clean
+.PHONY: all deps test test-cuda bench-ops bench-train bench-gpu train sample paint fixtures clean
 all: deps $(BUILD)/fpa
 
 deps:
@@ -87,6 +88,22 @@ $(BUILD)/bench_train: $(LIB_OBJ) $(OBJ)/tools/bench_train.o
 
 bench-train: deps $(BUILD)/bench_train
 	$(BUILD)/bench_train $(BENCH_ARGS)
+
+# The GPU benchmark (issue 5): ours (build/bench_gpu), then the PyTorch reference (eager, needs
+# torch), then one table with the ratios and the targets; figures in BENCH_OUT. About 3 minutes
+# on an H200. No deps step: the GPU machine may have no apt. On a CPU: make bench-gpu
+# BENCH_DEVICE=cpu BENCH_ARGS=--quick (both sides take BENCH_ARGS).
+BENCH_DEVICE ?= cuda
+BENCH_OUT    ?= $(BUILD)/bench
+$(BUILD)/bench_gpu: $(LIB_OBJ) $(OBJ)/tools/bench_gpu.o
+	$(CXX) $^ -o $@ $(LDLIBS)
+
+bench-gpu: $(BUILD)/bench_gpu
+	@mkdir -p $(BENCH_OUT); rm -f $(BENCH_OUT)/ours.json $(BENCH_OUT)/pytorch.json $(BENCH_OUT)/table.txt; rc=0; \
+	$(BUILD)/bench_gpu --device $(BENCH_DEVICE) --json $(BENCH_OUT)/ours.json $(BENCH_ARGS) || rc=1; \
+	python3 tools/reference/bench_reference.py --device $(BENCH_DEVICE) --json $(BENCH_OUT)/pytorch.json $(BENCH_ARGS) || rc=1; \
+	python3 tools/compare_bench.py $(BENCH_OUT)/ours.json $(BENCH_OUT)/pytorch.json | tee $(BENCH_OUT)/table.txt || rc=1; \
+	exit $$rc
 
 # Training and pictures. make train PRESET=grey32-T32 DATA=/path/to/images STEPS=450000 OUT=runs/x
 PRESET ?= cpu-small

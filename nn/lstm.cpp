@@ -1,4 +1,5 @@
-// lstm.cpp: construction (PyTorch's init) and the composed forward of nn::LSTM.
+// lstm.cpp: construction (PyTorch's init) and the forward of nn::LSTM: per layer one GEMM for
+// the input projections of all steps, then the fused recurrence (ops/lstm_recurrence.cpp).
 #include "nn/lstm.h"
 
 #include <cmath>
@@ -47,21 +48,13 @@ LSTMOutput LSTM::forward(const Tensor& x, const Tensor& h0, const Tensor& c0) co
   std::vector<Tensor> h_last, c_last;
   Tensor input = x;  // (T, B, in) of the current layer
   for (int64_t k = 0; k < num_layers; ++k) {
-    // All steps' input projections at once: (T*B, in) W_ih^T + b_ih -> (T, B, 4H).
-    Tensor xw = reshape(linear(reshape(input, {T * B, input.dim(2)}), weight_ih[k], bias_ih[k]), {T, B, 4 * H});
-    Tensor h = layer_state(h0, k, B, H, x), c = layer_state(c0, k, B, H, x);
-    std::vector<Tensor> hs;
-    hs.reserve(T);
-    for (int64_t t = 0; t < T; ++t) {
-      Tensor gates = reshape(slice(xw, 0, t, t + 1), {B, 4 * H}) + linear(h, weight_hh[k], bias_hh[k]);  // (B, 4H)
-      std::vector<Tensor> g = chunk(gates, 4, 1);  // i, f, g, o: each (B, H)
-      c = sigmoid(g[1]) * c + sigmoid(g[0]) * tanh(g[2]);
-      h = sigmoid(g[3]) * tanh(c);
-      hs.push_back(reshape(h, {1, B, H}));
-    }
-    input = concat(hs, 0);  // (T, B, H)
-    h_last.push_back(reshape(h, {1, B, H}));
-    c_last.push_back(reshape(c, {1, B, H}));
+    // All steps' input projections and both biases at once: (T*B, in) W_ih^T + b_ih + b_hh -> (T, B, 4H).
+    Tensor xw = reshape(linear(reshape(input, {T * B, input.dim(2)}), weight_ih[k], bias_ih[k] + bias_hh[k]),
+                        {T, B, 4 * H});
+    Tensor hc = lstm_recurrence(xw, weight_hh[k], layer_state(h0, k, B, H, x), layer_state(c0, k, B, H, x));
+    input = slice(hc, 0, 0, T);  // (T, B, H): h_1..h_T
+    h_last.push_back(slice(hc, 0, T - 1, T));
+    c_last.push_back(slice(hc, 0, T, T + 1));
   }
   r.output = input;
   r.h_n = concat(h_last, 0);

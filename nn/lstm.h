@@ -5,8 +5,8 @@
 //
 // Per layer: c' = f*c + i*g, h' = o*tanh(c') with i, f, o = sigmoid(.), g = tanh(.) of
 // x W_ih^T + b_ih + h W_hh^T + b_hh. The input projection of all T steps is one matmul over
-// (T*B, in); each step then adds the recurrent matmul and does the gate math, all with
-// differentiable ops (so second-order gradients work). Not here: a fused cell kernel.
+// (T*B, in); the recurrence is one fused op, lstm_recurrence (per step a GEMM and one pass of
+// gate math; second-order gradients through its composed twin).
 #pragma once
 #include <vector>
 

@@ -144,6 +144,17 @@ struct Backend {
   // or null; dw0 (N, S, S) or null. Outputs overwritten.
   void (*paint_backward)(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta,
                          const void* w0, const void* dW, void* dk, void* dv, void* dbeta, void* dw0);
+
+  // One LSTM step's gate math over B rows, gate blocks i, f, g, o (PyTorch's order), each H wide.
+  // gates (B, 4H) holds the preactivations x W_ih^T + b_ih + b_hh + h_prev W_hh^T on entry and
+  // the activations sigmoid(i), sigmoid(f), tanh(g), sigmoid(o) on return (kept for the
+  // backward); c_prev (B, H); c = f c_prev + i g, h = o tanh(c), both (B, H), overwritten.
+  void (*lstm_gates_forward)(DType t, int64_t B, int64_t H, void* gates, const void* c_prev, void* c, void* h);
+  // Its gradients from the activations `gates` (B, 4H), c_prev and c (B, H), and dh (B, H),
+  // the gradient of h. dc (B, H) holds the gradient of c on entry and that of c_prev on return;
+  // dgates (B, 4H), the gradient of the preactivations, overwritten.
+  void (*lstm_gates_backward)(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
+                              const void* dh, void* dc, void* dgates);
 };
 
 void register_backend(Device device, const Backend* backend);

@@ -142,6 +142,16 @@ Tensor paint_composed(PaintRule rule, const Tensor& k, const Tensor& v, const Te
                       PaintFrontEnd fe = {}, std::vector<Tensor>* updates = nullptr,
                       std::vector<Tensor>* weights = nullptr);
 
+// --- lstm_recurrence.cpp: one LSTM layer's recurrence (PyTorch's gates i, f, g, o) from the
+// input projections of all steps xw (T, B, 4H) = x W_ih^T + b_ih + b_hh, W_hh (4H, H) and the
+// initial states h0, c0 (B, H) -> (T + 1, B, H): rows 0..T-1 the hidden states h_1..h_T, row T
+// the last cell state c_T. One node over Backend::gemm and the fused gate kernels (a backend
+// without them gets the composed twin); its backward differentiates the twin when the gradient
+// is being recorded (second order).
+Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, const Tensor& c0);
+// The same recurrence as a loop of composed ops (the twin).
+Tensor lstm_recurrence_composed(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, const Tensor& c0);
+
 // Operators for readable formulas.
 inline Tensor operator+(const Tensor& a, const Tensor& b) { return add(a, b); }
 inline Tensor operator-(const Tensor& a, const Tensor& b) { return sub(a, b); }

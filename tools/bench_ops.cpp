@@ -1,7 +1,8 @@
 // bench_ops.cpp: `make bench-ops`. GFLOP/s of the CPU backend's GEMM (1024^3 and the
 // paper's LSTM shapes) and conv2d forward/backward at a discriminator shape, printed next to
 // the machine's fp32 peak (tools/cpu_peak.h) with the fraction of it each one reaches; and the
-// fused ops (the painting, the local attention) against their composed twins, in ms and ratio.
+// fused ops (the painting, the local attention, the LSTM recurrence) against their composed
+// twins, in ms and ratio.
 // A benchmark, not a test: it asserts nothing, it reports.
 #include <benchmark/benchmark.h>
 #include <omp.h>
@@ -101,6 +102,29 @@ std::string attention_label(AttentionShape s) {
          std::to_string(s.W);
 }
 
+// One LSTM layer, forward then the gradients of x and every weight, in float32: the input
+// projection GEMM, then the recurrence as a loop of composed ops or as the fused op.
+struct LstmShape {
+  int64_t T, B, I, H;
+};
+void BM_lstm(benchmark::State& st, LstmShape s, bool fused) {
+  const int64_t H = s.H;
+  Tensor x = randn({s.T, s.B, s.I}).requires_grad_();  // (T, B, I)
+  Tensor w_ih = mul_scalar(randn({4 * H, s.I}), 0.03).detach().requires_grad_();  // (4H, I)
+  Tensor w_hh = mul_scalar(randn({4 * H, H}), 0.03).detach().requires_grad_();    // (4H, H)
+  Tensor b_ih = zeros({4 * H}).requires_grad_(), b_hh = zeros({4 * H}).requires_grad_();
+  Tensor h0 = zeros({s.B, H}), c0 = zeros({s.B, H}), g = randn({s.T + 1, s.B, H});  // dL/d(h_1..h_T, c_T)
+  for (auto _ : st) {
+    Tensor xw = reshape(linear(reshape(x, {s.T * s.B, s.I}), w_ih, b_ih + b_hh), {s.T, s.B, 4 * H});
+    Tensor out = fused ? lstm_recurrence(xw, w_hh, h0, c0) : lstm_recurrence_composed(xw, w_hh, h0, c0);
+    benchmark::DoNotOptimize(grad({out}, {x, w_ih, w_hh, b_ih, b_hh}, {g})[0].data());
+  }
+}
+std::string lstm_label(LstmShape s) {
+  return "T " + std::to_string(s.T) + ", B " + std::to_string(s.B) + ", in " + std::to_string(s.I) + ", H " +
+         std::to_string(s.H);
+}
+
 // Prints Google Benchmark's table, then GFLOP/s and % of peak per benchmark, and each fused
 // op's composed and fused times side by side.
 class PeakReporter : public benchmark::ConsoleReporter {
@@ -175,6 +199,11 @@ int main(int argc, char** argv) {
     for (bool fused : {false, true})
       reg(std::string("local attention 3x3 fwd+bwd ") + (fused ? "fused: " : "composed: ") + attention_label(s),
           BM_local_attention, s, fused);
+
+  // paper-rgb64-T64's LSTM (mini_input 128, hidden 1024) and cpu-small's (mini_input 64, hidden 256)
+  for (LstmShape s : {LstmShape{64, 20, 128, 1024}, LstmShape{32, 16, 64, 256}})
+    for (bool fused : {false, true})
+      reg(std::string("lstm layer fwd+bwd ") + (fused ? "fused: " : "composed: ") + lstm_label(s), BM_lstm, s, fused);
 
   benchmark::Initialize(&argc, argv);
   PeakReporter reporter(peak.peak_gflops());

@@ -1,10 +1,13 @@
 #!/usr/bin/env bash
 # gpu_check.sh: the one command for a machine with an NVIDIA GPU: builds everything with 16
 # jobs, runs the CUDA suite (make test-cuda: every CUDA primitive against the CPU) and the CPU
-# suite (build/fpa_tests, in parallel shards), then the CUDA suite's small cases under compute-sanitizer when
-# time allows, and writes everything to $OUT (or ./gpu_results): gpu_check.log (all output),
-# summary.txt (what passed, what failed, where) and cuda_tests.xml. Exits non-zero
-# when anything failed. About 5 minutes on an H200 machine with 16 cores.
+# suite (build/fpa_tests, in parallel shards), then `make bench-gpu` (ours against PyTorch: ms/step,
+# sampling images/s, peak memory, the issue's targets), then the CUDA suite's small cases under
+# compute-sanitizer when time allows, and writes everything to $OUT (or ./gpu_results):
+# gpu_check.log (all output), summary.txt (what passed, what failed, where, the bench table),
+# cuda_tests.xml and bench/ (ours.json, pytorch.json, table.txt). Exits non-zero when anything
+# failed (a missed bench target is not a failure; a bench that cannot run is). About 5 minutes
+# on an H200 machine with 16 cores, plus at most BENCH_LIMIT for the bench.
 #
 # When the CUDA suite fails, each of its test suites is run again on its own, so a crash or a
 # sticky CUDA error in one does not hide the results of the others.
@@ -16,7 +19,8 @@
 # the system, or Python's nvidia-cudnn / nvidia-cublas packages, whichever has them.
 #
 # Environment: OUT (results folder), JOBS (16), CUDA_HOME (/usr/local/cuda),
-# SANITIZER=0 (skip compute-sanitizer), TIME_BUDGET (seconds, 290: later steps are skipped past it).
+# SANITIZER=0 (skip compute-sanitizer), TIME_BUDGET (seconds, 290: later steps are skipped past it;
+# the bench's time is not counted), BENCH=0 (skip the bench), BENCH_LIMIT (seconds, 240).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)
@@ -181,16 +185,40 @@ for ((i = 0; i < SHARDS; ++i)); do
   rm -f "$RESULTS/.cpu_$i"
 done
 
+# ---- the benchmark (make bench-gpu): ours, then PyTorch eager, then the table. Its own time
+# limit; its time is given back to TIME_BUDGET so the sanitizer's share stays as before.
+BENCH_SPENT=0
+if [ "${BENCH:-1}" = 0 ]; then
+  say "==== bench: skipped (BENCH=0)"
+else
+  step "bench (make bench-gpu, at most ${BENCH_LIMIT:-240} s)"
+  bench_start=$SECONDS
+  run_logged "${BENCH_LIMIT:-240}" make -j"$JOBS" bench-gpu BENCH_OUT="$RESULTS/bench" >"$RESULTS/.bench_out"
+  bench_rc=$?
+  BENCH_SPENT=$((SECONDS - bench_start))
+  grep -vE "^(g\+\+|/.*nvcc) " "$RESULTS/.bench_out" | grep -E "^(fpa bench_gpu|PyTorch reference)|failed" >>"$SUMMARY"
+  [ -f "$RESULTS/bench/table.txt" ] ||  # killed: the table of what was measured
+    python3 tools/compare_bench.py "$RESULTS/bench/ours.json" "$RESULTS/bench/pytorch.json" >"$RESULTS/bench/table.txt" 2>&1
+  cat "$RESULTS/bench/table.txt" >>"$SUMMARY"
+  case $bench_rc in
+    0) say "bench: done in $BENCH_SPENT s" ;;
+    137) FAILED=1; say "bench: killed after ${BENCH_LIMIT:-240} s (partial figures in $RESULTS/bench)" ;;
+    *) FAILED=1; say "bench: exit $bench_rc (a configuration failed: see the errors above and gpu_check.log)" ;;
+  esac
+  rm -f "$RESULTS/.bench_out"
+fi
+TESTS_START=$((START + BENCH_SPENT))  # the sanitizer's budget below counts the build and tests only
+
 # ---- compute-sanitizer on the CUDA suite's small cases
 SAN=$(command -v compute-sanitizer || echo "$CUDA_HOME/bin/compute-sanitizer")
 if [ "${SANITIZER:-1}" = 0 ]; then
   say "==== compute-sanitizer: skipped (SANITIZER=0)"
 elif [ ! -x "$SAN" ]; then
   say "==== compute-sanitizer: not installed"
-elif [ $((SECONDS - START)) -gt $((TIME_BUDGET - 60)) ]; then
-  say "==== compute-sanitizer: skipped, $((SECONDS - START)) s already spent"
+elif [ $((SECONDS - TESTS_START)) -gt $((TIME_BUDGET - 60)) ]; then
+  say "==== compute-sanitizer: skipped, $((SECONDS - TESTS_START)) s already spent"
 else
-  left=$((TIME_BUDGET - (SECONDS - START)))
+  left=$((TIME_BUDGET - (SECONDS - TESTS_START)))
   step "compute-sanitizer memcheck, small cases (at most $left s)"
   FPA_CUDA_TEST_SMALL=1 run_logged "$left" "$SAN" --tool memcheck --error-exitcode 99 --print-limit 20 \
     build/fpa_tests_cuda --gtest_filter='-CudaOps.*:CudaMemory.RepeatedStep*' >"$RESULTS/.san_out"

@@ -61,6 +61,8 @@ Trainer::Trainer(const TrainOptions& options, std::shared_ptr<const ImageDataset
     FPA_CHECK(!o_.init_from.empty(), "train: the U-Net model trains from a pretrained FPA; pass --init-from CKPT");
     init_unet_base_from(o_.init_from);
   }
+  // Onto the training device, before the Adams flatten the parameters where they find them.
+  G_.module->to(o_.device), D_->to(o_.device), GE_.module->to(o_.device);
   ema_ = std::make_unique<nn::EMA>(*GE_.module, *G_.module, o_.ema_beta);
   ema_->reset();
   opt_g_ = std::make_unique<nn::Adam>(trainable(*G_.module), adam_options(o_));

@@ -126,6 +126,8 @@ const Backend& cpu_backend() {
       cpu::local_attention_backward,
       cpu::paint_forward,
       cpu::paint_backward,
+      cpu::lstm_gates_forward,
+      cpu::lstm_gates_backward,
   };
   return b;
 }

@@ -60,4 +60,9 @@ void paint_forward(DType t, const PaintGeom& g, const void* k, const void* v, co
 void paint_backward(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta, const void* w0,
                     const void* dW, void* dk, void* dv, void* dbeta, void* dw0);
 
+// cpu_lstm.cpp
+void lstm_gates_forward(DType t, int64_t B, int64_t H, void* gates, const void* c_prev, void* c, void* h);
+void lstm_gates_backward(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
+                         const void* dh, void* dc, void* dgates);
+
 }  // namespace fpa::cpu

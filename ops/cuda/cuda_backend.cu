@@ -72,6 +72,9 @@ const Backend& cuda_backend() {
                     void*),
       UNIMPLEMENTED("paint_backward", DType, const PaintGeom&, const void*, const void*, const void*, const void*,
                     const void*, void*, void*, void*, void*),
+      UNIMPLEMENTED("lstm_gates_forward", DType, int64_t, int64_t, void*, const void*, void*, void*),
+      UNIMPLEMENTED("lstm_gates_backward", DType, int64_t, int64_t, const void*, const void*, const void*,
+                    const void*, void*, void*),
   };
   return b;
 }

@@ -24,14 +24,18 @@ std::string cuda_device_summary();
 void cuda_synchronize();
 
 // The caching allocator: cudaMalloc calls so far (a steady training step adds none), bytes
-// handed out and not freed, bytes held in the free lists.
+// handed out and not freed, bytes held in the free lists, and the most bytes in use at any
+// moment since the start or cuda_reset_peak_memory (as torch.cuda.max_memory_allocated).
 struct CudaMemoryStats {
   int64_t device_mallocs = 0;
   size_t bytes_in_use = 0;
   size_t bytes_cached = 0;
+  size_t peak_bytes_in_use = 0;
 };
 CudaMemoryStats cuda_memory_stats();
 // Returns every cached block to the driver (cudaFree); blocks in use stay.
 void cuda_empty_cache();
+// Starts a new peak: peak_bytes_in_use = bytes_in_use now.
+void cuda_reset_peak_memory();
 
 }  // namespace fpa

@@ -49,6 +49,7 @@ class DeviceBlockCache {
         it->second.pop_back();
         cached_ -= size;
         in_use_ += size;
+        if (in_use_ > peak_) peak_ = in_use_;
         live_[p] = size;
         return p;
       }
@@ -69,6 +70,7 @@ class DeviceBlockCache {
     std::lock_guard<std::mutex> lock(mu_);
     ++mallocs_;
     in_use_ += size;
+    if (in_use_ > peak_) peak_ = in_use_;
     live_[p] = size;
     return p;
   }
@@ -103,7 +105,13 @@ class DeviceBlockCache {
     s.device_mallocs = mallocs_;
     s.bytes_in_use = in_use_;
     s.bytes_cached = cached_;
+    s.peak_bytes_in_use = peak_;
     return s;
+  }
+
+  void reset_peak() {
+    std::lock_guard<std::mutex> lock(mu_);
+    peak_ = in_use_;
   }
 
  private:
@@ -117,7 +125,7 @@ class DeviceBlockCache {
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;  // rounded size -> cached blocks
   std::unordered_map<void*, size_t> live_;               // block -> rounded size
-  size_t in_use_ = 0, cached_ = 0;
+  size_t in_use_ = 0, cached_ = 0, peak_ = 0;  // peak_: the most in use since reset_peak
   int64_t mallocs_ = 0;
 };
 
@@ -200,5 +208,6 @@ void cuda_synchronize() { FPA_CUDA_CHECK(cudaStreamSynchronize(gpu::stream())); 
 
 CudaMemoryStats cuda_memory_stats() { return gpu::cache().stats(); }
 void cuda_empty_cache() { gpu::cache().release_cached(); }
+void cuda_reset_peak_memory() { gpu::cache().reset_peak(); }
 
 }  // namespace fpa

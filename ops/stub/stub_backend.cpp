@@ -51,6 +51,9 @@ const Backend& stub_backend() {
       STUB("paint_forward", DType, const PaintGeom&, const void*, const void*, const void*, const void*, void*),
       STUB("paint_backward", DType, const PaintGeom&, const void*, const void*, const void*, const void*,
            const void*, void*, void*, void*, void*),
+      STUB("lstm_gates_forward", DType, int64_t, int64_t, void*, const void*, void*, void*),
+      STUB("lstm_gates_backward", DType, int64_t, int64_t, const void*, const void*, const void*, const void*,
+           void*, void*),
   };
   return b;
 }

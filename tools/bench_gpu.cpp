@@ -1,0 +1,245 @@
+// bench_gpu.cpp: `make bench-gpu` (issue 5): per configuration, milliseconds per whole GAN
+// training step (train/trainer.h, random data), sampling images/s of the EMA generator at
+// batch 256 under no-grad, and the peak device memory of the training step (CUDA allocator;
+// n/a on the CPU); once, the fused painting (delta rule, key softmax, rate sigmoid) forward +
+// backward alone at B 20, C 3, S 64, T 64. --json writes the figures for tools/compare_bench.py,
+// rewritten after every configuration so a crash keeps what was measured. A benchmark, not a test.
+// Usage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]
+#include <omp.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "fpa/learning_rules.h"
+#include "nn/safetensors.h"
+#include "nn/state_dict.h"
+#include "ops/backend.h"
+#include "train/trainer.h"
+#ifdef FPA_WITH_CUDA
+#include "ops/cuda/cuda_flags.h"
+#endif
+
+using namespace fpa;
+
+namespace {
+
+struct Config {
+  std::string name, preset;
+  int64_t batch;
+};
+// The issue's list; --quick: the cpu-small widths (both sides of the comparison use the same).
+const std::vector<Config> kFull = {
+    {"rgb64-T64-b20", "paper-rgb64-T64", 20},   {"rgb64-T64-b64", "paper-rgb64-T64", 64},
+    {"rgb64-T64-b128", "paper-rgb64-T64", 128}, {"rgb64-T16-b20", "paper-rgb64-T16", 20},
+    {"grey32-T32-b32", "grey32-T32", 32},       {"rgb64-T64-unet-b20", "paper-rgb64-T64+unet", 20}};
+const std::vector<Config> kQuick = {{"small-b4", "cpu-small", 4}, {"small-unet-b4", "cpu-small+unet", 4}};
+
+struct Result {
+  Config c;
+  double ms_per_step = -1, sample_images_per_s = -1;
+  int64_t sample_batch = 0, steps = 0;
+  long long peak_bytes = -1;  // -1: not measured (CPU)
+  std::string error;
+};
+
+void synchronize(Device d) {
+#ifdef FPA_WITH_CUDA
+  if (d == Device::cuda) cuda_synchronize();
+#endif
+}
+void reset_peak(Device d) {
+#ifdef FPA_WITH_CUDA
+  if (d == Device::cuda) cuda_reset_peak_memory();
+#endif
+}
+long long peak_bytes(Device d) {
+#ifdef FPA_WITH_CUDA
+  if (d == Device::cuda) return (long long)cuda_memory_stats().peak_bytes_in_use;
+#endif
+  return -1;
+}
+
+// Seconds per call of f, over n calls after `warm` calls, synchronised at both ends.
+double seconds_per(Device d, int64_t warm, int64_t n, const std::function<void()>& f) {
+  for (int64_t i = 0; i < warm; ++i) f();
+  synchronize(d);
+  auto start = std::chrono::steady_clock::now();
+  for (int64_t i = 0; i < n; ++i) f();
+  synchronize(d);
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / double(n);
+}
+
+std::shared_ptr<const ImageDataset> random_data(int64_t n, int64_t channels, int64_t size) {
+  auto d = std::make_shared<ImageDataset>();
+  d->count = n, d->channels = channels, d->size = size, d->source = "random";
+  Generator g(5);
+  for (double v : rand({n * channels * size * size}, DType::f64, Device::cpu, &g).to_vector())
+    d->pixels.push_back(uint8_t(v * 255));
+  return d;
+}
+
+// The U-Net model trains from a finished FPA: a fresh one's weights, saved where the trainer reads them.
+std::string fresh_base_checkpoint(const ModelConfig& m) {
+  GeneratorConfig g = m.g;
+  g.model = "v2";
+  FastWeightPainter base(g);
+  std::string path =
+      (std::filesystem::temp_directory_path() / ("bench_gpu_base_" + m.preset + ".safetensors")).string();
+  nn::save_safetensors(path, nn::state_dict(base, "G."));
+  return path;
+}
+
+bool on_device(nn::Module& m, Device d) {
+  std::vector<Tensor*> p = m.parameters();
+  return !p.empty() && p[0]->device() == d;
+}
+
+void run_config(Result& r, Device dev, int64_t steps, bool quick) {
+  TrainOptions o = train_defaults(r.c.preset);
+  o.batch = r.c.batch, o.device = dev;
+  if (o.model.g.model == "unet") o.init_from = fresh_base_checkpoint(o.model);
+  Trainer t(o, random_data(o.batch * 2, o.model.g.channels, o.model.g.image_size));
+  GeneratorModel fallback;
+  if (!on_device(*t.generator().module, dev)) {  // the trainer must place G, D, GE on o.device
+    r.error = "Trainer left its models on the CPU (train/trainer.cpp ignores TrainOptions::device)";
+    fallback = make_generator(o.model.g);
+    fallback.module->to(dev);
+  } else {
+    reset_peak(dev);
+    // Two warm-ups (step 0 has the penalty), then `steps` steps: one in 4 with the penalty.
+    r.ms_per_step = 1000.0 * seconds_per(dev, 2, steps, [&] { t.step(); });
+    r.steps = steps;
+    r.peak_bytes = peak_bytes(dev);
+  }
+  const GeneratorModel& ge = fallback.module ? fallback : t.ema_generator();
+  r.sample_batch = quick ? 16 : 256;
+  Generator rng(7);
+  NoGradGuard ng;
+  double s = seconds_per(dev, 1, quick ? 2 : 5, [&] {
+    ge.forward(randn({r.sample_batch, o.model.g.latent_dim}, DType::f32, dev, &rng));
+  });
+  r.sample_images_per_s = double(r.sample_batch) / s;
+}
+
+// The fused painting (what FastWeightPainter::paint runs) forward + backward of sum(W * w).
+double painter_ms(Device dev, int64_t B, int64_t C, int64_t S, int64_t T, int64_t reps) {
+  Generator g(11);
+  const int64_t N = B * C;
+  Tensor k = randn({T, N, S}, DType::f32, dev, &g).requires_grad_(true);
+  Tensor v = randn({T, N, S}, DType::f32, dev, &g).requires_grad_(true);
+  Tensor beta = randn({T, N, 1}, DType::f32, dev, &g).requires_grad_(true);
+  Tensor w = randn({N, S, S}, DType::f32, dev, &g);
+  PaintFrontEnd fe;
+  fe.key_softmax = fe.rate_sigmoid = true;
+  return 1000.0 * seconds_per(dev, 2, reps,
+                              [&] { backward(sum(mul(paint(LearningRule::delta, k, v, beta, Tensor(), fe), w))); });
+}
+
+std::string fmt(double v, const char* f) {
+  if (v < 0) return "null";
+  char b[64];
+  std::snprintf(b, sizeof b, f, v);
+  return b;
+}
+
+void write_json(const std::string& path, const std::string& device, const std::string& device_name, bool quick,
+                const std::vector<Result>& rs, const std::vector<int64_t>& pg, double pms) {
+  if (path.empty()) return;
+  FILE* f = std::fopen(path.c_str(), "w");
+  if (!f) return (void)std::fprintf(stderr, "bench_gpu: cannot write %s\n", path.c_str());
+  std::fprintf(f, "{\"impl\": \"fpa\", \"device\": \"%s\", \"device_name\": \"%s\", \"quick\": %s,\n \"configs\": [",
+               device.c_str(), device_name.c_str(), quick ? "true" : "false");
+  for (size_t i = 0; i < rs.size(); ++i) {
+    const Result& r = rs[i];
+    std::string err;
+    for (char ch : r.error) err += (ch == '"' || ch == '\\') ? '\'' : (ch == '\n' ? ' ' : ch);
+    std::fprintf(f,
+                 "%s\n  {\"name\": \"%s\", \"preset\": \"%s\", \"batch\": %lld, \"steps\": %lld, \"ms_per_step\": %s, "
+                 "\"sample_batch\": %lld, \"sample_images_per_s\": %s, \"peak_bytes\": %s, \"error\": \"%s\"}",
+                 i ? "," : "", r.c.name.c_str(), r.c.preset.c_str(), (long long)r.c.batch, (long long)r.steps,
+                 fmt(r.ms_per_step, "%.3f").c_str(), (long long)r.sample_batch,
+                 fmt(r.sample_images_per_s, "%.1f").c_str(),
+                 r.peak_bytes < 0 ? "null" : std::to_string(r.peak_bytes).c_str(), err.c_str());
+  }
+  std::fprintf(f, "],\n \"painter\": {\"B\": %lld, \"C\": %lld, \"S\": %lld, \"T\": %lld, \"ms_fwd_bwd\": %s}}\n",
+               (long long)pg[0], (long long)pg[1], (long long)pg[2], (long long)pg[3], fmt(pms, "%.4f").c_str());
+  std::fclose(f);
+}
+
+int usage(const char* why) {
+  std::fprintf(
+      stderr,
+      "bench_gpu: %s\nusage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]\n", why);
+  return 2;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string device = "cuda", json, only;
+  int64_t steps = -1;
+  bool quick = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (a == "--device")
+      device = value();
+    else if (a == "--steps")
+      steps = std::atoll(value().c_str());
+    else if (a == "--configs")
+      only = "," + value() + ",";
+    else if (a == "--json")
+      json = value();
+    else if (a == "--quick")
+      quick = true;
+    else
+      return usage(("unknown argument " + a).c_str());
+  }
+  if (device != "cpu" && device != "cuda") return usage("--device must be cpu or cuda");
+  const Device dev = device == "cuda" ? Device::cuda : Device::cpu;
+  if (dev == Device::cuda && !(has_backend(Device::cuda) && backend(Device::cuda).supports("gemm")))
+    return usage("--device cuda: this build has no CUDA backend (nvcc was not found)");
+  if (steps <= 0) steps = quick ? 4 : 8;
+  std::string device_name = "cpu, " + std::to_string(omp_get_max_threads()) + " threads";
+#ifdef FPA_WITH_CUDA
+  if (dev == Device::cuda) device_name = cuda_device_summary();
+#endif
+  std::printf("fpa bench_gpu on %s, %lld timed steps per configuration\n", device_name.c_str(), (long long)steps);
+  std::printf("%-20s %6s %10s %12s %12s  %s\n", "config", "batch", "ms/step", "sample img/s", "peak MiB", "note");
+  std::vector<Result> results;
+  std::vector<int64_t> pg = quick ? std::vector<int64_t>{2, 1, 16, 8} : std::vector<int64_t>{20, 3, 64, 64};
+  double pms = -1;
+  int failed = 0;
+  for (const Config& c : quick ? kQuick : kFull) {
+    if (!only.empty() && only.find("," + c.name + ",") == std::string::npos) continue;
+    Result r;
+    r.c = c;
+    try {
+      run_config(r, dev, steps, quick);
+    } catch (const std::exception& e) {
+      r.error = e.what();
+    }
+    if (!r.error.empty()) failed = 1;
+    results.push_back(r);
+    auto shown = [](double v, const char* f) { return v < 0 ? std::string("n/a") : fmt(v, f); };
+    std::printf("%-20s %6lld %10s %12s %12s  %s\n", c.name.c_str(), (long long)c.batch,
+                shown(r.ms_per_step, "%.2f").c_str(), shown(r.sample_images_per_s, "%.0f").c_str(),
+                shown(double(r.peak_bytes) / 1048576.0, "%.0f").c_str(), r.error.c_str());
+    std::fflush(stdout);
+    write_json(json, device, device_name, quick, results, pg, pms);
+  }
+  try {
+    pms = painter_ms(dev, pg[0], pg[1], pg[2], pg[3], quick ? 5 : 50);
+    std::printf("painter fwd+bwd (B %lld, C %lld, S %lld, T %lld): %.4f ms\n", (long long)pg[0], (long long)pg[1],
+                (long long)pg[2], (long long)pg[3], pms);
+  } catch (const std::exception& e) {
+    std::printf("painter fwd+bwd: failed: %s\n", e.what()), failed = 1;
+  }
+  write_json(json, device, device_name, quick, results, pg, pms);
+  return failed;
+}
