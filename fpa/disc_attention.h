@@ -7,11 +7,11 @@
 //   linear: to_lin_q (Conv1x1), to_lin_kv.net.{0,1} (depthwise Conv3x3 then Conv1x1), per
 //           head q softmax over its 64 features, k softmax over positions, out = q (k^T v),
 //           then GELU (erf);
-//   local:  to_q, to_kv (Conv1x1); each position attends over its 3x3 neighbourhood gathered
-//           by unfold (zero padding: padded neighbours have k = v = 0 and take part in the
-//           softmax with logit 0).
-// Everything is composed from differentiable ops (no fused kernel yet), so second-order
-// gradients (the gradient penalty) come for free. Not here: the U-Net's attention
+//   local:  to_q, to_kv (Conv1x1); each position attends over its 3x3 neighbourhood, as
+//           unfold gathers it (zero padding: padded neighbours have k = v = 0 and take part
+//           in the softmax with logit 0), through the fused op ops/local_attention.cpp.
+// Everything else is composed from differentiable ops; the fused op falls back to its composed
+// twin when second-order gradients (the gradient penalty) are recorded. Not here: the U-Net's attention
 // (fpa/unet.h), the discriminator itself (fpa/discriminator.h).
 #pragma once
 #include <functional>
