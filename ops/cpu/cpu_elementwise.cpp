@@ -18,6 +18,7 @@
 
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/cpu_math.h"
+#include "ops/strided_plan.h"
 
 namespace fpa::cpu {
 namespace {
@@ -100,48 +101,10 @@ void unary_typed(UnaryOp op, int64_t n, T a, T b, const T* x, T* y) {
 
 // ---- strided index spaces ----
 
-// An index space with one stride per operand per dim.
-template <int K>
-struct Space {
-  int ndim = 0;
-  int64_t shape[kMaxDims];
-  int64_t stride[K][kMaxDims];
-};
-
-// Drops size-1 dims and merges dim d into the next when every operand steps through both as
-// one (stride[d] == stride[d+1] * shape[d+1]). Returns the element count; a 0-d space becomes (1).
-template <int K>
-int64_t simplify(Space<K>& s) {
-  int64_t total = 1;
-  for (int d = 0; d < s.ndim; ++d) total *= s.shape[d];
-  if (total == 0) return 0;
-  int nd = 0;
-  for (int d = 0; d < s.ndim; ++d) {
-    if (s.shape[d] == 1) continue;
-    bool merge = nd > 0;
-    for (int k = 0; k < K && merge; ++k) merge = s.stride[k][nd - 1] == s.stride[k][d] * s.shape[d];
-    if (merge) {
-      s.shape[nd - 1] *= s.shape[d];
-      for (int k = 0; k < K; ++k) s.stride[k][nd - 1] = s.stride[k][d];
-    } else {
-      s.shape[nd] = s.shape[d];
-      for (int k = 0; k < K; ++k) s.stride[k][nd] = s.stride[k][d];
-      ++nd;
-    }
-  }
-  if (nd == 0) {
-    s.shape[0] = 1;
-    for (int k = 0; k < K; ++k) s.stride[k][0] = 0;
-    nd = 1;
-  }
-  s.ndim = nd;
-  return total;
-}
-
 // Calls run(offsets, n) for every stretch of the innermost dim (offsets: one per operand, in
 // elements), the flat range split across threads, each thread walking its part in order.
 template <int K, typename F>
-void for_each_run(const Space<K>& s, int64_t total, F&& run) {
+void for_each_run(const StridedSpace<K>& s, int64_t total, F&& run) {
   parallel_range(total, [&](int64_t begin, int64_t end) {
     const int last = s.ndim - 1;
     int64_t idx[kMaxDims], off[K] = {};
@@ -190,7 +153,7 @@ struct GtMask {
 // Operands of the space: 0 = out (contiguous), 1 = a, 2 = b.
 template <typename T, typename Op>
 void binary_loop(Op op, const StridedLoop& L, const T* a, const T* b, T* out) {
-  Space<3> s;
+  StridedSpace<3> s;
   s.ndim = L.ndim;
   int64_t os = 1;
   for (int d = L.ndim - 1; d >= 0; --d) {
@@ -251,7 +214,7 @@ void binary_typed(BinaryOp op, const StridedLoop& L, const T* a, const T* b, T* 
 // Operands of the space: 0 = dst, 1 = src.
 template <typename T>
 void copy_typed(const StridedLoop& L, const T* src, T* dst) {
-  Space<2> s;
+  StridedSpace<2> s;
   s.ndim = L.ndim;
   for (int d = 0; d < L.ndim; ++d)
     s.shape[d] = L.shape[d], s.stride[0][d] = L.b_strides[d], s.stride[1][d] = L.a_strides[d];

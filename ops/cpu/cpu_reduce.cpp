@@ -21,6 +21,7 @@
 
 #include "ops/cpu/cpu_kernels.h"
 #include "ops/cpu/cpu_math.h"
+#include "ops/strided_plan.h"
 
 namespace fpa::cpu {
 namespace {
@@ -85,47 +86,12 @@ struct Walk {
   }
 };
 
-// x's dims after simplification: kept dims (output order) and reduced dims, excluding the
-// innermost one, which is `inner` long, contiguous, and reduced or not.
-struct ReducePlan {
-  Walk kept, reduced;
-  int64_t inner = 1;
-  bool inner_reduced = false;
-  bool empty_reduction = false;  // a reduced dim of size 0: outputs are the identity
-};
-
-ReducePlan plan_reduce(const Shape& xs, unsigned mask) {
-  ReducePlan p;
-  std::vector<int64_t> xstr = xs.strides();
-  int64_t shape[kMaxDims], stride[kMaxDims];
-  bool red[kMaxDims];
-  int nd = 0;
-  for (int d = 0; d < xs.ndim; ++d) {
-    bool r = mask >> d & 1u;
-    if (r && xs[d] == 0) p.empty_reduction = true;
-    if (xs[d] == 1) continue;
-    if (nd > 0 && red[nd - 1] == r) {  // x is contiguous, so same-kind neighbours merge
-      shape[nd - 1] *= xs[d], stride[nd - 1] = xstr[d];
-      continue;
-    }
-    shape[nd] = xs[d], stride[nd] = xstr[d], red[nd] = r, ++nd;
-  }
-  if (nd == 0) shape[0] = 1, stride[0] = 1, red[0] = false, nd = 1;
-  p.inner = shape[nd - 1];
-  p.inner_reduced = red[nd - 1];
-  for (int d = 0; d < nd - 1; ++d) {
-    Walk& w = red[d] ? p.reduced : p.kept;
-    w.shape[w.ndim] = shape[d], w.stride[w.ndim] = stride[d], ++w.ndim;
-  }
-  return p;
-}
-
 // Innermost dim reduced: y[o] combines, in order, the pieces of its rows: for each reduced
 // row r, for each chunk of at most kChunk elements, combine_row(chunk). Threads take whole
 // outputs; with fewer outputs than threads, the pieces are computed in parallel first and
 // combined in the same order afterwards, which gives the same bits.
 template <typename Op, typename T>
-void reduce_rows(const ReducePlan& p, const T* x, T* y) {
+void reduce_rows(const ReducePlan<Walk>& p, const T* x, T* y) {
   const int64_t n_out = p.kept.count(), rows = p.reduced.count();
   const int64_t chunks = (p.inner + kChunk - 1) / kChunk, pieces = rows * chunks;
   auto piece = [&](const Walk& kept, const Walk& reduced, int64_t c) {
@@ -177,7 +143,7 @@ void reduce_rows(const ReducePlan& p, const T* x, T* y) {
 // of the reduced rows, whole contiguous rows of x into a double buffer. Threads take
 // (row, column block) tasks.
 template <typename Op, typename T>
-void reduce_columns(const ReducePlan& p, const T* x, T* y) {
+void reduce_columns(const ReducePlan<Walk>& p, const T* x, T* y) {
   const int64_t out_rows = p.kept.count(), rows = p.reduced.count(), cols = p.inner;
   const int64_t blocks = (cols + kColBlock - 1) / kColBlock, tasks = out_rows * blocks;
 #pragma omp parallel if (out_rows * rows * cols > kParallelGrain && tasks > 1)
@@ -213,7 +179,7 @@ void reduce_columns(const ReducePlan& p, const T* x, T* y) {
 
 template <typename Op, typename T>
 void reduce_typed(const Shape& xs, unsigned mask, const T* x, T* y) {
-  ReducePlan p = plan_reduce(xs, mask);
+  ReducePlan<Walk> p = plan_reduce<Walk>(xs, mask);
   int64_t n_out = 1;
   for (int d = 0; d < xs.ndim; ++d)
     if (!(mask >> d & 1u)) n_out *= xs[d];

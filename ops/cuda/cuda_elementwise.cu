@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/strided_plan.h"
 
 namespace fpa::gpu {
 namespace {
@@ -70,48 +71,10 @@ __global__ void unary_kernel(UnaryOp op, int64_t n, T a, T b, const T* x, T* y) 
 
 // ---- strided index spaces
 
-// An index space with one stride per operand per dim (operand 0 is the one written).
-template <int K>
-struct Space {
-  int ndim = 0;
-  int64_t shape[kMaxDims];
-  int64_t stride[K][kMaxDims];
-};
-
-// Drops size-1 dims and merges dim d into the one before when every operand steps through
-// both as one. Returns the element count; a 0-d space becomes (1).
-template <int K>
-int64_t simplify(Space<K>& s) {
-  int64_t total = 1;
-  for (int d = 0; d < s.ndim; ++d) total *= s.shape[d];
-  if (total == 0) return 0;
-  int nd = 0;
-  for (int d = 0; d < s.ndim; ++d) {
-    if (s.shape[d] == 1) continue;
-    bool merge = nd > 0;
-    for (int k = 0; k < K && merge; ++k) merge = s.stride[k][nd - 1] == s.stride[k][d] * s.shape[d];
-    if (merge) {
-      s.shape[nd - 1] *= s.shape[d];
-      for (int k = 0; k < K; ++k) s.stride[k][nd - 1] = s.stride[k][d];
-    } else {
-      s.shape[nd] = s.shape[d];
-      for (int k = 0; k < K; ++k) s.stride[k][nd] = s.stride[k][d];
-      ++nd;
-    }
-  }
-  if (nd == 0) {
-    s.shape[0] = 1;
-    for (int k = 0; k < K; ++k) s.stride[k][0] = 0;
-    nd = 1;
-  }
-  s.ndim = nd;
-  return total;
-}
-
 // The offsets (in elements) of flat index i in operands first..K-1. Index is the type the
 // divisions run in; the outermost dim needs none.
 template <typename Index, int K>
-__device__ __forceinline__ void offsets_of(const Space<K>& s, Index i, int first, int64_t* off) {
+__device__ __forceinline__ void offsets_of(const StridedSpace<K>& s, Index i, int first, int64_t* off) {
   for (int k = first; k < K; ++k) off[k] = 0;
 #pragma unroll
   for (int d = kMaxDims - 1; d > 0; --d) {  // unrolled: constant indices keep s out of local memory
@@ -142,7 +105,7 @@ __device__ __forceinline__ T binary_value(BinaryOp op, T a, T b) {
 
 // Operands of the space: 0 = out (contiguous, so its offset is i), 1 = a, 2 = b.
 template <typename T, typename Index>
-__global__ void binary_kernel(BinaryOp op, Space<3> s, int64_t total, const T* a, const T* b, T* out) {
+__global__ void binary_kernel(BinaryOp op, StridedSpace<3> s, int64_t total, const T* a, const T* b, T* out) {
   FPA_GRID_STRIDE_LOOP(i, total) {
     int64_t off[3];
     offsets_of<Index>(s, Index(i), 1, off);
@@ -159,7 +122,7 @@ __global__ void binary_flat_kernel(BinaryOp op, int64_t n, const T* a, const T* 
 // ---- strided copy: operands 0 = dst, 1 = src
 
 template <typename T, typename Index>
-__global__ void copy_strided_kernel(Space<2> s, int64_t total, const T* src, T* dst) {
+__global__ void copy_strided_kernel(StridedSpace<2> s, int64_t total, const T* src, T* dst) {
   FPA_GRID_STRIDE_LOOP(i, total) {
     int64_t off[2];
     offsets_of<Index>(s, Index(i), 0, off);
@@ -181,7 +144,7 @@ void unary(DType t, UnaryOp op, int64_t n, double a, double b, const void* x, vo
 }
 
 void binary(DType t, BinaryOp op, const StridedLoop& L, const void* a, const void* b, void* out) {
-  Space<3> s;
+  StridedSpace<3> s;
   s.ndim = L.ndim;
   int64_t out_stride = 1;
   for (int d = L.ndim - 1; d >= 0; --d) {
@@ -205,7 +168,7 @@ void binary(DType t, BinaryOp op, const StridedLoop& L, const void* a, const voi
 }
 
 void copy_strided(DType t, const StridedLoop& L, const void* src, void* dst) {
-  Space<2> s;
+  StridedSpace<2> s;
   s.ndim = L.ndim;
   for (int d = 0; d < L.ndim; ++d)
     s.shape[d] = L.shape[d], s.stride[0][d] = L.b_strides[d], s.stride[1][d] = L.a_strides[d];

@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/strided_plan.h"
 
 namespace fpa::gpu {
 namespace {
@@ -54,39 +55,6 @@ struct Walk {
   }
 };
 
-struct ReducePlan {
-  Walk kept, reduced;  // excluding the innermost dim
-  int64_t inner = 1;   // the innermost dim's length (contiguous)
-  bool inner_reduced = false;
-  bool empty_reduction = false;  // a reduced dim of size 0: outputs are the identity
-};
-
-ReducePlan plan_reduce(const Shape& xs, unsigned mask) {
-  ReducePlan p;
-  std::vector<int64_t> xstr = xs.strides();
-  int64_t shape[kMaxDims], stride[kMaxDims];
-  bool red[kMaxDims];
-  int nd = 0;
-  for (int d = 0; d < xs.ndim; ++d) {
-    const bool r = mask >> d & 1u;
-    if (r && xs[d] == 0) p.empty_reduction = true;
-    if (xs[d] == 1) continue;
-    if (nd > 0 && red[nd - 1] == r) {  // x is contiguous, so same-kind neighbours merge
-      shape[nd - 1] *= xs[d], stride[nd - 1] = xstr[d];
-      continue;
-    }
-    shape[nd] = xs[d], stride[nd] = xstr[d], red[nd] = r, ++nd;
-  }
-  if (nd == 0) shape[0] = 1, stride[0] = 1, red[0] = false, nd = 1;
-  p.inner = shape[nd - 1];
-  p.inner_reduced = red[nd - 1];
-  for (int d = 0; d < nd - 1; ++d) {
-    Walk& w = red[d] ? p.reduced : p.kept;
-    w.shape[w.ndim] = shape[d], w.stride[w.ndim] = stride[d], ++w.ndim;
-  }
-  return p;
-}
-
 constexpr int kReduceThreads = 256;
 constexpr int64_t kShortReduction = 32;  // at most this many elements per output: a thread per output
 
@@ -109,7 +77,7 @@ __device__ double block_combine(double v) {
 // elements [s*per_split, (s+1)*per_split) of the output's `rows x inner` reduced elements.
 // Writes y[o] (splits == 1) or partial[b].
 template <typename Op, typename T>
-__global__ void reduce_rows_kernel(ReducePlan p, int64_t reduced_len, int64_t splits, int64_t per_split, const T* x,
+__global__ void reduce_rows_kernel(ReducePlan<Walk> p, int64_t reduced_len, int64_t splits, int64_t per_split, const T* x,
                                    T* y, double* partial) {
   const int64_t b = blockIdx.x, o = b / splits, s = b % splits;
   const int64_t base = p.kept.offset_of(o);
@@ -138,7 +106,7 @@ __global__ void reduce_rows_kernel(ReducePlan p, int64_t reduced_len, int64_t sp
 
 // Innermost dim reduced but short (a few elements per output): a thread per output.
 template <typename Op, typename T>
-__global__ void reduce_short_rows_kernel(ReducePlan p, int64_t n_out, int64_t rows, const T* x, T* y) {
+__global__ void reduce_short_rows_kernel(ReducePlan<Walk> p, int64_t n_out, int64_t rows, const T* x, T* y) {
   FPA_GRID_STRIDE_LOOP(o, n_out) {
     const T* base = x + p.kept.offset_of(o);
     double acc = Op::init();
@@ -153,7 +121,7 @@ __global__ void reduce_short_rows_kernel(ReducePlan p, int64_t n_out, int64_t ro
 // Innermost dim kept. Thread (o, split s): o = k * inner + c over the kept outputs, rows
 // [s*per_split, (s+1)*per_split) of the reduced walk.
 template <typename Op, typename T>
-__global__ void reduce_columns_kernel(ReducePlan p, int64_t n_out, int64_t rows, int64_t splits, int64_t per_split,
+__global__ void reduce_columns_kernel(ReducePlan<Walk> p, int64_t n_out, int64_t rows, int64_t splits, int64_t per_split,
                                       const T* x, T* y, double* partial) {
   const int64_t s = blockIdx.y;
   const int64_t r0 = s * per_split, r1 = r0 + per_split < rows ? r0 + per_split : rows;
@@ -192,7 +160,7 @@ int64_t clamp64(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi
 
 template <typename Op, typename T>
 void reduce_typed(const Shape& xs, unsigned mask, const T* x, T* y, bool is_max) {
-  const ReducePlan p = plan_reduce(xs, mask);
+  const ReducePlan<Walk> p = plan_reduce<Walk>(xs, mask);
   int64_t n_out = 1;
   for (int d = 0; d < xs.ndim; ++d)
     if (!(mask >> d & 1u)) n_out *= xs[d];
