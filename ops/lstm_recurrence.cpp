@@ -39,30 +39,6 @@ void check_args(const char* op, const Tensor& xw, const Tensor& w_hh, const Tens
 // Element `offset` of a tensor's storage.
 void* at(const Tensor& x, int64_t offset) { return static_cast<char*>(x.data()) + offset * dtype_size(x.dtype()); }
 
-// x itself seen through an identity node, so that a grad() asked for it stops there.
-Tensor identity_node(const Tensor& x) {
-  return record("lstm_recurrence_input", alias(x, x.shape()), {x},
-                [](const Tensor& g, const Tensor&, const std::vector<bool>&) { return std::vector<Tensor>{g}; });
-}
-
-// The gradients of <lstm_recurrence_composed(inputs), g> w.r.t. the needed inputs, recorded.
-// Each needed input enters through an identity node and the nested grad() asks for those, so
-// it returns partial derivatives even when one input is computed from another, and never runs
-// (nor frees) a node of the caller's graph.
-std::vector<Tensor> composed_gradients(const std::vector<Tensor>& inputs, const Tensor& g,
-                                       const std::vector<bool>& needs) {
-  std::vector<Tensor> x(inputs), asked;
-  std::vector<size_t> which;
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (needs[i]) x[i] = identity_node(inputs[i]), asked.push_back(x[i]), which.push_back(i);
-  Tensor out = lstm_recurrence_composed(x[0], x[1], x[2], x[3]);
-  std::vector<Tensor> found = grad({out}, asked, {g}, /*retain_graph=*/true, /*create_graph=*/true,
-                                   /*allow_unused=*/true);
-  std::vector<Tensor> r(inputs.size());
-  for (size_t j = 0; j < which.size(); ++j) r[which[j]] = found[j];
-  return r;
-}
-
 }  // namespace
 
 Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, const Tensor& c0) {
@@ -87,7 +63,10 @@ Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, c
       "lstm_recurrence", out, {xw, w_hh, h0, c0},
       [xw, w_hh, h0, c0, gates, cs, dt, T, B, H, BH, G](const Tensor& g, const Tensor& saved,
                                                          const std::vector<bool>& needs) -> std::vector<Tensor> {
-        if (grad_enabled()) return composed_gradients({xw, w_hh, h0, c0}, g, needs);
+        if (grad_enabled()) {
+          auto twin = [](const std::vector<Tensor>& x) { return lstm_recurrence_composed(x[0], x[1], x[2], x[3]); };
+          return composed_twin_gradients(twin, {xw, w_hh, h0, c0}, g, needs);
+        }
         const Backend& b = backend(xw.device());  // g, saved: (T + 1, B, H)
         Tensor dxw = empty(xw.shape(), dt, xw.device());  // (T, B, 4H): the preactivations' gradients
         Tensor dh = empty({B, H}, dt, xw.device()), dc = empty({B, H}, dt, xw.device());  // (B, H)

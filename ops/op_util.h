@@ -1,6 +1,7 @@
 // op_util.h: helpers shared by the op families: raw (unrecorded) elementwise maps over the
 // backend, broadcast index loops, and axis-list normalisation.
 #pragma once
+#include <functional>
 #include <vector>
 
 #include "autograd/error.h"
@@ -19,5 +20,14 @@ StridedLoop broadcast_loop(const Shape& out, const Shape& a, const Shape& b);
 std::vector<int> normalize_axes(const Axes& axes, const Shape& shape, const char* op);
 // `shape` with the given axes set to 1 (keepdim form) or removed.
 Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdim);
+
+// For a fused op's backward while a graph of the gradient is recorded: the gradients of
+// <twin(inputs), grad_out> w.r.t. the needed inputs (undefined where not needed or unused),
+// recorded, from the op's composed twin. Each needed input enters through an identity node
+// and the nested grad() asks for those nodes, so it returns partial derivatives even when one
+// input is computed from another, and never runs (nor frees) a node of the caller's graph.
+std::vector<Tensor> composed_twin_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& twin,
+                                            const std::vector<Tensor>& inputs, const Tensor& grad_out,
+                                            const std::vector<bool>& needs);
 
 }  // namespace fpa

@@ -42,30 +42,6 @@ Tensor column(const Tensor& seq, int64_t t) { return reshape(slice(seq, 0, t, t 
 const void* data_or_null(const Tensor& t) { return t.defined() ? t.data() : nullptr; }
 void* data_or_null(Tensor& t) { return t.defined() ? t.data() : nullptr; }
 
-// x itself seen through an identity node, so that a grad() asked for it stops there.
-Tensor identity_node(const Tensor& x) {
-  return record("paint_input", alias(x, x.shape()), {x}, [](const Tensor& g, const Tensor&, const std::vector<bool>&) {
-    return std::vector<Tensor>{g};
-  });
-}
-
-// The gradients of <paint_composed(inputs), g> w.r.t. the needed inputs, recorded. Each needed
-// input enters through an identity node and the nested grad() asks for those nodes, so it
-// returns partial derivatives even when an input is computed from another one, and never runs
-// (nor frees) a node of the caller's graph.
-std::vector<Tensor> composed_gradients(PaintRule rule, PaintFrontEnd fe, const std::vector<Tensor>& inputs,
-                                       const Tensor& g, const std::vector<bool>& needs) {
-  std::vector<Tensor> x(inputs), asked;
-  std::vector<size_t> which;
-  for (size_t i = 0; i < inputs.size(); ++i)
-    if (needs[i]) x[i] = identity_node(inputs[i]), asked.push_back(x[i]), which.push_back(i);
-  Tensor W = paint_composed(rule, x[0], x[1], x[2], x[3], fe);
-  std::vector<Tensor> found = grad({W}, asked, {g}, /*retain_graph=*/true, /*create_graph=*/true, /*allow_unused=*/true);
-  std::vector<Tensor> r(inputs.size());
-  for (size_t j = 0; j < which.size(); ++j) r[which[j]] = found[j];
-  return r;
-}
-
 }  // namespace
 
 Tensor paint_fused(PaintRule rule, const Tensor& k, const Tensor& v, const Tensor& beta_in, const Tensor& w0,
@@ -79,7 +55,12 @@ Tensor paint_fused(PaintRule rule, const Tensor& k, const Tensor& v, const Tenso
                                     W.data());
   return record("paint_fused", W, {k, v, beta, w0},
                 [rule, fe, geom, k, v, beta, w0](const Tensor& g, const Tensor&, const std::vector<bool>& needs) {
-                  if (grad_enabled()) return composed_gradients(rule, fe, {k, v, beta, w0}, g, needs);
+                  if (grad_enabled()) {
+                    auto twin = [=](const std::vector<Tensor>& x) {
+                      return paint_composed(rule, x[0], x[1], x[2], x[3], fe);
+                    };
+                    return composed_twin_gradients(twin, {k, v, beta, w0}, g, needs);
+                  }
                   Tensor dk = empty(k.shape(), k.dtype(), k.device()), dv = empty(v.shape(), v.dtype(), v.device());
                   Tensor dbeta = needs[2] ? empty(beta.shape(), beta.dtype(), beta.device()) : Tensor();
                   Tensor dw0 = needs[3] ? empty(w0.shape(), w0.dtype(), w0.device()) : Tensor();
