@@ -155,4 +155,12 @@ CheckResult allclose_scaled(const Tensor& a, const Tensor& b, double atol, doubl
   return r;
 }
 
+CheckResult allclose_to_max(const Tensor& a, const Tensor& b, double tol) {
+  double scale = 0;
+  for (double v : b.to_vector()) scale = std::max(scale, std::abs(v));
+  CheckResult r = allclose(a, b, tol * (scale > 0 ? scale : 1.0), 0.0);
+  if (!r.ok) r.message += " (max|ref| " + std::to_string(scale) + ")";
+  return r;
+}
+
 }  // namespace fpa::test

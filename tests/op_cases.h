@@ -43,6 +43,8 @@ CheckResult allclose(const Tensor& a, const Tensor& b, double atol = 1e-10, doub
 // allclose with atol scaled by max(1, max|b|): for float32 gradients, whose elements are long
 // sums with rounding error that follows the size of the tensor's terms, not their own value.
 CheckResult allclose_scaled(const Tensor& a, const Tensor& b, double atol, double rtol);
+// max |a - b| <= tol * max|b| (tol itself when b is all zeros): a fused op against its twin.
+CheckResult allclose_to_max(const Tensor& a, const Tensor& b, double tol);
 
 }  // namespace fpa::test
 

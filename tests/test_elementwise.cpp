@@ -6,7 +6,6 @@
 #include <omp.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 #include <random>
 
@@ -128,19 +127,6 @@ TEST(Elementwise, MismatchesRaiseNamedErrors) {
 }
 
 // ---- CPU kernel fast paths ----
-
-// Bitwise equality of two tensors of the same dtype, naming the first differing element.
-::testing::AssertionResult same_bits(const Tensor& a, const Tensor& b) {
-  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return ::testing::AssertionFailure() << "shape or dtype";
-  size_t bytes = a.numel() * dtype_size(a.dtype());
-  const char *p = static_cast<const char*>(a.data()), *q = static_cast<const char*>(b.data());
-  for (size_t i = 0; i < bytes; ++i)
-    if (p[i] != q[i]) {
-      size_t e = i / dtype_size(a.dtype());
-      return ::testing::AssertionFailure() << "element " << e << ": " << a.to_vector()[e] << " vs " << b.to_vector()[e];
-    }
-  return ::testing::AssertionSuccess();
-}
 
 // Row-major strides of `s` aligned to `out`'s trailing dims; 0 where s is 1 or missing.
 std::vector<int64_t> broadcast_strides(const Shape& s, const Shape& out) {

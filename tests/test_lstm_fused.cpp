@@ -45,18 +45,10 @@ Inputs make_inputs(int64_t T, int64_t B, int64_t H, DType dt, uint64_t seed) {
   return in;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : t.to_vector()) m = std::max(m, std::abs(x));
-  return m;
-}
-
 // max |a - ref| <= tol * max|ref| (tol itself when ref is all zeros).
 void expect_near_max(const Tensor& a, const Tensor& ref, double tol, const std::string& what) {
-  Tensor y = ref.to(DType::f64);
-  double scale = max_abs(y);
-  CheckResult r = allclose(a.to(DType::f64), y, tol * (scale > 0 ? scale : 1.0), 0.0);
-  EXPECT_TRUE(r.ok) << what << ": " << r.message << " (max|ref| " << scale << ")";
+  CheckResult r = allclose_to_max(a.to(DType::f64), ref.to(DType::f64), tol);
+  EXPECT_TRUE(r.ok) << what << ": " << r.message;
 }
 
 const char* kNames[] = {"dxw", "dW_hh", "dh0", "dc0"};
@@ -129,12 +121,7 @@ TEST(LstmFused, ResultDoesNotDependOnThreadCount) {
     for (const Tensor& t : r) bits.push_back(t.to_vector());
     return bits;
   };
-  omp_set_num_threads(1);
-  auto one = run();
-  omp_set_num_threads(std::max(2, threads));
-  auto many = run();
-  omp_set_num_threads(threads);
-  EXPECT_EQ(one, many);
+  EXPECT_EQ(with_threads(1, run), with_threads(std::max(2, threads), run));
 }
 
 TEST(LstmFused, LstmModuleUsesTheFusedOp) {

@@ -75,19 +75,12 @@ Inputs make_inputs(PaintRule rule, int64_t T, int64_t N, int64_t S, int64_t r, b
   return in;
 }
 
-double max_abs(const Tensor& t) {
-  double m = 0;
-  for (double x : t.to_vector()) m = std::max(m, std::abs(x));
-  return m;
-}
-
 // max |a - ref| <= tol * max|ref| (tol itself when ref is all zeros); undefined = zeros.
 void expect_near_max(const Tensor& a, const Tensor& ref, const Tensor& like, double tol, const std::string& what) {
   Tensor x = a.defined() ? a.to(DType::f64) : zeros(like.shape(), DType::f64);
   Tensor y = ref.defined() ? ref.to(DType::f64) : zeros(like.shape(), DType::f64);
-  double scale = max_abs(y);
-  CheckResult r = allclose(x, y, tol * (scale > 0 ? scale : 1.0), 0.0);
-  EXPECT_TRUE(r.ok) << what << ": " << r.message << " (max|ref| " << scale << ")";
+  CheckResult r = allclose_to_max(x, y, tol);
+  EXPECT_TRUE(r.ok) << what << ": " << r.message;
 }
 
 // The fused op's forward and input gradients (fused backward: no graph built) against the
@@ -178,12 +171,7 @@ TEST(PaintFused, ResultDoesNotDependOnThreadCount) {
     V g = grad({W}, in.list(), {ones(W.shape(), W.dtype())});
     return std::vector<std::vector<double>>{W.to_vector(), g[0].to_vector(), g[1].to_vector(), g[2].to_vector()};
   };
-  omp_set_num_threads(1);
-  auto one = run();
-  omp_set_num_threads(std::max(2, threads));
-  auto many = run();
-  omp_set_num_threads(threads);
-  EXPECT_EQ(one, many);
+  EXPECT_EQ(with_threads(1, run), with_threads(std::max(2, threads), run));
 }
 
 TEST(PaintFused, PaintUsesTheFusedOpOnTheCpu) {

@@ -6,7 +6,6 @@
 #include <omp.h>
 
 #include <cmath>
-#include <cstring>
 #include <limits>
 
 #include "autograd/generator.h"
@@ -107,11 +106,6 @@ TEST(Reduce, BadAxesRaiseNamedErrors) {
 }
 
 // ---- CPU kernel paths ----
-
-bool same_bits(const Tensor& a, const Tensor& b) {
-  return a.shape() == b.shape() && a.dtype() == b.dtype() &&
-         std::memcmp(a.data(), b.data(), a.numel() * dtype_size(a.dtype())) == 0;
-}
 
 // Sum (in long double) and max of x over the axes in `mask`, by index math; also the sum of |x|.
 struct RefReduce {

@@ -1,7 +1,9 @@
 // test_util.h: assertion macros shared by the test files.
 #pragma once
 #include <gtest/gtest.h>
+#include <omp.h>
 
+#include <cstring>
 #include <string>
 
 #include "autograd/error.h"
@@ -33,3 +35,30 @@
           << #stmt << " threw \"" << e_.what() << "\", expected it to contain \"" << (needle) << "\""; \
     }                                                                                           \
   } while (0)
+
+namespace fpa::test {
+
+// Bitwise equality of two tensors (same shape and dtype), naming the first differing element.
+inline ::testing::AssertionResult same_bits(const Tensor& a, const Tensor& b) {
+  if (a.shape() != b.shape() || a.dtype() != b.dtype()) return ::testing::AssertionFailure() << "shape or dtype";
+  size_t bytes = a.numel() * dtype_size(a.dtype());
+  const char *p = static_cast<const char*>(a.data()), *q = static_cast<const char*>(b.data());
+  for (size_t i = 0; i < bytes; ++i)
+    if (p[i] != q[i]) {
+      size_t e = i / dtype_size(a.dtype());
+      return ::testing::AssertionFailure() << "element " << e << ": " << a.to_vector()[e] << " vs " << b.to_vector()[e];
+    }
+  return ::testing::AssertionSuccess();
+}
+
+// fn() run on `threads` OpenMP threads, the thread count restored afterwards.
+template <typename F>
+auto with_threads(int threads, F&& fn) {
+  const int saved = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  auto result = fn();
+  omp_set_num_threads(saved);
+  return result;
+}
+
+}  // namespace fpa::test
