@@ -68,7 +68,7 @@ test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
 
 # The CUDA backend against the CPU, primitive by primitive (tests/cuda; skips without a GPU).
 # Not part of `make test`: CI has no GPU. tools/gpu_check.sh runs it with the CPU suite.
-CUDA_TEST_OBJ := $(patsubst %.cpp,$(OBJ)/%.o,$(wildcard tests/cuda/*.cpp) tests/op_cases.cpp)
+CUDA_TEST_OBJ := $(patsubst %.cpp,$(OBJ)/%.o,$(wildcard tests/cuda/*.cpp) tests/op_cases.cpp tests/fixture_checks.cpp)
 $(BUILD)/fpa_tests_cuda: $(LIB_OBJ) $(CUDA_TEST_OBJ)
 	$(CXX) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
 
