@@ -48,6 +48,9 @@ $(OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
+# No fused multiply-adds in the random numbers and Adam: the CUDA twins round the same way (cuda_random.cu).
+$(OBJ)/ops/cpu/cpu_random.o: CXXFLAGS += -ffp-contract=off
+
 $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
 	$(NVCC) $(NVCCFLAGS) -I. $(CUDNN_INC) -DFPA_WITH_CUDA -MMD -MP -c $< -o $@
@@ -109,7 +112,8 @@ bench-gpu: $(BUILD)/bench_gpu
 PRESET ?= cpu-small
 DATA   ?= fashion-mnist
 OUT    ?= runs/$(PRESET)
-DEVICE ?= cpu  # the CUDA backend (issue 5) will make cuda the default where a GPU is present
+# cuda where the CUDA backend is built (nvcc) and nvidia-smi sees a GPU; cpu otherwise. DEVICE=cpu forces it.
+DEVICE ?= $(if $(NVCC),$(if $(shell nvidia-smi -L 2>/dev/null | grep -m1 GPU),cuda,cpu),cpu)
 TRAIN_FLAGS = --preset $(PRESET) --data $(DATA) --out $(OUT) --device $(DEVICE) $(if $(STEPS),--steps $(STEPS))
 train: deps $(BUILD)/fpa
 	$(BUILD)/fpa train $(TRAIN_FLAGS) $(if $(wildcard $(OUT)/last.safetensors),--resume) $(ARGS)

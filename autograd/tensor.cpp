@@ -44,25 +44,42 @@ Tensor& Tensor::requires_grad_(bool on) {
 Tensor Tensor::grad() const { return Tensor(checked(impl_).grad); }
 void Tensor::zero_grad() { checked(impl_), impl_->grad.reset(); }
 
+namespace {
+thread_local const char* g_guarded_region = nullptr;  // the innermost HostTrafficGuard's region
+}  // namespace
+
+HostTrafficGuard::HostTrafficGuard(const char* region) : previous_(g_guarded_region) { g_guarded_region = region; }
+HostTrafficGuard::~HostTrafficGuard() { g_guarded_region = previous_; }
+
+void check_no_host_traffic(const char* what) {
+  FPA_CHECK(g_guarded_region == nullptr, what, " inside ", g_guarded_region,
+            ": a captured region may not move data between host and device or draw from a host-side "
+            "random generator (its replays would reuse the captured values)");
+}
+
 std::vector<double> Tensor::to_vector() const {
+  check_no_host_traffic("to_vector");
   Tensor h = to(DType::f64).to(Device::cpu);
   const double* p = h.data_as<double>();
   return std::vector<double>(p, p + numel());
 }
 
 std::vector<float> Tensor::to_floats() const {
+  check_no_host_traffic("to_floats");
   Tensor h = to(DType::f32).to(Device::cpu);
   const float* p = h.data_as<float>();
   return std::vector<float>(p, p + numel());
 }
 
 double Tensor::item() const {
+  check_no_host_traffic("item");
   FPA_CHECK(numel() == 1, "item: tensor ", str(), " has ", numel(), " elements, expected 1");
   return to_vector()[0];
 }
 
 Tensor Tensor::to(Device dev) const {
   if (dev == device()) return *this;
+  check_no_host_traffic(dev == Device::cpu ? "a copy to the host" : "a copy from the host");
   Tensor r = empty(shape(), dtype(), dev);
   size_t bytes = numel() * dtype_size(dtype());
   if (dev == Device::cpu) backend(device()).to_host(r.data(), data(), bytes);
@@ -110,12 +127,14 @@ Tensor zeros(const Shape& shape, DType dtype, Device device) { return full(shape
 Tensor ones(const Shape& shape, DType dtype, Device device) { return full(shape, 1.0, dtype, device); }
 
 Tensor arange(int64_t n, DType dtype, Device device) {
+  check_no_host_traffic("arange");
   std::vector<double> v(n);
   for (int64_t i = 0; i < n; ++i) v[i] = double(i);
   return from_vector(v, Shape{n}, dtype, device);
 }
 
 Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType dtype, Device device) {
+  check_no_host_traffic("from_vector");
   FPA_CHECK(int64_t(values.size()) == shape.numel(), "from_vector: ", values.size(),
             " values for shape ", shape.str());
   Tensor h = empty(shape, DType::f64, Device::cpu);
@@ -124,6 +143,7 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType 
 }
 
 Tensor from_floats(const std::vector<float>& values, const Shape& shape, Device device) {
+  check_no_host_traffic("from_floats");
   FPA_CHECK(int64_t(values.size()) == shape.numel(), "from_floats: ", values.size(),
             " values for shape ", shape.str());
   Tensor h = empty(shape, DType::f32, Device::cpu);
@@ -132,6 +152,7 @@ Tensor from_floats(const std::vector<float>& values, const Shape& shape, Device 
 }
 
 Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen, double lo, double hi) {
+  check_no_host_traffic("rand");
   Generator& g = gen ? *gen : default_generator();
   Tensor t = empty(shape, dtype, device);
   backend(device).rand_uniform(dtype, t.numel(), g.seed(), g.advance(t.numel()), lo, hi, t.data());
@@ -139,6 +160,7 @@ Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen, doub
 }
 
 Tensor randn(const Shape& shape, DType dtype, Device device, Generator* gen, double mean, double std) {
+  check_no_host_traffic("randn");
   Generator& g = gen ? *gen : default_generator();
   Tensor t = empty(shape, dtype, device);
   backend(device).rand_normal(dtype, t.numel(), g.seed(), g.advance(t.numel()), mean, std, t.data());

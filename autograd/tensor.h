@@ -92,6 +92,24 @@ Tensor randn(const Shape& shape, DType dtype = DType::f32, Device device = Devic
 // A tensor with another's storage and a new shape of equal numel (no history).
 Tensor alias(const Tensor& t, const Shape& shape);
 
+// A region of work that is recorded once and replayed (a CUDA graph of a training step):
+// inside it nothing may cross between host and device or depend on host state that changes
+// between replays. Tensor::item, to_vector, to_floats, copies between devices, from_vector,
+// from_floats, arange, rand and randn throw "NAME inside REGION: ..." while a guard lives on
+// this thread (nestable). It also holds on the CPU, so CPU tests prove a step capturable.
+class HostTrafficGuard {
+ public:
+  explicit HostTrafficGuard(const char* region);
+  ~HostTrafficGuard();
+  HostTrafficGuard(const HostTrafficGuard&) = delete;
+  HostTrafficGuard& operator=(const HostTrafficGuard&) = delete;
+
+ private:
+  const char* previous_;
+};
+// Throws if a HostTrafficGuard is active on this thread.
+void check_no_host_traffic(const char* what);
+
 // Throws naming `op` unless the tensors agree in dtype and device.
 void check_same_kind(const char* op, const Tensor& a, const Tensor& b);
 void check_defined(const char* op, const Tensor& t, const char* what);

@@ -38,6 +38,7 @@ Adam::Adam(std::vector<Tensor*> params, AdamOptions options) : params_(std::move
   flat_grad_ = zeros({n}, dt, dev);
   exp_avg_ = zeros({n}, dt, dev);
   exp_avg_sq_ = zeros({n}, dt, dev);
+  bias_terms_ = zeros({2}, dt, dev);
   const Backend& be = backend(dev);
   for (size_t i = 0; i < params_.size(); ++i) {
     Tensor& p = *params_[i];
@@ -49,6 +50,20 @@ Adam::Adam(std::vector<Tensor*> params, AdamOptions options) : params_(std::move
 }
 
 void Adam::step() {
+  prepare_step();
+  apply_step();
+}
+
+void Adam::prepare_step() {
+  ++step_;
+  double terms[2];
+  adam_bias_terms(opt_.lr, opt_.beta1, opt_.beta2, step_, &terms[0], &terms[1]);
+  const float terms_f32[2] = {float(terms[0]), float(terms[1])};
+  const void* host = bias_terms_.dtype() == DType::f32 ? static_cast<const void*>(terms_f32) : terms;
+  backend(bias_terms_.device()).from_host(bias_terms_.data(), host, 2 * dtype_size(bias_terms_.dtype()));
+}
+
+void Adam::apply_step() {
   const Backend& be = backend(flat_param_.device());
   const DType dt = flat_param_.dtype();
   for (size_t i = 0; i < params_.size(); ++i) {
@@ -64,8 +79,7 @@ void Adam::step() {
               " does not match parameter ", i, " ", p.str());
     be.copy(at(flat_grad_, offsets_[i]), g.data(), size_t(g.numel()) * dtype_size(dt));
   }
-  ++step_;
-  AdamArgs args{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, step_};
+  AdamArgs args{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, step_, bias_terms_.data()};
   be.adam_step(dt, flat_param_.numel(), args, flat_param_.data(), flat_grad_.data(), exp_avg_.data(),
                exp_avg_sq_.data());
 }

@@ -9,6 +9,10 @@
 // without a gradient gets zeros, where torch would skip it: it stays put only while its moments
 // are zero and weight_decay is 0 (true of a parameter frozen from the start, as the U-Net's
 // frozen base); otherwise its moments decay and it moves. Nothing is allocated in step().
+// step() = prepare_step() (host: count the step, upload its two bias-corrected terms to a
+// device buffer) + apply_step() (device only: gather the gradients, run the kernel reading
+// the terms from that buffer), so a captured apply_step (CUDA graph) replays with each step's
+// own terms.
 // All parameters must share one dtype and device. Replacing a parameter's Tensor afterwards
 // (Module::to) breaks the aliasing: build the optimiser after moving the model; loading a
 // state dict copies in place and keeps it.
@@ -35,6 +39,8 @@ class Adam {
   Adam& operator=(const Adam&) = delete;
 
   void step();
+  void prepare_step();
+  void apply_step();
   // Drops every parameter's gradient (torch's zero_grad(set_to_none=True)).
   void zero_grad();
 
@@ -56,6 +62,7 @@ class Adam {
   std::vector<Tensor*> params_;
   std::vector<int64_t> offsets_;
   Tensor flat_param_, flat_grad_, exp_avg_, exp_avg_sq_;
+  Tensor bias_terms_;  // (2): lr / (1 - beta1^step), sqrt(1 - beta2^step) of the prepared step
   AdamOptions opt_;
   int64_t step_ = 0;
 };

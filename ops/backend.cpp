@@ -1,6 +1,8 @@
 // backend.cpp: the device -> backend registry.
 #include "ops/backend.h"
 
+#include <cmath>
+
 #include "autograd/error.h"
 
 namespace fpa {
@@ -34,6 +36,12 @@ const Backend& backend(Device device) {
                                      "or no usable GPU was found"
                                    : "no CPU backend registered");
   return *b;
+}
+
+void adam_bias_terms(double lr, double beta1, double beta2, int64_t step, double* step_size, double* bc2_sqrt) {
+  const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));
+  *step_size = lr / bc1;
+  *bc2_sqrt = std::sqrt(bc2);
 }
 
 }  // namespace fpa

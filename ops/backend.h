@@ -54,7 +54,13 @@ struct PoolGeom {
 struct AdamArgs {
   double lr, beta1, beta2, eps, weight_decay;
   int64_t step;  // 1-based, for bias correction
+  // Or, when set, the bias-corrected terms read from device memory at run time, (2) of the
+  // data type: {T(lr / (1 - beta1^step)), T(sqrt(1 - beta2^step))}, as adam_bias_terms gives
+  // them; `step` is then ignored. A captured step (CUDA graph) replays with new terms this way.
+  const void* bias_terms = nullptr;
 };
+// The two bias-corrected terms of step `step` (1-based), in double; kernels round them to T.
+void adam_bias_terms(double lr, double beta1, double beta2, int64_t step, double* step_size, double* bc2_sqrt);
 
 // The fast weight painting (FPA_REFERENCE.md 2.7 and 3): N independent S x S matrices W,
 // row i = value index, column j = key index, one rank-1 update per step over T steps.
@@ -155,6 +161,17 @@ struct Backend {
   // dgates (B, 4H), the gradient of the preactivations, overwritten.
   void (*lstm_gates_backward)(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
                               const void* dh, void* dc, void* dgates);
+
+  // Capturing work for replay (CUDA graphs). Between capture_begin and capture_end every
+  // primitive is recorded, not run, with its memory from a pool private to the capture (kept
+  // until graph_release, so a replay's pointers stay valid); nothing may read device memory on
+  // the host meanwhile. capture_end returns the graph; graph_replay runs it again, reading
+  // whatever the recorded pointers hold then; graph_release waits for it and frees it and its
+  // pool. Backends that run eagerly (CPU) answer supports("capture_begin") false.
+  void (*capture_begin)();
+  void* (*capture_end)();
+  void (*graph_replay)(void* graph);
+  void (*graph_release)(void* graph);
 };
 
 void register_backend(Device device, const Backend* backend);

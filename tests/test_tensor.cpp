@@ -1,5 +1,5 @@
 // test_tensor.cpp: factories, dtype/device conversions, item(), the seeded generator's
-// independence from thread count, and the errors for misuse.
+// independence from thread count, the HostTrafficGuard, and the errors for misuse.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -7,6 +7,7 @@
 
 #include "autograd/generator.h"
 #include "ops/backend.h"
+#include "ops/ops.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {
@@ -64,6 +65,29 @@ TEST(Tensor, RandomMomentsAreRight) {
   EXPECT_NEAR(mu, 1.0, 0.02);
   EXPECT_GE(lo, -1.0);
   EXPECT_LT(hi, 3.0);
+}
+
+// Inside a HostTrafficGuard every host/device crossing and host-drawn random number throws,
+// naming the call and the region; the guard nests, and outside it all works again.
+TEST(Tensor, HostTrafficGuardRefusesHostCrossings) {
+  Tensor x = ones({2});
+  {
+    HostTrafficGuard outer("the outer region");
+    {
+      HostTrafficGuard inner("a test region");
+      EXPECT_ERROR(x.item(), "item inside a test region");
+    }
+    EXPECT_ERROR(x.to_vector(), "to_vector inside the outer region");
+    EXPECT_ERROR(x.to_floats(), "to_floats inside the outer region");
+    EXPECT_ERROR(from_vector({1.0}, {1}), "from_vector inside the outer region");
+    EXPECT_ERROR(from_floats({1.0f}, {1}), "from_floats inside the outer region");
+    EXPECT_ERROR(arange(3), "arange inside the outer region");
+    EXPECT_ERROR(randn({2}), "randn inside the outer region");
+    EXPECT_ERROR(rand({2}), "rand inside the outer region");
+    Tensor y = add(x, x);  // device work is fine
+    EXPECT_EQ(y.shape(), Shape({2}));
+  }
+  EXPECT_EQ(add(x, x).to_vector(), std::vector<double>({2.0, 2.0}));
 }
 
 TEST(Tensor, MisuseRaisesNamedErrors) {

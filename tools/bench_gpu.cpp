@@ -31,10 +31,12 @@ namespace {
 struct Config {
   std::string name, preset;
   int64_t batch;
+  bool graph = true;  // false: every step eager (fpa train --no-graph), to show what the graphs save
 };
 // The issue's list; --quick: the cpu-small widths (both sides of the comparison use the same).
 const std::vector<Config> kFull = {
-    {"rgb64-T64-b20", "paper-rgb64-T64", 20},   {"rgb64-T64-b64", "paper-rgb64-T64", 64},
+    {"rgb64-T64-b20", "paper-rgb64-T64", 20},   {"rgb64-T64-b20-eager", "paper-rgb64-T64", 20, false},
+    {"rgb64-T64-b64", "paper-rgb64-T64", 64},
     {"rgb64-T64-b128", "paper-rgb64-T64", 128}, {"rgb64-T16-b20", "paper-rgb64-T16", 20},
     {"grey32-T32-b32", "grey32-T32", 32},       {"rgb64-T64-unet-b20", "paper-rgb64-T64+unet", 20}};
 const std::vector<Config> kQuick = {{"small-b4", "cpu-small", 4}, {"small-unet-b4", "cpu-small+unet", 4}};
@@ -42,8 +44,10 @@ const std::vector<Config> kQuick = {{"small-b4", "cpu-small", 4}, {"small-unet-b
 struct Result {
   Config c;
   double ms_per_step = -1, sample_images_per_s = -1;
+  double sample_images_per_s_tf32 = -1;  // the same with TF32 GEMMs (CUDA only; PyTorch's default is off)
   int64_t sample_batch = 0, steps = 0;
   long long peak_bytes = -1;  // -1: not measured (CPU)
+  bool uses_graphs = false;   // the trainer replayed CUDA graphs
   std::string error;
 };
 
@@ -101,7 +105,7 @@ bool on_device(nn::Module& m, Device d) {
 
 void run_config(Result& r, Device dev, int64_t steps, bool quick) {
   TrainOptions o = train_defaults(r.c.preset);
-  o.batch = r.c.batch, o.device = dev;
+  o.batch = r.c.batch, o.device = dev, o.graph = r.c.graph;
   if (o.model.g.model == "unet") o.init_from = fresh_base_checkpoint(o.model);
   Trainer t(o, random_data(o.batch * 2, o.model.g.channels, o.model.g.image_size));
   GeneratorModel fallback;
@@ -111,19 +115,34 @@ void run_config(Result& r, Device dev, int64_t steps, bool quick) {
     fallback.module->to(dev);
   } else {
     reset_peak(dev);
-    // Two warm-ups (step 0 has the penalty), then `steps` steps: one in 4 with the penalty.
-    r.ms_per_step = 1000.0 * seconds_per(dev, 2, steps, [&] { t.step(); });
+    // Warm-ups: step 0 (with the penalty) and 1 run eagerly; with graphs, steps 2 and
+    // gp_every (the first of each kind after those) are captured. Then `steps` steps, one in
+    // gp_every with the penalty; with graphs, all replays.
+    const int64_t warm = t.uses_graphs() ? o.gp_every + 1 : 2;
+    r.ms_per_step = 1000.0 * seconds_per(dev, warm, steps, [&] { t.step(); });
     r.steps = steps;
     r.peak_bytes = peak_bytes(dev);
+    r.uses_graphs = t.uses_graphs();
   }
   const GeneratorModel& ge = fallback.module ? fallback : t.ema_generator();
   r.sample_batch = quick ? 16 : 256;
   Generator rng(7);
   NoGradGuard ng;
-  double s = seconds_per(dev, 1, quick ? 2 : 5, [&] {
-    ge.forward(randn({r.sample_batch, o.model.g.latent_dim}, DType::f32, dev, &rng));
-  });
-  r.sample_images_per_s = double(r.sample_batch) / s;
+  auto images_per_s = [&] {
+    const double s = seconds_per(dev, 1, quick ? 2 : 5, [&] {
+      ge.forward(randn({r.sample_batch, o.model.g.latent_dim}, DType::f32, dev, &rng));
+    });
+    return double(r.sample_batch) / s;
+  };
+  r.sample_images_per_s = images_per_s();
+#ifdef FPA_WITH_CUDA
+  if (dev == Device::cuda) {  // the LSTM's GEMMs dominate sampling: what TF32 would give
+    const bool before = cuda_matmul_tf32();
+    set_cuda_matmul_tf32(true);
+    r.sample_images_per_s_tf32 = images_per_s();
+    set_cuda_matmul_tf32(before);
+  }
+#endif
 }
 
 // The fused painting (what FastWeightPainter::paint runs) forward + backward of sum(W * w).
@@ -159,11 +178,14 @@ void write_json(const std::string& path, const std::string& device, const std::s
     std::string err;
     for (char ch : r.error) err += (ch == '"' || ch == '\\') ? '\'' : (ch == '\n' ? ' ' : ch);
     std::fprintf(f,
-                 "%s\n  {\"name\": \"%s\", \"preset\": \"%s\", \"batch\": %lld, \"steps\": %lld, \"ms_per_step\": %s, "
-                 "\"sample_batch\": %lld, \"sample_images_per_s\": %s, \"peak_bytes\": %s, \"error\": \"%s\"}",
-                 i ? "," : "", r.c.name.c_str(), r.c.preset.c_str(), (long long)r.c.batch, (long long)r.steps,
+                 "%s\n  {\"name\": \"%s\", \"preset\": \"%s\", \"batch\": %lld, \"graph\": %s, \"steps\": %lld, "
+                 "\"ms_per_step\": %s, "
+                 "\"sample_batch\": %lld, \"sample_images_per_s\": %s, \"sample_images_per_s_tf32\": %s, "
+                 "\"peak_bytes\": %s, \"error\": \"%s\"}",
+                 i ? "," : "", r.c.name.c_str(), r.c.preset.c_str(), (long long)r.c.batch,
+                 r.c.graph && r.uses_graphs ? "true" : "false", (long long)r.steps,
                  fmt(r.ms_per_step, "%.3f").c_str(), (long long)r.sample_batch,
-                 fmt(r.sample_images_per_s, "%.1f").c_str(),
+                 fmt(r.sample_images_per_s, "%.1f").c_str(), fmt(r.sample_images_per_s_tf32, "%.1f").c_str(),
                  r.peak_bytes < 0 ? "null" : std::to_string(r.peak_bytes).c_str(), err.c_str());
   }
   std::fprintf(f, "],\n \"painter\": {\"B\": %lld, \"C\": %lld, \"S\": %lld, \"T\": %lld, \"ms_fwd_bwd\": %s}}\n",
@@ -229,7 +251,8 @@ int main(int argc, char** argv) {
     auto shown = [](double v, const char* f) { return v < 0 ? std::string("n/a") : fmt(v, f); };
     std::printf("%-20s %6lld %10s %12s %12s  %s\n", c.name.c_str(), (long long)c.batch,
                 shown(r.ms_per_step, "%.2f").c_str(), shown(r.sample_images_per_s, "%.0f").c_str(),
-                shown(double(r.peak_bytes) / 1048576.0, "%.0f").c_str(), r.error.c_str());
+                shown(double(r.peak_bytes) / 1048576.0, "%.0f").c_str(),
+                !r.error.empty() ? r.error.c_str() : r.uses_graphs ? "CUDA graph replays" : "eager steps");
     std::fflush(stdout);
     write_json(json, device, device_name, quick, results, pg, pms);
   }

@@ -45,7 +45,7 @@ void make_dirs(const std::string& dir) {
 
 // Flags `train` reads itself, apart from configuration keys and train options.
 bool is_run_flag(const std::string& n) {
-  return n == "preset" || n == "size" || n == "resume" || n == "device" || n == "help";
+  return n == "preset" || n == "size" || n == "resume" || n == "device" || n == "no-graph" || n == "help";
 }
 
 // The options of a fresh run: preset defaults, then configuration keys and train flags.
@@ -128,6 +128,7 @@ int train(const Args& a) {
     o = fresh_options(a);
   }
   o.device = device;
+  o.graph = !a.flag("no-graph");
   a.finish();
   validate(o.model);
   make_dirs(o.out);

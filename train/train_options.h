@@ -32,6 +32,7 @@ struct TrainOptions {
   std::string out = "runs/default";
   int64_t sample_every = 500, checkpoint_every = 500, log_every = 50;
   Device device = Device::cpu;
+  bool graph = true;  // capture the step as a CUDA graph where the backend can (--no-graph: eager)
 };
 
 // Defaults for a preset: the paper's hyperparameters, the batch of its table, and for

@@ -2,6 +2,7 @@
 #include "train/trainer.h"
 
 #include <cmath>
+#include <cstdio>
 
 #include "autograd/error.h"
 #include "fpa/gan_losses.h"
@@ -68,6 +69,17 @@ Trainer::Trainer(const TrainOptions& options, std::shared_ptr<const ImageDataset
   opt_g_ = std::make_unique<nn::Adam>(trainable(*G_.module), adam_options(o_));
   opt_d_ = std::make_unique<nn::Adam>(trainable(*D_), adam_options(o_));
   loader_ = std::make_unique<DataLoader>(data, o_.batch, o_.seed);
+  use_graphs_ = o_.graph && backend(o_.device).supports("capture_begin");
+  if (use_graphs_ && o_.aug_prob > 0) {
+    use_graphs_ = false;
+    std::fprintf(stderr, "fpa train: --aug-prob %g draws its augmentation on the host at every step, which a "
+                 "captured step cannot replay; training without CUDA graphs\n", o_.aug_prob);
+  }
+}
+
+Trainer::~Trainer() {
+  for (CapturedStep& c : captured_)
+    if (c.graph) backend(o_.device).graph_release(c.graph);
 }
 
 void Trainer::init_unet_base_from(const std::string& path) {
@@ -92,24 +104,70 @@ void Trainer::init_unet_base_from(const std::string& path) {
 
 Tensor Trainer::augment(const Tensor& images) { return diff_augment(images, o_.aug_prob, rng_); }
 
+bool Trainer::apply_gp_now() const { return o_.gp_every > 0 && step_ % o_.gp_every == 0; }
+
 StepStats Trainer::step() {
+  const bool apply_gp = apply_gp_now();
+  StepStats st;
+  CapturedStep& captured = captured_[apply_gp ? 1 : 0];
+  if (use_graphs_ && captured.warmed) {
+    launch_captured_step(captured, apply_gp, true);
+    finish_step();  // the EMA update, queued behind the replay
+    // The next step's host work while this one runs on the device, when it will be a replay.
+    if (captured_[apply_gp_now() ? 1 : 0].warmed) prefetch_step_inputs();
+    return read_stats(captured);
+  } else {
+    rewind_prefetch();
+    // Eager: latents drawn and images loaded as the step goes. The first step of each kind
+    // also warms what a capture must find ready (cuDNN algorithms, cuBLAS, the cache).
+    StepSource eager{[&](int64_t) { return randn({o_.batch, o_.model.g.latent_dim}, DType::f32, o_.device, &rng_); },
+                     [&](int64_t) { return loader_->next().to(o_.device); },
+                     [&](int64_t) { return randn({o_.batch, o_.model.g.latent_dim}, DType::f32, o_.device, &rng_); }};
+    run_step(eager, apply_gp, false, st);
+    captured.warmed = true;
+  }
+  finish_step();
+  return st;
+}
+
+StepStats Trainer::step_capture_ready() {
+  StepStats st;
+  CapturedStep unrecorded;  // the step a capture records, run as it is recorded
+  unrecorded.warmed = true;
+  launch_captured_step(unrecorded, apply_gp_now(), false);
+  finish_step();
+  prefetch_step_inputs();
+  return read_stats(unrecorded);
+}
+
+void Trainer::finish_step() {
   const int64_t s = step_;
+  if (o_.ema_every > 0 && s % o_.ema_every == 0 && s > o_.ema_start) ema_->update();
+  if (s <= o_.ema_reset_until && s % 1000 == 2) ema_->reset();
+  ++step_;
+}
+
+Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, StepStats& st) {
   const GeneratorConfig& gc = o_.model.g;
-  const bool apply_gp = o_.gp_every > 0 && s % o_.gp_every == 0;
   const double inv = 1.0 / double(o_.grad_accumulate);
   const HingeKind kind = gc.model == "unet" ? HingeKind::pooled : HingeKind::mean;
-  StepStats st;
+  // Captured: the losses stay on the device, summed here (scalars) and read after the replay.
+  Tensor d_sum, g_sum, gp_sum, aux_sum;
+  auto accumulate = [&](Tensor& sum, const Tensor& v) {
+    Tensor x = mul_scalar(v.detach(), inv);
+    sum = sum.defined() ? add(sum, x) : x;
+  };
 
   // Discriminator step: fakes under no-grad, reals with the aux loss and (sometimes) the penalty.
   opt_d_->zero_grad();
   for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
-    Tensor z = randn({o_.batch, gc.latent_dim}, DType::f32, o_.device, &rng_);
+    Tensor z = src.d_latents(a);
     Tensor fake;
     {
       NoGradGuard ng;
       fake = G_.forward(z);
     }
-    Tensor real = loader_->next().to(o_.device);
+    Tensor real = src.real_images(a);
     if (apply_gp) real.requires_grad_(true);
     DiscOutput fo = D_->forward(augment(fake), false);
     DiscOutput ro = D_->forward(augment(real), true);
@@ -117,32 +175,116 @@ StepStats Trainer::step() {
     Tensor loss = add(add(divergence, hinge(kind, ro.logits32, fo.logits32)), ro.aux_loss);
     if (apply_gp) {
       Tensor gp = gradient_penalty(real, ro, o_.gp_weight);
-      double v = gp.item();
-      if (std::isfinite(v)) loss = add(loss, gp), st.gp += v * inv;  // the reference skips a NaN penalty
+      if (capturable) {  // skipping a NaN penalty needs its value on the host: captured, it is always added
+        loss = add(loss, gp), accumulate(gp_sum, gp);
+      } else {
+        double v = gp.item();
+        if (std::isfinite(v)) loss = add(loss, gp), st.gp += v * inv;  // the reference skips a NaN penalty
+      }
     }
     backward(mul_scalar(loss, inv));
-    st.d_loss += divergence.item() * inv;
-    st.aux_loss += ro.aux_loss.item() * inv;
+    if (capturable) {
+      accumulate(d_sum, divergence), accumulate(aux_sum, ro.aux_loss);
+    } else {
+      st.d_loss += divergence.item() * inv;
+      st.aux_loss += ro.aux_loss.item() * inv;
+    }
   }
-  opt_d_->step();
+  capturable ? opt_d_->apply_step() : opt_d_->step();
 
   // Generator step: fresh latents; D's own gradients are not needed.
   opt_g_->zero_grad();
   {
     FrozenScope frozen(*D_);
     for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
-      Tensor z = randn({o_.batch, gc.latent_dim}, DType::f32, o_.device, &rng_);
-      Tensor loss = generator_loss(D_->forward(augment(G_.forward(z)), false));
+      Tensor loss = generator_loss(D_->forward(augment(G_.forward(src.g_latents(a))), false));
       backward(mul_scalar(loss, inv));
-      st.g_loss += loss.item() * inv;
+      if (capturable) accumulate(g_sum, loss);
+      else st.g_loss += loss.item() * inv;
     }
   }
-  opt_g_->step();
+  capturable ? opt_g_->apply_step() : opt_g_->step();
+  if (!capturable) return Tensor();
+  if (!gp_sum.defined()) gp_sum = zeros({}, DType::f32, o_.device);
+  return concat({reshape(d_sum, Shape{1}), reshape(g_sum, Shape{1}), reshape(gp_sum, Shape{1}),
+                 reshape(aux_sum, Shape{1})},
+                0);  // (4): d_loss, g_loss, gp, aux_loss
+}
 
-  if (o_.ema_every > 0 && s % o_.ema_every == 0 && s > o_.ema_start) ema_->update();
-  if (s <= o_.ema_reset_until && s % 1000 == 2) ema_->reset();
-  ++step_;
-  return st;
+void Trainer::fill_step_inputs() {
+  // The eager step's draws in the eager step's order (the D rounds' latents, then the G
+  // rounds'), so both kinds of step consume the same random numbers and data.
+  const Backend& be = backend(o_.device);
+  auto upload = [&](Tensor& dst, const Tensor& host) {
+    FPA_CHECK(host.shape() == dst.shape() && host.dtype() == dst.dtype(), "train: a step input is ", host.str(),
+              " but the captured step expects ", dst.str());
+    be.from_host(dst.data(), host.data(), size_t(host.numel()) * dtype_size(host.dtype()));
+  };
+  const Shape latents = {o_.batch, o_.model.g.latent_dim};
+  for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
+    upload(inputs_.d_latents[a], randn(latents, DType::f32, Device::cpu, &rng_));
+    upload(inputs_.real_images[a], loader_->next());
+  }
+  for (int64_t a = 0; a < o_.grad_accumulate; ++a)
+    upload(inputs_.g_latents[a], randn(latents, DType::f32, Device::cpu, &rng_));
+}
+
+void Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool record) {
+  if (inputs_.d_latents.empty()) {
+    const Shape latents = {o_.batch, o_.model.g.latent_dim};
+    const int64_t C = o_.model.g.channels, S = o_.model.g.image_size;
+    for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
+      inputs_.d_latents.push_back(empty(latents, DType::f32, o_.device));
+      inputs_.real_images.push_back(empty({o_.batch, C, S, S}, DType::f32, o_.device));
+      inputs_.g_latents.push_back(empty(latents, DType::f32, o_.device));
+    }
+  }
+  if (!prefetched_.ready) fill_step_inputs();
+  prefetched_.ready = false;
+  opt_d_->prepare_step();
+  opt_g_->prepare_step();
+  // Fresh leaves on the fixed buffers (the penalty makes the real images require grad).
+  StepSource fixed{[&](int64_t a) { return inputs_.d_latents[a].detach(); },
+                   [&](int64_t a) { return inputs_.real_images[a].detach(); },
+                   [&](int64_t a) { return inputs_.g_latents[a].detach(); }};
+  const Backend& be = backend(o_.device);
+  StepStats unused;
+  if (!record) {
+    HostTrafficGuard guard("a capture-ready training step");
+    captured.stats = run_step(fixed, apply_gp, true, unused);
+    return;
+  }
+  if (!captured.graph) {
+    be.capture_begin();
+    try {
+      HostTrafficGuard guard("a captured training step");
+      captured.stats = run_step(fixed, apply_gp, true, unused);
+    } catch (...) {
+      be.graph_release(be.capture_end());
+      throw;
+    }
+    captured.graph = be.capture_end();
+  }
+  be.graph_replay(captured.graph);
+}
+
+void Trainer::prefetch_step_inputs() {
+  prefetched_.rng_seed = rng_.seed(), prefetched_.rng_offset = rng_.offset();
+  prefetched_.loader = loader_->position();
+  fill_step_inputs();
+  prefetched_.ready = true;
+}
+
+void Trainer::rewind_prefetch() {
+  if (!prefetched_.ready) return;
+  rng_.set_state(prefetched_.rng_seed, prefetched_.rng_offset);
+  loader_->set_position(prefetched_.loader);
+  prefetched_.ready = false;
+}
+
+StepStats Trainer::read_stats(const CapturedStep& captured) {
+  std::vector<double> v = captured.stats.to_vector();  // waits for the step
+  return {v[0], v[1], v[2], v[3]};
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {
@@ -154,11 +296,13 @@ void Trainer::save_checkpoint(const std::string& path) const {
   tensors.push_back({"opt.D.exp_avg", opt_d_->exp_avg()});
   tensors.push_back({"opt.D.exp_avg_sq", opt_d_->exp_avg_sq()});
   std::map<std::string, std::string> m = train_metadata(o_);
-  LoaderPosition pos = loader_->position();
+  // The state before the next step's inputs were drawn ahead (prefetch_step_inputs), if they were.
+  const bool ahead = prefetched_.ready;
+  LoaderPosition pos = ahead ? prefetched_.loader : loader_->position();
   m["format"] = "fpa-train-checkpoint-1";
   m["state.step"] = std::to_string(step_);
-  m["state.rng_seed"] = std::to_string(rng_.seed());
-  m["state.rng_offset"] = std::to_string(rng_.offset());
+  m["state.rng_seed"] = std::to_string(ahead ? prefetched_.rng_seed : rng_.seed());
+  m["state.rng_offset"] = std::to_string(ahead ? prefetched_.rng_offset : rng_.offset());
   m["state.data_epoch"] = std::to_string(pos.epoch);
   m["state.data_index"] = std::to_string(pos.index);
   m["state.opt_g_step"] = std::to_string(opt_g_->step_count());
@@ -190,6 +334,7 @@ void Trainer::load_checkpoint(const std::string& path) {
   restore(opt_d_->exp_avg(), "opt.D.exp_avg");
   restore(opt_d_->exp_avg_sq(), "opt.D.exp_avg_sq");
   step_ = std::stoll(meta(m, "state.step", path));
+  prefetched_.ready = false;  // inputs drawn ahead belong to the old state
   rng_.set_state(std::stoull(meta(m, "state.rng_seed", path)), std::stoull(meta(m, "state.rng_offset", path)));
   loader_->set_position({std::stoll(meta(m, "state.data_epoch", path)), std::stoll(meta(m, "state.data_index", path))});
   opt_g_->set_step_count(std::stoll(meta(m, "state.opt_g_step", path)));

@@ -3,9 +3,23 @@
 // step; Adam on each; the EMA schedule; DiffAugment; gradient accumulation), and the
 // checkpoint that holds everything needed to continue bit for bit: G, D, GE, both Adam
 // states, the step, the random-number state and the data order position.
+//
+// On a backend that captures (CUDA) the step runs as a CUDA graph unless options.graph is
+// off (--no-graph) or DiffAugment is on (its choices are drawn on the host). The first step
+// with and the first without the penalty run eagerly (finding cuDNN algorithms, filling the
+// allocator's cache); the next of each kind is captured, with its device work recorded from
+// fixed input buffers, and every later one is a replay: the host draws the latents (the same
+// Philox numbers, on the CPU), loads the real images, uploads both and the Adam terms, and
+// launches the graph; the four losses come back in one read after it. The EMA update runs
+// eagerly after the replay. While a replay runs, the host already draws and uploads the next
+// step's inputs (a checkpoint saves the state from before that). Captured, a non-finite
+// penalty is added like any other (the eager step skips it as the reference does, but that
+// needs its value on the host).
 #pragma once
+#include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "autograd/generator.h"
 #include "data/loader.h"
@@ -26,8 +40,16 @@ class Trainer {
   // options.init_from). `data` supplies the real images.
   Trainer(const TrainOptions& options, std::shared_ptr<const ImageDataset> data);
 
+  ~Trainer();
+  Trainer(const Trainer&) = delete;
+  Trainer& operator=(const Trainer&) = delete;
+
   StepStats step();
+  // The step exactly as a capture records it (fixed input buffers, no host reads inside,
+  // enforced by a HostTrafficGuard), run directly: for tests on any backend.
+  StepStats step_capture_ready();
   int64_t steps_done() const { return step_; }
+  bool uses_graphs() const { return use_graphs_; }
 
   void save_checkpoint(const std::string& path) const;
   // Restores everything a checkpoint holds; options must already match its experiment.
@@ -39,8 +61,38 @@ class Trainer {
   Discriminator& discriminator() { return *D_; }
 
  private:
+  // Where a step's latents (B, latent) and real images (B, C, S, S) come from, per
+  // accumulation round: drawn and loaded as the step runs, or the fixed input buffers.
+  struct StepSource {
+    std::function<Tensor(int64_t round)> d_latents, real_images, g_latents;
+  };
+  // The fixed input buffers of a captured step, one per accumulation round.
+  struct StepInputs {
+    std::vector<Tensor> d_latents, real_images, g_latents;
+  };
+  // One kind of step (with or without the penalty) as a graph.
+  struct CapturedStep {
+    bool warmed = false;    // an eager step of this kind has run
+    void* graph = nullptr;  // the backend's graph, once captured
+    Tensor stats;           // (4): d_loss, g_loss, gp, aux_loss, written by every replay
+  };
+
   void init_unet_base_from(const std::string& path);
   Tensor augment(const Tensor& images);
+  bool apply_gp_now() const;
+  // Both optimiser steps. capturable: losses summed on the device and returned as (4), Adam
+  // terms prepared beforehand, no host reads; otherwise losses read into st as they come.
+  Tensor run_step(const StepSource& src, bool apply_gp, bool capturable, StepStats& st);
+  void fill_step_inputs();
+  // The host work (inputs unless prefetched, Adam terms), then the first time the capture, and
+  // the replay, without waiting for it; or, without record, the capturable step run directly.
+  void launch_captured_step(CapturedStep& captured, bool apply_gp, bool record);
+  // Draws and uploads the next step's inputs now, keeping the state from before for a
+  // checkpoint; an eager step rewinds to that state and draws its own (rewind_prefetch).
+  void prefetch_step_inputs();
+  void rewind_prefetch();
+  StepStats read_stats(const CapturedStep& captured);  // waits for the step
+  void finish_step();  // the EMA schedule, the step count
 
   TrainOptions o_;
   GeneratorModel G_, GE_;
@@ -50,6 +102,14 @@ class Trainer {
   std::unique_ptr<DataLoader> loader_;
   Generator rng_;  // latents and augmentation choices
   int64_t step_ = 0;
+  bool use_graphs_ = false;
+  StepInputs inputs_;
+  CapturedStep captured_[2];  // without, with the penalty
+  struct {
+    bool ready = false;  // inputs_ hold the next step's inputs
+    uint64_t rng_seed = 0, rng_offset = 0;  // rng_ and the loader before they were drawn
+    LoaderPosition loader;
+  } prefetched_;
 };
 
 }  // namespace fpa

@@ -88,7 +88,10 @@ void fill(DType t, int64_t n, double value, void* dst) {
   });
 }
 
-bool supports(const char*) { return true; }
+// Everything but capture: the CPU runs every primitive as it is called.
+bool supports(const char* name) { return std::strncmp(name, "capture", 7) != 0 && std::strncmp(name, "graph", 5) != 0; }
+
+#define NO_CAPTURE(name, ...) [](__VA_ARGS__) { fail(name ": the CPU backend runs eagerly and does not capture"); }
 
 }  // namespace
 }  // namespace cpu
@@ -128,6 +131,10 @@ const Backend& cpu_backend() {
       cpu::paint_backward,
       cpu::lstm_gates_forward,
       cpu::lstm_gates_backward,
+      NO_CAPTURE("capture_begin"),
+      [](void) -> void* { fail("capture_end: the CPU backend runs eagerly and does not capture"); },
+      NO_CAPTURE("graph_replay", void*),
+      NO_CAPTURE("graph_release", void*),
   };
   return b;
 }

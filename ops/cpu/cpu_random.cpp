@@ -1,4 +1,6 @@
 // cpu_random.cpp: counter-based random numbers and the Adam step on the CPU.
+// Compiled with -ffp-contract=off (Makefile): every product is rounded before it is added, on
+// any -march, which the CUDA twins (ops/cuda/cuda_random.cu) spell out to give the same bits.
 #include <cmath>
 
 #include "autograd/generator.h"
@@ -48,8 +50,10 @@ void adam_step(DType t, int64_t n, const AdamArgs& A, void* param, const void* g
     const T* g = static_cast<const T*>(grad);
     T* m = static_cast<T*>(m_);
     T* v = static_cast<T*>(v_);
-    double bc1 = 1.0 - std::pow(A.beta1, double(A.step)), bc2 = 1.0 - std::pow(A.beta2, double(A.step));
-    T step_size = T(A.lr / bc1), bc2_sqrt = T(std::sqrt(bc2));
+    double step_size_d, bc2_sqrt_d;
+    adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size_d, &bc2_sqrt_d);
+    const T* terms = static_cast<const T*>(A.bias_terms);
+    const T step_size = terms ? terms[0] : T(step_size_d), bc2_sqrt = terms ? terms[1] : T(bc2_sqrt_d);
     T b1 = T(A.beta1), b2 = T(A.beta2), eps = T(A.eps), wd = T(A.weight_decay);
 #pragma omp parallel for schedule(static) if (n > kParallelGrain)
     for (int64_t i = 0; i < n; ++i) {

@@ -1,9 +1,9 @@
 // cuda_backend.cu: the CUDA backend's table, gathered from the ops/cuda files (one per family:
-// cuda_memory, cuda_elementwise, cuda_reduce, cuda_gemm, cuda_conv, cuda_pool, cuda_random,
-// cuda_local_attention; shared pieces in cuda_common.cuh, switches in cuda_flags.h).
-// Entries not written yet fail with "unimplemented: NAME (CUDA backend)" and `supports`
-// answers false for them. Registered only when a usable GPU is present, so `--device cuda`
-// elsewhere gives a clear error.
+// cuda_memory, cuda_staging, cuda_elementwise, cuda_reduce, cuda_gemm, cuda_conv, cuda_pool,
+// cuda_random, cuda_local_attention, cuda_paint and cuda_paint_backward (cuda_paint.cuh),
+// cuda_lstm, cuda_graph; shared pieces in cuda_common.cuh, launching in cuda_launch.cuh,
+// switches in cuda_flags.h). Every entry is implemented; `supports` lists them. Registered
+// only when a usable GPU is present, so `--device cuda` elsewhere gives a clear error.
 #include <cublas_v2.h>
 #include <cudnn.h>
 
@@ -26,14 +26,14 @@ bool supports(const char* name) {
       "conv2d_backward_filter",         "im2col",           "col2im",          "avg_pool2d",
       "avg_pool2d_backward",            "resize_nearest",   "resize_nearest_backward",
       "rand_uniform",  "rand_normal",   "adam_step",        "local_attention", "local_attention_backward",
+      "paint_forward", "paint_backward",  "lstm_gates_forward", "lstm_gates_backward",
+      "capture_begin", "capture_end",   "graph_replay",     "graph_release",
   };
   // clang-format on
   for (const char* entry : implemented)
     if (std::strcmp(entry, name) == 0) return true;
   return false;
 }
-
-#define UNIMPLEMENTED(name, ...) [](__VA_ARGS__) { fail("unimplemented: " name " (CUDA backend)"); }
 
 }  // namespace
 
@@ -68,13 +68,14 @@ const Backend& cuda_backend() {
       gpu::adam_step,
       gpu::local_attention,
       gpu::local_attention_backward,
-      UNIMPLEMENTED("paint_forward", DType, const PaintGeom&, const void*, const void*, const void*, const void*,
-                    void*),
-      UNIMPLEMENTED("paint_backward", DType, const PaintGeom&, const void*, const void*, const void*, const void*,
-                    const void*, void*, void*, void*, void*),
-      UNIMPLEMENTED("lstm_gates_forward", DType, int64_t, int64_t, void*, const void*, void*, void*),
-      UNIMPLEMENTED("lstm_gates_backward", DType, int64_t, int64_t, const void*, const void*, const void*,
-                    const void*, void*, void*),
+      gpu::paint_forward,
+      gpu::paint_backward,
+      gpu::lstm_gates_forward,
+      gpu::lstm_gates_backward,
+      gpu::capture_begin,
+      gpu::capture_end,
+      gpu::graph_replay,
+      gpu::graph_release,
   };
   return b;
 }

@@ -32,6 +32,11 @@ cudaStream_t stream();
 // Device memory from the caching allocator (never cudaMalloc in the steady state).
 void* device_alloc(size_t bytes);
 void device_free(void* ptr);
+// Capture pools (cuda_graph.cu): begin_capture_pool routes allocations and frees into a new
+// pool until end_capture_pool; release_capture_pool hands its blocks back to the cache.
+int begin_capture_pool();
+void end_capture_pool();
+void release_capture_pool(int pool);
 
 // A scratch buffer from the allocator, returned to the cache at scope end (safe: later users
 // of the block are ordered after this scope's kernels on the one stream).
@@ -61,11 +66,10 @@ void dispatch(DType t, F&& body) {
 }
 
 // ---- arithmetic with the rounding spelled out
-// nvcc fuses a*b+c into one FMA wherever it likes, and so does g++ on the CPU backend (C++
-// code is compiled with -ffp-contract=fast, and -march=native has FMA), each in its own
-// places. Where the CUDA result must equal the CPU's bit for bit (random numbers, Adam), the
-// kernels spell out every rounding with these, fusing exactly where g++ fuses (read off the
-// CPU object code: objdump -d build/obj/ops/cpu/cpu_random.o).
+// nvcc fuses a*b+c into one FMA wherever it likes, and g++ on the CPU backend does too where
+// -march has FMA. Where the CUDA result must equal the CPU's bit for bit (random numbers,
+// Adam), the CPU file is compiled with -ffp-contract=off (Makefile) and the kernels spell out
+// every rounding with these, unfused.
 
 __device__ __forceinline__ float add_rn(float a, float b) { return __fadd_rn(a, b); }
 __device__ __forceinline__ double add_rn(double a, double b) { return __dadd_rn(a, b); }
@@ -77,9 +81,6 @@ __device__ __forceinline__ float div_rn(float a, float b) { return __fdiv_rn(a, 
 __device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(a, b); }
 __device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
 __device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
-// a*b + c with one rounding.
-__device__ __forceinline__ float fma_rn(float a, float b, float c) { return __fmaf_rn(a, b, c); }
-__device__ __forceinline__ double fma_rn(double a, double b, double c) { return __fma_rn(a, b, c); }
 
 // ---- the primitives (one .cu file per family)
 
@@ -87,7 +88,6 @@ __device__ __forceinline__ double fma_rn(double a, double b, double c) { return 
 void* alloc(size_t bytes);
 void free_(void* ptr);
 void to_host(void* host_dst, const void* src, size_t bytes);
-void from_host(void* dst, const void* host_src, size_t bytes);
 void copy(void* dst, const void* src, size_t bytes);
 void cast(DType from, DType to, int64_t n, const void* src, void* dst);
 void fill(DType t, int64_t n, double value, void* dst);
@@ -131,5 +131,25 @@ void local_attention(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, i
 void local_attention_backward(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* q,
                               const void* key, const void* value, const void* attn, const void* dout, void* dq,
                               void* dkey, void* dvalue);
+
+// cuda_paint.cu
+void paint_forward(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta, const void* w0,
+                   void* W);
+void paint_backward(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta, const void* w0,
+                    const void* dW, void* dk, void* dv, void* dbeta, void* dw0);
+
+// cuda_lstm.cu
+void lstm_gates_forward(DType t, int64_t B, int64_t H, void* gates, const void* c_prev, void* c, void* h);
+void lstm_gates_backward(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
+                         const void* dh, void* dc, void* dgates);
+
+// cuda_staging.cu
+void from_host(void* dst, const void* host_src, size_t bytes);
+
+// cuda_graph.cu
+void capture_begin();
+void* capture_end();
+void graph_replay(void* graph);
+void graph_release(void* graph);
 
 }  // namespace fpa::gpu

@@ -4,7 +4,8 @@
 // leading dimension ld is the column-major (c x r) matrix with the same ld, its transpose, so
 // C = op(A) op(B) (row-major) is computed as C^T = op(B)^T op(A)^T (column-major): the same
 // call with the operands swapped and M and N exchanged. One cuBLAS handle, on the backend's
-// stream. float32 uses plain FP32 math unless set_cuda_matmul_tf32(true) (cuda_flags.h);
+// stream, with its own 32 MiB workspace (so a CUDA graph capture never makes cuBLAS
+// allocate). float32 uses plain FP32 math unless set_cuda_matmul_tf32(true) (cuda_flags.h);
 // float64 is FP64 throughout. K == 0 is done here (C = beta C), since cuBLAS rejects the
 // zero leading dimensions such operands come with. beta == 0 overwrites C (never read).
 #include <cublas_v2.h>
@@ -26,6 +27,11 @@ cublasHandle_t handle() {
     cublasHandle_t created = nullptr;
     check_cublas(cublasCreate(&created), "cublasCreate");
     check_cublas(cublasSetStream(created, stream()), "cublasSetStream");
+    // Held for the handle's lifetime (the process).
+    void* workspace = nullptr;
+    const size_t workspace_bytes = size_t(32) << 20;
+    FPA_CUDA_CHECK(cudaMalloc(&workspace, workspace_bytes));
+    check_cublas(cublasSetWorkspace(created, workspace, workspace_bytes), "cublasSetWorkspace");
     return created;
   }();
   return h;

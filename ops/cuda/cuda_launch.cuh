@@ -1,7 +1,11 @@
 // cuda_launch.cuh: how the CUDA backend launches its kernels: grid sizing for grid-stride
-// loops, the loop itself, and `launch`, the one place a kernel is started (on the backend's
-// stream, with a bad configuration reported at once as an fpa::Error naming the kernel).
+// loops, the loop itself, and `launch` / `launch_with_shared`, the one place a kernel is
+// started (on the backend's stream, with a bad configuration reported at once as an fpa::Error
+// naming the kernel). A kernel with dynamic shared memory names it with FPA_DYNAMIC_SHARED and
+// is started by launch_with_shared, which first raises the kernel's limit above the default
+// 48 KiB when asked for more (up to max_dynamic_shared_bytes()).
 // Faults inside a kernel surface at the next synchronising call (to_host, cuda_synchronize).
+// The host emulation (tests/cuda/emulation/ops/cuda/cuda_launch.cuh) mirrors this file.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -29,5 +33,34 @@ void launch(const char* name, void (*kernel)(Params...), dim3 grid, unsigned thr
   kernel<<<grid, threads, 0, stream()>>>(Params(args)...);
   check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
 }
+
+// The most dynamic shared memory one block may use on this device (the opt-in limit), in bytes.
+inline size_t max_dynamic_shared_bytes() {
+  static const size_t bytes = [] {
+    int device = 0, value = 0;
+    check_cuda(cudaGetDevice(&device), "cudaGetDevice", __FILE__, __LINE__);
+    check_cuda(cudaDeviceGetAttribute(&value, cudaDevAttrMaxSharedMemoryPerBlockOptin, device),
+               "cudaDeviceGetAttribute(MaxSharedMemoryPerBlockOptin)", __FILE__, __LINE__);
+    return size_t(value);
+  }();
+  return bytes;
+}
+
+// kernel<<<grid, threads, shared_bytes, stream()>>>(args...) for a kernel that declares
+// FPA_DYNAMIC_SHARED; above 48 KiB the kernel's limit is raised first.
+template <typename... Params, typename... Args>
+void launch_with_shared(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, size_t shared_bytes,
+                        Args... args) {
+  if (shared_bytes > 48 * 1024)
+    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)), name,
+               __FILE__, __LINE__);
+  kernel<<<grid, threads, shared_bytes, stream()>>>(Params(args)...);
+  check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
+}
+
+// Inside a kernel: `T* name` = the block's dynamic shared memory (launch_with_shared's bytes).
+#define FPA_DYNAMIC_SHARED(T, name)                                          \
+  extern __shared__ __align__(16) unsigned char fpa_dynamic_shared_bytes[]; \
+  T* name = reinterpret_cast<T*>(fpa_dynamic_shared_bytes)
 
 }  // namespace fpa::gpu

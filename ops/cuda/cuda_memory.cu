@@ -1,5 +1,6 @@
 // cuda_memory.cu: device memory for the CUDA backend: the process's stream, the caching
-// allocator, host/device copies, casts and fills, and the host-side switches of cuda_flags.h.
+// allocator, copies to the host and on the device, casts and fills, and the host-side
+// switches of cuda_flags.h. (Copies from the host: cuda_staging.cu.)
 //
 // The allocator keeps freed blocks in free lists keyed by their rounded size (512 B steps up
 // to 1 MiB, 128 KiB steps above): a training step allocates the same sizes every step, so after
@@ -8,6 +9,9 @@
 // queued behind its last one. When cudaMalloc runs out, the cache is returned to the driver
 // and the allocation retried. The cache is never destroyed (tensors may outlive static
 // teardown), and freeing never calls the driver, so it is safe from destructors at exit.
+// Capture pools (cuda_graph.cu): while a capture is open, blocks come from and go back to a
+// pool of that capture's own, never to the shared free lists, so nothing else can be handed
+// a block a replay will write; releasing the graph returns the pool to the cache.
 // Everything is asynchronous except to_host, which waits for the copy (and so for all work
 // queued before it).
 #include <cstdio>
@@ -43,20 +47,18 @@ class DeviceBlockCache {
     const size_t size = bucket_size(bytes);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      auto it = free_.find(size);
-      if (it != free_.end() && !it->second.empty()) {
-        void* p = it->second.back();
-        it->second.pop_back();
+      std::vector<void*>& blocks = free_[capturing_][size];
+      if (!blocks.empty()) {
+        void* p = blocks.back();
+        blocks.pop_back();
         cached_ -= size;
-        in_use_ += size;
-        if (in_use_ > peak_) peak_ = in_use_;
-        live_[p] = size;
+        note_in_use(p, size);
         return p;
       }
     }
     void* p = nullptr;
     cudaError_t e = cudaMalloc(&p, size);
-    if (e == cudaErrorMemoryAllocation) {
+    if (e == cudaErrorMemoryAllocation && capturing_ == 0) {
       (void)cudaGetLastError();  // clear it, give the cache back, try once more
       release_cached();
       e = cudaMalloc(&p, size);
@@ -69,9 +71,7 @@ class DeviceBlockCache {
     }
     std::lock_guard<std::mutex> lock(mu_);
     ++mallocs_;
-    in_use_ += size;
-    if (in_use_ > peak_) peak_ = in_use_;
-    live_[p] = size;
+    note_in_use(p, size);
     return p;
   }
 
@@ -83,20 +83,41 @@ class DeviceBlockCache {
       std::fprintf(stderr, "fpa: cuda free of unknown pointer %p ignored\n", p);
       return;
     }
-    const size_t size = it->second;
+    const Block block = it->second;
     live_.erase(it);
-    in_use_ -= size;
-    cached_ += size;
-    free_[size].push_back(p);
+    in_use_ -= block.size;
+    cached_ += block.size;
+    free_[block.pool][block.size].push_back(p);
   }
 
   void release_cached() {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto& [size, blocks] : free_) {
+    for (auto& [size, blocks] : free_[0]) {
       for (void* p : blocks) cudaFree(p);
       cached_ -= size * blocks.size();
       blocks.clear();
     }
+  }
+
+  // Opens a capture pool: until end_pool, allocations come from it and frees of its blocks go to it.
+  int begin_pool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    FPA_CHECK(capturing_ == 0, "cuda: a capture is already open (captures do not nest)");
+    capturing_ = next_pool_++;
+    return capturing_;
+  }
+  void end_pool() {
+    std::lock_guard<std::mutex> lock(mu_);
+    capturing_ = 0;
+  }
+  // The pool's free blocks back to the shared cache; its live blocks go there when freed.
+  void release_pool(int pool) {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (auto& [size, blocks] : free_[pool])
+      for (void* p : blocks) free_[0][size].push_back(p);
+    free_.erase(pool);
+    for (auto& [p, block] : live_)
+      if (block.pool == pool) block.pool = 0;
   }
 
   CudaMemoryStats stats() {
@@ -115,6 +136,11 @@ class DeviceBlockCache {
   }
 
  private:
+  struct Block {
+    size_t size;  // rounded
+    int pool;     // 0: the shared cache; otherwise the capture that allocated it
+  };
+
   static size_t bucket_size(size_t bytes) {
     const size_t small_step = 512, large_step = size_t(128) << 10;
     if (bytes == 0) return small_step;
@@ -122,11 +148,19 @@ class DeviceBlockCache {
     return (bytes + large_step - 1) / large_step * large_step;
   }
 
+  void note_in_use(void* p, size_t size) {  // mu_ held
+    in_use_ += size;
+    if (in_use_ > peak_) peak_ = in_use_;
+    live_[p] = Block{size, capturing_};
+  }
+
   std::mutex mu_;
-  std::unordered_map<size_t, std::vector<void*>> free_;  // rounded size -> cached blocks
-  std::unordered_map<void*, size_t> live_;               // block -> rounded size
+  // pool -> rounded size -> cached blocks (pool 0: the shared cache)
+  std::unordered_map<int, std::unordered_map<size_t, std::vector<void*>>> free_;
+  std::unordered_map<void*, Block> live_;
   size_t in_use_ = 0, cached_ = 0, peak_ = 0;  // peak_: the most in use since reset_peak
   int64_t mallocs_ = 0;
+  int capturing_ = 0, next_pool_ = 1;  // the open capture's pool, or 0
 };
 
 DeviceBlockCache& cache() {
@@ -148,6 +182,9 @@ __global__ void fill_kernel(int64_t n, T value, T* dst) {
 
 void* device_alloc(size_t bytes) { return cache().alloc(bytes); }
 void device_free(void* p) { cache().free(p); }
+int begin_capture_pool() { return cache().begin_pool(); }
+void end_capture_pool() { cache().end_pool(); }
+void release_capture_pool(int pool) { cache().release_pool(pool); }
 
 void* alloc(size_t bytes) { return device_alloc(bytes); }
 void free_(void* p) { device_free(p); }
@@ -156,13 +193,6 @@ void to_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
   FPA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream()));
   FPA_CUDA_CHECK(cudaStreamSynchronize(stream()));
-}
-
-// Host memory here is pageable: the call returns once the bytes are staged, so the caller
-// may reuse its buffer at once.
-void from_host(void* dst, const void* src, size_t bytes) {
-  if (bytes == 0) return;
-  FPA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
 }
 
 void copy(void* dst, const void* src, size_t bytes) {

@@ -2,14 +2,14 @@
 //
 // Random numbers: element i is Philox-4x32-10 of counter (offset + i) under key seed, the
 // same generator as autograd/generator.h (copied here as device code) turned into numbers by
-// the same formulas as the CPU backend (cpu_random.cpp), every rounding as g++ compiles them
-// there (products fused into the following add where g++ emits an FMA; see cuda_common.cuh),
-// so uniform numbers equal the CPU's bit for bit in both dtypes. Normal numbers go through
-// log and cos, where CUDA's libm and glibc may differ in the last bit of a double: float64
-// normals agree to an ulp or two, float32 ones (rounded from those doubles) nearly always
-// exactly.
-// Adam: the CPU's arithmetic in the CPU's order with the CPU's fused operations, so a step
-// gives the CPU's bits.
+// the same formulas as the CPU backend (cpu_random.cpp), every rounding spelled out and none
+// fused (the Makefile compiles cpu_random.cpp with -ffp-contract=off, so g++ fuses nothing
+// there either, whatever -march), so uniform numbers equal the CPU's bit for bit in both
+// dtypes. Normal numbers go through log and cos, where CUDA's libm and glibc may differ in the
+// last bit of a double: float64 normals agree to an ulp or two, float32 ones (rounded from
+// those doubles) nearly always exactly.
+// Adam: the CPU's arithmetic in the CPU's order, unfused as there, so a step gives the CPU's
+// bits.
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -49,7 +49,7 @@ __global__ void rand_uniform_kernel(int64_t n, uint64_t seed, uint64_t offset, d
   FPA_GRID_STRIDE_LOOP(i, n) {
     const Philox4 r = philox4x32(offset + uint64_t(i), seed);
     const double u = sizeof(T) == 4 ? double(uniform01_float(r, 0)) : uniform01_double(r, 0);
-    dst[i] = T(fma_rn(sub_rn(hi, lo), u, lo));  // lo + (hi - lo) * u, fused as g++ does
+    dst[i] = T(add_rn(lo, mul_rn(sub_rn(hi, lo), u)));  // lo + (hi - lo) * u
   }
 }
 
@@ -62,18 +62,20 @@ __global__ void rand_normal_kernel(int64_t n, uint64_t seed, uint64_t offset, do
     const double u2 = uniform01_double(r, 2);
     const double radius = sqrt_rn(mul_rn(-2.0, log(u1)));
     const double angle = cos(mul_rn(6.283185307179586, u2));
-    dst[i] = T(fma_rn(mul_rn(std, radius), angle, mean));  // mean + std * radius * angle, fused as g++ does
+    dst[i] = T(add_rn(mean, mul_rn(mul_rn(std, radius), angle)));  // mean + std * radius * angle
   }
 }
 
-// p -= step_size * m / (sqrt(v) / bc2_sqrt + eps) after the moment updates, in T; the
-// products g++ fuses on the CPU (wd p, b1 m, b2 v) are fused here.
+// p -= step_size * m / (sqrt(v) / bc2_sqrt + eps) after the moment updates, in T, unfused.
+// bias_terms, when set, replaces step_size and bc2_sqrt (a captured step reads each replay's terms).
 template <typename T>
-__global__ void adam_kernel(int64_t n, T step_size, T bc2_sqrt, T b1, T b2, T eps, T wd, T* p, const T* g, T* m, T* v) {
+__global__ void adam_kernel(int64_t n, T step_size, T bc2_sqrt, const T* bias_terms, T b1, T b2, T eps, T wd, T* p,
+                            const T* g, T* m, T* v) {
+  if (bias_terms) step_size = bias_terms[0], bc2_sqrt = bias_terms[1];
   FPA_GRID_STRIDE_LOOP(i, n) {
-    const T gi = fma_rn(wd, p[i], g[i]);                                        // g + wd p
-    const T mi = fma_rn(b1, m[i], mul_rn(sub_rn(T(1), b1), gi));                 // b1 m + (1 - b1) g
-    const T vi = fma_rn(b2, v[i], mul_rn(mul_rn(sub_rn(T(1), b2), gi), gi));     // b2 v + (1 - b2) g g
+    const T gi = add_rn(g[i], mul_rn(wd, p[i]));                                       // g + wd p
+    const T mi = add_rn(mul_rn(b1, m[i]), mul_rn(sub_rn(T(1), b1), gi));               // b1 m + (1 - b1) g
+    const T vi = add_rn(mul_rn(b2, v[i]), mul_rn(mul_rn(sub_rn(T(1), b2), gi), gi));   // b2 v + (1 - b2) g g
     m[i] = mi;
     v[i] = vi;
     p[i] = sub_rn(p[i], div_rn(mul_rn(step_size, mi), add_rn(div_rn(sqrt_rn(vi), bc2_sqrt), eps)));
@@ -102,13 +104,14 @@ void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean
 
 void adam_step(DType t, int64_t n, const AdamArgs& A, void* param, const void* grad, void* m, void* v) {
   if (n <= 0) return;
-  // Host-side constants exactly as the CPU computes them.
-  const double bc1 = 1.0 - std::pow(A.beta1, double(A.step)), bc2 = 1.0 - std::pow(A.beta2, double(A.step));
+  // Host-side constants exactly as the CPU computes them, or read from A.bias_terms on the device.
+  double step_size, bc2_sqrt;
+  adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size, &bc2_sqrt);
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
-    launch("adam_step", adam_kernel<T>, blocks_for(n), kThreads, n, T(A.lr / bc1), T(std::sqrt(bc2)), T(A.beta1),
-           T(A.beta2), T(A.eps), T(A.weight_decay), static_cast<T*>(param), static_cast<const T*>(grad),
-           static_cast<T*>(m), static_cast<T*>(v));
+    launch("adam_step", adam_kernel<T>, blocks_for(n), kThreads, n, T(step_size), T(bc2_sqrt),
+           static_cast<const T*>(A.bias_terms), T(A.beta1), T(A.beta2), T(A.eps), T(A.weight_decay),
+           static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(m), static_cast<T*>(v));
   });
 }
 

@@ -54,6 +54,10 @@ const Backend& stub_backend() {
       STUB("lstm_gates_forward", DType, int64_t, int64_t, void*, const void*, void*, void*),
       STUB("lstm_gates_backward", DType, int64_t, int64_t, const void*, const void*, const void*, const void*,
            void*, void*),
+      STUB("capture_begin"),
+      []() -> void* { fail("unimplemented: capture_end (stub backend)"); },
+      STUB("graph_replay", void*),
+      STUB("graph_release", void*),
   };
   return b;
 }

@@ -1,6 +1,7 @@
 // test_cuda_memory.cpp: the CUDA backend's table and memory: registration and `supports`,
 // host/device round trips, device copies, casts and fills against the CPU (bit for bit), and
-// the caching allocator (freed blocks reused, no cudaMalloc in a repeated step).
+// the caching allocator (freed blocks reused, no cudaMalloc in a repeated step, capture pools),
+// and uploads through pinned staging.
 #include <cmath>
 
 #include "autograd/generator.h"
@@ -39,7 +40,11 @@ TEST(CudaBackend, IsRegisteredAndSaysWhatItSupports) {
                             "rand_normal",
                             "adam_step",
                             "local_attention",
-                            "local_attention_backward"})
+                            "local_attention_backward",
+                            "capture_begin",
+                            "capture_end",
+                            "graph_replay",
+                            "graph_release"})
     EXPECT_TRUE(b.supports(entry)) << entry;
   EXPECT_FALSE(b.supports("no_such_primitive"));
   std::printf("[ CUDA     ] %s\n", cuda_device_summary().c_str());
@@ -103,6 +108,54 @@ TEST(CudaMemory, AllocatorReusesFreedBlocks) {
   b.free(q);
   EXPECT_EQ(cuda_memory_stats().bytes_in_use, before.bytes_in_use);
   b.free(nullptr);  // ignored
+}
+
+// from_host copies through pinned staging: the caller may change its memory as soon as the
+// call returns, and every upload still lands with the values it had then, also when more
+// uploads are in flight than there are staging buffers.
+TEST(CudaMemory, UploadsKeepTheValuesOfTheirCall) {
+  REQUIRE_CUDA();
+  const Backend& b = backend(Device::cuda);
+  const int n = 100, len = 3000;
+  std::vector<void*> dst(n);
+  std::vector<float> host(len);
+  for (int i = 0; i < n; ++i) {
+    dst[i] = b.alloc(len * sizeof(float));
+    for (int j = 0; j < len; ++j) host[j] = float(i * len + j);
+    b.from_host(dst[i], host.data(), len * sizeof(float));
+  }
+  std::vector<float> back(len);
+  for (int i = 0; i < n; ++i) {
+    b.to_host(back.data(), dst[i], len * sizeof(float));
+    for (int j = 0; j < len; ++j) ASSERT_EQ(back[j], float(i * len + j)) << "upload " << i << " element " << j;
+    b.free(dst[i]);
+  }
+}
+
+// Blocks allocated while capturing belong to the capture: freed, they are not handed to
+// anyone else (a replay still writes them); released with the graph, they are again.
+TEST(CudaMemory, CapturedBlocksStayWithTheirGraph) {
+  REQUIRE_CUDA();
+  const Backend& b = backend(Device::cuda);
+  if (!b.supports("capture_begin")) GTEST_SKIP() << "this CUDA backend does not capture (emulation)";
+  const size_t bytes = 4096 * sizeof(float);
+  b.capture_begin();
+  void* p = b.alloc(bytes);
+  b.fill(DType::f32, 4096, 2.5, p);  // recorded, not run
+  void* graph = b.capture_end();
+  b.free(p);
+  void* q = b.alloc(bytes);
+  EXPECT_NE(q, p) << "a block of the graph was handed out while the graph lives";
+  b.graph_replay(graph);
+  std::vector<float> back(4096);
+  b.to_host(back.data(), p, bytes);
+  EXPECT_EQ(back[0], 2.5f);
+  EXPECT_EQ(back[4095], 2.5f);
+  b.graph_release(graph);
+  void* r = b.alloc(bytes);
+  EXPECT_EQ(r, p) << "the released graph's block should be back in the cache";
+  b.free(q);
+  b.free(r);
 }
 
 // A small training-like step (conv, matmul, softmax, backward) repeated: after the first

@@ -24,6 +24,8 @@ using std::tanh;
 
 #undef __shared__
 #define __shared__ static  // blocks run one at a time
+#undef __launch_bounds__
+#define __launch_bounds__(...)  // a hint for nvcc's register allocation
 
 namespace emu {
 inline thread_local uint3 block_idx, thread_idx;

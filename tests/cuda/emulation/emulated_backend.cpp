@@ -41,6 +41,10 @@ Backend emulated_table() {
   b.adam_step = gpu::adam_step;
   b.local_attention = gpu::local_attention;
   b.local_attention_backward = gpu::local_attention_backward;
+  b.paint_forward = gpu::paint_forward;
+  b.paint_backward = gpu::paint_backward;
+  b.lstm_gates_forward = gpu::lstm_gates_forward;
+  b.lstm_gates_backward = gpu::lstm_gates_backward;
   return b;
 }
 

@@ -15,7 +15,9 @@ make NVCC= BUILD="$OUT/cpu" -j"${JOBS:-2}" "$OUT/cpu/fpa" >"$OUT/make.log" 2>&1 
 KERNEL_FLAGS=(-O1 -g -std=c++17 -fopenmp -ffp-contract=off -Itests/cuda/emulation -I. -I"$CUDA_HOME/include"
               -include tests/cuda/emulation/cuda_host_shim.h -Wno-attributes -Wno-unknown-pragmas)
 objects=()
-for f in cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention cuda_conv; do
+KERNELS=(cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention cuda_paint cuda_paint_backward
+         cuda_lstm cuda_conv)
+for f in "${KERNELS[@]}"; do
   o=$OUT/obj/$f.o
   if [ ! -f "$o" ] || [ -n "$(find ops/cuda tests/cuda/emulation -newer "$o" -print -quit)" ]; then
     g++ "${KERNEL_FLAGS[@]}" -x c++ -c "ops/cuda/$f.cu" -o "$o"
@@ -24,9 +26,10 @@ for f in cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention
 done
 g++ "${KERNEL_FLAGS[@]}" -c tests/cuda/emulation/emulated_backend.cpp -o "$OUT/obj/emulated_backend.o"
 objects+=("$OUT/obj/emulated_backend.o")
-for f in tests/cuda/*.cpp tests/op_cases.cpp; do
+HEADERS="autograd ops nn fpa train data tests"  # a test object is rebuilt when any header is newer
+for f in tests/cuda/*.cpp tests/op_cases.cpp tests/fixture_checks.cpp; do
   o=$OUT/obj/$(basename "$f" .cpp).o
-  if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ tests/cuda/cuda_test_util.h -nt "$o" ]; then
+  if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find $HEADERS -name '*.h' -newer "$o" -print -quit)" ]; then
     g++ -O1 -g -std=c++17 -fopenmp -I. -c "$f" -o "$o"
   fi
   objects+=("$o")

@@ -2,7 +2,9 @@
 // are compiled with g++ (tests/cuda/emulation/run.sh puts this folder first on the include
 // path). Blocks run one after another; a block's threads run one after another, or, for the
 // kernels whose threads cooperate ("(rows)" in the launch name: shuffles, __syncthreads), as
-// real threads meeting at barriers.
+// real threads meeting at barriers. Dynamic shared memory (launch_with_shared,
+// FPA_DYNAMIC_SHARED) is one host buffer, refilled with 0xff bytes (NaN in float and double)
+// before each block, so a read of shared memory the block never wrote shows in the results.
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -24,12 +26,17 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
 #define FPA_GRID_STRIDE_LOOP(i, n) \
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
 
+namespace emulation {
+inline std::vector<unsigned char> dynamic_shared;  // the running block's dynamic shared memory
+
 template <typename... Params, typename... Args>
-void launch(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, Args... args) {
+void run_blocks(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, size_t shared_bytes,
+                Args... args) {
   const bool cooperative = std::strstr(name, "(rows)") != nullptr;
   for (unsigned bz = 0; bz < grid.z; ++bz)
     for (unsigned by = 0; by < grid.y; ++by)
       for (unsigned bx = 0; bx < grid.x; ++bx) {
+        dynamic_shared.assign(shared_bytes, 0xff);
         auto thread_body = [&](unsigned t) {
           emu::block_idx = {bx, by, bz};
           emu::thread_idx = {t, 0, 0};
@@ -50,5 +57,22 @@ void launch(const char* name, void (*kernel)(Params...), dim3 grid, unsigned thr
         for (unsigned w = 0; w < threads / 32; ++w) pthread_barrier_destroy(&emu::warp_barrier[w]);
       }
 }
+}  // namespace emulation
+
+template <typename... Params, typename... Args>
+void launch(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, Args... args) {
+  emulation::run_blocks(name, kernel, grid, threads, 0, args...);
+}
+
+// An H100's / H200's opt-in limit (227 KiB), so the kernels plan as they would there.
+inline size_t max_dynamic_shared_bytes() { return 227 * 1024; }
+
+template <typename... Params, typename... Args>
+void launch_with_shared(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, size_t shared_bytes,
+                        Args... args) {
+  emulation::run_blocks(name, kernel, grid, threads, shared_bytes, args...);
+}
+
+#define FPA_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::fpa::gpu::emulation::dynamic_shared.data())
 
 }  // namespace fpa::gpu

@@ -1,0 +1,74 @@
+// cuda_graph.cu: capture and replay (the backend table's capture_begin, capture_end,
+// graph_replay, graph_release) with CUDA graphs.
+//
+// capture_begin opens a capture pool in the allocator (cuda_memory.cu) and starts capturing
+// the backend's one stream, so every kernel, copy, cuBLAS and cuDNN call queued until
+// capture_end is recorded instead of run. Relaxed mode: cudaMalloc may still be called while
+// recording (a pool that needs a new block gets one). capture_end instantiates the graph;
+// graph_replay launches it on the stream (asynchronous, like any kernel); graph_release waits
+// for the stream, destroys the graph and returns its pool to the cache.
+// What the caller must guarantee (train/trainer.cpp does): everything a capture reads that
+// changes between replays lives in device buffers allocated before the capture and refilled
+// before each replay (stream-ordered copies); nothing reads device memory on the host while
+// recording; cuDNN's algorithm search and cuBLAS's setup have run before (an eager step).
+#include "ops/cuda/cuda_common.cuh"
+
+namespace fpa::gpu {
+namespace {
+
+struct CapturedGraph {
+  cudaGraph_t graph = nullptr;
+  cudaGraphExec_t exec = nullptr;
+  int pool = 0;
+};
+
+int g_open_pool = 0;  // the pool of the capture in progress, 0 when none
+
+}  // namespace
+
+void capture_begin() {
+  FPA_CHECK(g_open_pool == 0, "cuda: capture_begin while another capture is open");
+  g_open_pool = begin_capture_pool();
+  const cudaError_t e = cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed);
+  if (e != cudaSuccess) {
+    end_capture_pool();
+    release_capture_pool(g_open_pool);
+    g_open_pool = 0;
+    check_cuda(e, "cudaStreamBeginCapture", __FILE__, __LINE__);
+  }
+}
+
+void* capture_end() {
+  FPA_CHECK(g_open_pool != 0, "cuda: capture_end without capture_begin");
+  auto* captured = new CapturedGraph;
+  captured->pool = g_open_pool;
+  g_open_pool = 0;
+  end_capture_pool();
+  cudaError_t e = cudaStreamEndCapture(stream(), &captured->graph);
+  if (e == cudaSuccess) e = cudaGraphInstantiate(&captured->exec, captured->graph, 0);
+  if (e != cudaSuccess) {
+    if (captured->graph) cudaGraphDestroy(captured->graph);
+    release_capture_pool(captured->pool);
+    delete captured;
+    check_cuda(e, "capturing a CUDA graph (cudaStreamEndCapture / cudaGraphInstantiate)", __FILE__, __LINE__);
+  }
+  return captured;
+}
+
+void graph_replay(void* graph) {
+  FPA_CHECK(graph != nullptr, "cuda: graph_replay of a null graph");
+  FPA_CUDA_CHECK(cudaGraphLaunch(static_cast<CapturedGraph*>(graph)->exec, stream()));
+}
+
+void graph_release(void* graph) {
+  if (!graph) return;
+  auto* captured = static_cast<CapturedGraph*>(graph);
+  // Nothing may still run with the pool's blocks; errors are reported, never thrown (destructors call this).
+  if (cudaStreamSynchronize(stream()) != cudaSuccess) (void)cudaGetLastError();
+  if (captured->exec) cudaGraphExecDestroy(captured->exec);
+  if (captured->graph) cudaGraphDestroy(captured->graph);
+  release_capture_pool(captured->pool);
+  delete captured;
+}
+
+}  // namespace fpa::gpu

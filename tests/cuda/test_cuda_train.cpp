@@ -1,0 +1,115 @@
+// test_cuda_train.cpp: training on the GPU, end to end at a tiny size on random images: the
+// CUDA step against the CPU step, the CUDA graph replays against eager CUDA steps (--no-graph),
+// the step a graph records run directly, and the steady state of a graph run (no cudaMalloc,
+// the losses finite). TF32 is off, as in the whole suite, so CPU and GPU arithmetic compare.
+#include "autograd/generator.h"
+#include "tests/cuda/cuda_test_util.h"
+#include "train/trainer.h"
+
+namespace fpa::test::cuda {
+namespace {
+
+std::shared_ptr<const ImageDataset> random_images(int64_t n, int64_t channels, int64_t size) {
+  auto d = std::make_shared<ImageDataset>();
+  d->count = n, d->channels = channels, d->size = size, d->source = "random";
+  Generator g(5);
+  for (double v : rand({n * channels * size * size}, DType::f64, Device::cpu, &g).to_vector())
+    d->pixels.push_back(uint8_t(v * 255));
+  return d;
+}
+
+// cpu-small's family at a size that trains a step in milliseconds; the penalty every 2 steps.
+TrainOptions tiny(Device device, bool graph) {
+  TrainOptions o = train_defaults("cpu-small");
+  o.model.g.hidden = 16, o.model.g.latent_dim = 16, o.model.g.steps = 8, o.model.g.mini_input = 8;
+  o.model.d.fmap_max = 16, o.model.d.attn_heads = 1, o.model.d.attn_dim_head = 8;
+  o.batch = 4, o.gp_every = 2, o.ema_start = 2, o.aug_prob = 0;
+  o.device = device, o.graph = graph;
+  return o;
+}
+
+Trainer make_trainer(Device device, bool graph) {
+  TrainOptions o = tiny(device, graph);
+  return Trainer(o, random_images(32, o.model.g.channels, o.model.g.image_size));
+}
+
+// Every parameter of G, D and GE, in order, on the host.
+std::vector<Tensor> all_parameters(Trainer& t) {
+  std::vector<Tensor> r;
+  for (nn::Module* m : std::vector<nn::Module*>{t.generator().module.get(), &t.discriminator(),
+                                                t.ema_generator().module.get()})
+    for (Tensor* p : m->parameters()) r.push_back(p->to(Device::cpu));
+  return r;
+}
+
+// |a - b| <= atol + rtol |b| over every parameter.
+::testing::AssertionResult parameters_close(Trainer& a, Trainer& b, double atol, double rtol) {
+  std::vector<Tensor> pa = all_parameters(a), pb = all_parameters(b);
+  if (pa.size() != pb.size()) return ::testing::AssertionFailure() << "parameter counts differ";
+  for (size_t i = 0; i < pa.size(); ++i) {
+    std::vector<double> x = pa[i].to_vector(), y = pb[i].to_vector();
+    for (size_t j = 0; j < x.size(); ++j)
+      if (!(std::abs(x[j] - y[j]) <= atol + rtol * std::abs(y[j])))
+        return ::testing::AssertionFailure() << "parameter " << i << " " << pa[i].str() << " element " << j << ": "
+                                             << x[j] << " vs " << y[j];
+  }
+  return ::testing::AssertionSuccess();
+}
+
+// Four steps on each device from the same seed: the same losses and parameters up to float32
+// rounding (summation orders differ; four Adam steps at lr 2e-4 keep the GAN from amplifying it).
+TEST(CudaTrain, StepsMatchTheCpu) {
+  REQUIRE_CUDA();
+  run_case("4 steps", [&] {
+    Trainer cpu = make_trainer(Device::cpu, false), gpu = make_trainer(Device::cuda, false);
+    for (int s = 0; s < 4; ++s) {
+      StepStats a = cpu.step(), b = gpu.step();
+      EXPECT_NEAR(a.d_loss, b.d_loss, 1e-4 * (1 + std::abs(a.d_loss))) << "step " << s;
+      EXPECT_NEAR(a.g_loss, b.g_loss, 1e-4 * (1 + std::abs(a.g_loss))) << "step " << s;
+      EXPECT_NEAR(a.gp, b.gp, 1e-4 * (1 + std::abs(a.gp))) << "step " << s;
+    }
+    EXPECT_TRUE(parameters_close(gpu, cpu, 1e-5, 1e-4));
+  });
+}
+
+// Graph replays (steps 2 on: the first step of each kind is eager, the second captured) give
+// what eager CUDA steps give, and the replays allocate nothing.
+TEST(CudaTrain, GraphReplaysMatchEagerSteps) {
+  REQUIRE_CUDA();
+  if (!backend(Device::cuda).supports("capture_begin"))
+    GTEST_SKIP() << "this CUDA backend does not capture (emulation)";
+  run_case("8 steps", [&] {
+    Trainer eager = make_trainer(Device::cuda, false), graph = make_trainer(Device::cuda, true);
+    EXPECT_FALSE(eager.uses_graphs());
+    ASSERT_TRUE(graph.uses_graphs());
+    int64_t mallocs = 0;
+    for (int s = 0; s < 8; ++s) {
+      if (s == 6) mallocs = cuda_memory_stats().device_mallocs;
+      StepStats a = eager.step(), b = graph.step();
+      EXPECT_NEAR(a.d_loss, b.d_loss, 1e-5 * (1 + std::abs(a.d_loss))) << "step " << s;
+      EXPECT_NEAR(a.g_loss, b.g_loss, 1e-5 * (1 + std::abs(a.g_loss))) << "step " << s;
+      EXPECT_NEAR(a.gp, b.gp, 1e-5 * (1 + std::abs(a.gp))) << "step " << s;
+      EXPECT_NEAR(a.aux_loss, b.aux_loss, 1e-5 * (1 + std::abs(a.aux_loss))) << "step " << s;
+    }
+    EXPECT_EQ(cuda_memory_stats().device_mallocs, mallocs) << "replays 6 and 7 called cudaMalloc";
+    EXPECT_TRUE(parameters_close(graph, eager, 1e-6, 1e-5));
+  });
+}
+
+// The recorded step run directly on the GPU (no host traffic inside, enforced) equals the
+// eager GPU step up to the latents' generation (CPU vs GPU Philox normals, equal but for rare
+// last-bit differences of the float64 log/cos).
+TEST(CudaTrain, CaptureReadyStepMatchesTheEagerStep) {
+  REQUIRE_CUDA();
+  run_case("4 steps", [&] {
+    Trainer eager = make_trainer(Device::cuda, false), ready = make_trainer(Device::cuda, false);
+    for (int s = 0; s < 4; ++s) {
+      StepStats a = eager.step(), b = ready.step_capture_ready();
+      EXPECT_NEAR(a.d_loss, b.d_loss, 1e-5 * (1 + std::abs(a.d_loss))) << "step " << s;
+    }
+    EXPECT_TRUE(parameters_close(ready, eager, 1e-6, 1e-5));
+  });
+}
+
+}  // namespace
+}  // namespace fpa::test::cuda
