@@ -20,6 +20,7 @@
 #include <jerror.h>
 
 #include "autograd/error.h"
+#include "autograd/generator.h"
 
 namespace fpa {
 
@@ -569,6 +570,14 @@ void write_gif(const std::string& path, const std::vector<Image>& frames,
 
 void write_gif(const std::string& path, const std::vector<Image>& frames, int delay_cs) {
   write_gif(path, frames, std::vector<int>{delay_cs});
+}
+
+ImageDataset random_dataset(int64_t count, int64_t channels, int64_t size, uint64_t seed) {
+  ImageDataset d;
+  d.count = count, d.channels = channels, d.size = size, d.source = "random";
+  d.pixels.resize(size_t(count * channels * size * size));
+  for (size_t i = 0; i < d.pixels.size(); ++i) d.pixels[i] = uint8_t(philox4x32(i, seed).v[0] >> 24);
+  return d;
 }
 
 }  // namespace fpa

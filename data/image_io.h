@@ -35,6 +35,10 @@ struct ImageDataset {
   const uint8_t* image(int64_t i) const { return pixels.data() + i * image_bytes(); }
 };
 
+// `count` images of uniformly random pixels (Philox under `seed`): data for benchmarks and
+// tests that read no files.
+ImageDataset random_dataset(int64_t count, int64_t channels, int64_t size, uint64_t seed = 5);
+
 // Decoding. `name` (usually the path) only appears in error messages. The format is taken
 // from the signature bytes, not the file name. The result has 1 channel for grey sources
 // (grey, grey+alpha, grey+tRNS) and 3 for colour ones (RGB, RGBA, palette, colour JPEG).

@@ -78,15 +78,6 @@ double seconds_per(Device d, int64_t warm, int64_t n, const std::function<void()
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / double(n);
 }
 
-std::shared_ptr<const ImageDataset> random_data(int64_t n, int64_t channels, int64_t size) {
-  auto d = std::make_shared<ImageDataset>();
-  d->count = n, d->channels = channels, d->size = size, d->source = "random";
-  Generator g(5);
-  for (double v : rand({n * channels * size * size}, DType::f64, Device::cpu, &g).to_vector())
-    d->pixels.push_back(uint8_t(v * 255));
-  return d;
-}
-
 // The U-Net model trains from a finished FPA: a fresh one's weights, saved where the trainer reads them.
 std::string fresh_base_checkpoint(const ModelConfig& m) {
   GeneratorConfig g = m.g;
@@ -107,7 +98,8 @@ void run_config(Result& r, Device dev, int64_t steps, bool quick) {
   TrainOptions o = train_defaults(r.c.preset);
   o.batch = r.c.batch, o.device = dev, o.graph = r.c.graph;
   if (o.model.g.model == "unet") o.init_from = fresh_base_checkpoint(o.model);
-  Trainer t(o, random_data(o.batch * 2, o.model.g.channels, o.model.g.image_size));
+  const int64_t C = o.model.g.channels, S = o.model.g.image_size;
+  Trainer t(o, std::make_shared<const ImageDataset>(random_dataset(o.batch * 2, C, S)));
   GeneratorModel fallback;
   if (!on_device(*t.generator().module, dev)) {  // the trainer must place G, D, GE on o.device
     r.error = "Trainer left its models on the CPU (train/trainer.cpp ignores TrainOptions::device)";

@@ -2,21 +2,11 @@
 // CUDA step against the CPU step, the CUDA graph replays against eager CUDA steps (--no-graph),
 // the step a graph records run directly, and the steady state of a graph run (no cudaMalloc,
 // the losses finite). TF32 is off, as in the whole suite, so CPU and GPU arithmetic compare.
-#include "autograd/generator.h"
 #include "tests/cuda/cuda_test_util.h"
 #include "train/trainer.h"
 
 namespace fpa::test::cuda {
 namespace {
-
-std::shared_ptr<const ImageDataset> random_images(int64_t n, int64_t channels, int64_t size) {
-  auto d = std::make_shared<ImageDataset>();
-  d->count = n, d->channels = channels, d->size = size, d->source = "random";
-  Generator g(5);
-  for (double v : rand({n * channels * size * size}, DType::f64, Device::cpu, &g).to_vector())
-    d->pixels.push_back(uint8_t(v * 255));
-  return d;
-}
 
 // cpu-small's family at a size that trains a step in milliseconds; the penalty every 2 steps.
 TrainOptions tiny(Device device, bool graph) {
@@ -30,7 +20,8 @@ TrainOptions tiny(Device device, bool graph) {
 
 Trainer make_trainer(Device device, bool graph) {
   TrainOptions o = tiny(device, graph);
-  return Trainer(o, random_images(32, o.model.g.channels, o.model.g.image_size));
+  const int64_t C = o.model.g.channels, S = o.model.g.image_size;
+  return Trainer(o, std::make_shared<const ImageDataset>(random_dataset(32, C, S)));
 }
 
 // Every parameter of G, D and GE, in order, on the host.
