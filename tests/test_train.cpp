@@ -1,7 +1,8 @@
 // test_train.cpp: the trainer end to end on real Fashion-MNIST at a tiny size: a 30-step run
 // writes everything a run folder shows; a resumed run is bit-identical to an uninterrupted
 // one; the step a CUDA graph records is the eager step, bit for bit, and refuses host-side
-// draws; a failed save keeps the previous checkpoint; and the CLI refuses bad input with
+// draws; inputs drawn ahead are rewound or left out of checkpoints; a failed capture falls
+// back to eager steps; a failed save keeps the previous checkpoint; and the CLI refuses bad input with
 // messages naming the flag, path or hyperparameter (through the built `fpa` binary, whose
 // path `make test` passes in FPA_BIN).
 #include <gtest/gtest.h>
@@ -172,6 +173,40 @@ TEST(Train, InputsDrawnAheadAreRewoundAndNotCheckpointed) {
   for (int s = 3; s < 6; ++s) second_half.step_capture_ready();
   EXPECT_TRUE(all_parameters(second_half) == all_parameters(eager))
       << "resumed from a checkpoint saved with inputs drawn ahead";
+}
+
+// A backend that claims to capture but fails: the trainer says so, puts back what it drew,
+// and trains eagerly from there, exactly as a run that never tried. (A stand-in registered
+// as the CUDA device: the CPU backend with a capture_begin that throws.)
+const Backend& failing_capture_backend() {
+  static const Backend b = [] {
+    Backend t = backend(Device::cpu);
+    t.supports = [](const char*) { return true; };
+    t.capture_begin = [] { fail("cudaStreamBeginCapture: operation not supported (test stand-in)"); };
+    return t;
+  }();
+  return b;
+}
+
+TEST(Train, FailedCaptureFallsBackToEagerSteps) {
+  const Backend* real_cuda = has_backend(Device::cuda) ? &backend(Device::cuda) : nullptr;
+  register_backend(Device::cuda, &failing_capture_backend());
+  TrainOptions o = tiny(temp_dir("failed_capture"), 6);
+  o.aug_prob = 0;
+  TrainOptions on_cuda = o;
+  on_cuda.device = Device::cuda;
+  {
+    Trainer eager(o, fashion()), fallback(on_cuda, fashion());
+    EXPECT_TRUE(fallback.uses_graphs());
+    for (int s = 0; s < 6; ++s) {
+      StepStats a = eager.step(), b = fallback.step();
+      EXPECT_EQ(a.d_loss, b.d_loss) << "step " << s;
+      EXPECT_EQ(a.g_loss, b.g_loss) << "step " << s;
+    }
+    EXPECT_FALSE(fallback.uses_graphs()) << "the failed capture should have turned graphs off";
+    EXPECT_TRUE(all_parameters(eager) == all_parameters(fallback));
+  }
+  register_backend(Device::cuda, real_cuda);
 }
 
 // DiffAugment draws on the host inside the step, which a capture cannot replay: the guard

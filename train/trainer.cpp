@@ -110,8 +110,7 @@ StepStats Trainer::step() {
   const bool apply_gp = apply_gp_now();
   StepStats st;
   CapturedStep& captured = captured_[apply_gp ? 1 : 0];
-  if (use_graphs_ && captured.warmed) {
-    launch_captured_step(captured, apply_gp, true);
+  if (use_graphs_ && captured.warmed && launch_captured_step(captured, apply_gp, true)) {
     finish_step();  // the EMA update, queued behind the replay
     // The next step's host work while this one runs on the device, when it will be a replay.
     if (captured_[apply_gp_now() ? 1 : 0].warmed) prefetch_step_inputs();
@@ -229,7 +228,7 @@ void Trainer::fill_step_inputs() {
     upload(inputs_.g_latents[a], randn(latents, DType::f32, Device::cpu, &rng_));
 }
 
-void Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool record) {
+bool Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool record) {
   if (inputs_.d_latents.empty()) {
     const Shape latents = {o_.batch, o_.model.g.latent_dim};
     const int64_t C = o_.model.g.channels, S = o_.model.g.image_size;
@@ -239,8 +238,8 @@ void Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool r
       inputs_.g_latents.push_back(empty(latents, DType::f32, o_.device));
     }
   }
-  if (!prefetched_.ready) fill_step_inputs();
-  prefetched_.ready = false;
+  if (!prefetched_.ready) prefetch_step_inputs();  // keeps the state from before the draws
+  const int64_t d_steps = opt_d_->step_count(), g_steps = opt_g_->step_count();
   opt_d_->prepare_step();
   opt_g_->prepare_step();
   // Fresh leaves on the fixed buffers (the penalty makes the real images require grad).
@@ -252,20 +251,40 @@ void Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool r
   if (!record) {
     HostTrafficGuard guard("a capture-ready training step");
     captured.stats = run_step(fixed, apply_gp, true, unused);
-    return;
+    prefetched_.ready = false;
+    return true;
   }
   if (!captured.graph) {
-    be.capture_begin();
+    bool recording = false;
     try {
-      HostTrafficGuard guard("a captured training step");
-      captured.stats = run_step(fixed, apply_gp, true, unused);
-    } catch (...) {
-      be.graph_release(be.capture_end());
-      throw;
+      be.capture_begin();
+      recording = true;
+      {
+        HostTrafficGuard guard("a captured training step");
+        captured.stats = run_step(fixed, apply_gp, true, unused);
+      }
+      recording = false;
+      captured.graph = be.capture_end();
+    } catch (const std::exception& e) {
+      if (recording) {
+        try {
+          be.graph_release(be.capture_end());
+        } catch (const std::exception&) {  // the capture is already invalid: e says why
+        }
+      }
+      // Nothing ran on the device: put back what the host advanced, and go on eagerly.
+      captured.stats = Tensor();
+      rewind_prefetch();
+      opt_d_->set_step_count(d_steps), opt_g_->set_step_count(g_steps);
+      use_graphs_ = false;
+      std::fprintf(stderr, "fpa train: the step could not be captured as a CUDA graph (%s); training without graphs\n",
+                   e.what());
+      return false;
     }
-    captured.graph = be.capture_end();
   }
+  prefetched_.ready = false;
   be.graph_replay(captured.graph);
+  return true;
 }
 
 void Trainer::prefetch_step_inputs() {

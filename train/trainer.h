@@ -86,7 +86,9 @@ class Trainer {
   void fill_step_inputs();
   // The host work (inputs unless prefetched, Adam terms), then the first time the capture, and
   // the replay, without waiting for it; or, without record, the capturable step run directly.
-  void launch_captured_step(CapturedStep& captured, bool apply_gp, bool record);
+  // False when the capture failed: the host state is put back and graphs are off from then on
+  // (said on stderr), so the caller runs the step eagerly.
+  bool launch_captured_step(CapturedStep& captured, bool apply_gp, bool record);
   // Draws and uploads the next step's inputs now, keeping the state from before for a
   // checkpoint; an eager step rewinds to that state and draws its own (rewind_prefetch).
   void prefetch_step_inputs();

@@ -82,6 +82,7 @@ TEST(CudaTrain, GraphReplaysMatchEagerSteps) {
       EXPECT_NEAR(a.gp, b.gp, 1e-5 * (1 + std::abs(a.gp))) << "step " << s;
       EXPECT_NEAR(a.aux_loss, b.aux_loss, 1e-5 * (1 + std::abs(a.aux_loss))) << "step " << s;
     }
+    EXPECT_TRUE(graph.uses_graphs()) << "a capture failed and the trainer fell back to eager steps (see stderr)";
     EXPECT_EQ(cuda_memory_stats().device_mallocs, mallocs) << "replays 6 and 7 called cudaMalloc";
     EXPECT_TRUE(parameters_close(graph, eager, 1e-6, 1e-5));
   });
