@@ -2,9 +2,9 @@
 // writes everything a run folder shows; a resumed run is bit-identical to an uninterrupted
 // one; the step a CUDA graph records is the eager step, bit for bit, and refuses host-side
 // draws; inputs drawn ahead are rewound or left out of checkpoints; a failed capture falls
-// back to eager steps; a failed save keeps the previous checkpoint; and the CLI refuses bad input with
-// messages naming the flag, path or hyperparameter (through the built `fpa` binary, whose
-// path `make test` passes in FPA_BIN).
+// back to eager steps; a failed save keeps the previous checkpoint; and the CLI refuses bad
+// input with messages naming the flag, path or hyperparameter (through the built `fpa`
+// binary, whose path `make test` passes in FPA_BIN).
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 
