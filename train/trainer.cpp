@@ -78,8 +78,8 @@ Trainer::Trainer(const TrainOptions& options, std::shared_ptr<const ImageDataset
 }
 
 Trainer::~Trainer() {
-  for (CapturedStep& c : captured_)
-    if (c.graph) backend(o_.device).graph_release(c.graph);
+  for (void* graph : {captured_[0].graph, captured_[1].graph, ema_graph_})
+    if (graph) backend(o_.device).graph_release(graph);
 }
 
 void Trainer::init_unet_base_from(const std::string& path) {
@@ -141,7 +141,7 @@ StepStats Trainer::step_capture_ready() {
 
 void Trainer::finish_step() {
   const int64_t s = step_;
-  if (o_.ema_every > 0 && s % o_.ema_every == 0 && s > o_.ema_start) ema_->update();
+  if (o_.ema_every > 0 && s % o_.ema_every == 0 && s > o_.ema_start) update_ema();
   if (s <= o_.ema_reset_until && s % 1000 == 2) ema_->reset();
   ++step_;
 }
@@ -255,36 +255,49 @@ bool Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool r
     return true;
   }
   if (!captured.graph) {
-    bool recording = false;
-    try {
-      be.capture_begin();
-      recording = true;
-      {
-        HostTrafficGuard guard("a captured training step");
-        captured.stats = run_step(fixed, apply_gp, true, unused);
-      }
-      recording = false;
-      captured.graph = be.capture_end();
-    } catch (const std::exception& e) {
-      if (recording) {
-        try {
-          be.graph_release(be.capture_end());
-        } catch (const std::exception&) {  // the capture is already invalid: e says why
-        }
-      }
-      // Nothing ran on the device: put back what the host advanced, and go on eagerly.
+    captured.graph = capture("the training step", [&] { captured.stats = run_step(fixed, apply_gp, true, unused); });
+    if (!captured.graph) {  // nothing ran on the device: put back what the host advanced
       captured.stats = Tensor();
       rewind_prefetch();
       opt_d_->set_step_count(d_steps), opt_g_->set_step_count(g_steps);
-      use_graphs_ = false;
-      std::fprintf(stderr, "fpa train: the step could not be captured as a CUDA graph (%s); training without graphs\n",
-                   e.what());
       return false;
     }
   }
   prefetched_.ready = false;
   be.graph_replay(captured.graph);
   return true;
+}
+
+void* Trainer::capture(const char* what, const std::function<void()>& body) {
+  const Backend& be = backend(o_.device);
+  bool recording = false;
+  try {
+    be.capture_begin();
+    recording = true;
+    {
+      HostTrafficGuard guard(what);
+      body();
+    }
+    recording = false;
+    return be.capture_end();
+  } catch (const std::exception& e) {
+    if (recording) {
+      try {
+        be.graph_release(be.capture_end());
+      } catch (const std::exception&) {  // the capture is already invalid: e says why
+      }
+    }
+    use_graphs_ = false;
+    std::fprintf(stderr, "fpa train: %s could not be captured as a CUDA graph (%s); training without graphs\n", what,
+                 e.what());
+    return nullptr;
+  }
+}
+
+void Trainer::update_ema() {
+  if (use_graphs_ && !ema_graph_) ema_graph_ = capture("the EMA update", [&] { ema_->update(); });
+  if (ema_graph_ && use_graphs_) backend(o_.device).graph_replay(ema_graph_);
+  else ema_->update();
 }
 
 void Trainer::prefetch_step_inputs() {

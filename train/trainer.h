@@ -10,8 +10,8 @@
 // allocator's cache); the next of each kind is captured, with its device work recorded from
 // fixed input buffers, and every later one is a replay: the host draws the latents (the same
 // Philox numbers, on the CPU), loads the real images, uploads both and the Adam terms, and
-// launches the graph; the four losses come back in one read after it. The EMA update runs
-// eagerly after the replay. While a replay runs, the host already draws and uploads the next
+// launches the graph; the four losses come back in one read after it. The EMA update, on the
+// steps that have one, is a graph of its own replayed after the step's. While a replay runs, the host already draws and uploads the next
 // step's inputs (a checkpoint saves the state from before that). Captured, a non-finite
 // penalty is added like any other (the eager step skips it as the reference does, but that
 // needs its value on the host).
@@ -89,6 +89,10 @@ class Trainer {
   // False when the capture failed: the host state is put back and graphs are off from then on
   // (said on stderr), so the caller runs the step eagerly.
   bool launch_captured_step(CapturedStep& captured, bool apply_gp, bool record);
+  // body() recorded as a graph under a HostTrafficGuard named `what`; on failure null, graphs
+  // off from then on, and a message on stderr.
+  void* capture(const char* what, const std::function<void()>& body);
+  void update_ema();  // a replay of the captured EMA update where graphs are on
   // Draws and uploads the next step's inputs now, keeping the state from before for a
   // checkpoint; an eager step rewinds to that state and draws its own (rewind_prefetch).
   void prefetch_step_inputs();
@@ -107,6 +111,7 @@ class Trainer {
   bool use_graphs_ = false;
   StepInputs inputs_;
   CapturedStep captured_[2];  // without, with the penalty
+  void* ema_graph_ = nullptr;  // EMA::update, captured at its first use
   struct {
     bool ready = false;  // inputs_ hold the next step's inputs
     uint64_t rng_seed = 0, rng_offset = 0;  // rng_ and the loader before they were drawn
