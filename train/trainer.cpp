@@ -111,20 +111,20 @@ StepStats Trainer::step() {
   StepStats st;
   CapturedStep& captured = captured_[apply_gp ? 1 : 0];
   if (use_graphs_ && captured.warmed && launch_captured_step(captured, apply_gp, true)) {
-    finish_step();  // the EMA update, queued behind the replay
+    finish_step();  // the EMA update (a graph of its own) queued behind the step's
     // The next step's host work while this one runs on the device, when it will be a replay.
-    if (captured_[apply_gp_now() ? 1 : 0].warmed) prefetch_step_inputs();
+    if (use_graphs_ && captured_[apply_gp_now() ? 1 : 0].warmed) prefetch_step_inputs();
     return read_stats(captured);
-  } else {
-    rewind_prefetch();
-    // Eager: latents drawn and images loaded as the step goes. The first step of each kind
-    // also warms what a capture must find ready (cuDNN algorithms, cuBLAS, the cache).
-    StepSource eager{[&](int64_t) { return randn({o_.batch, o_.model.g.latent_dim}, DType::f32, o_.device, &rng_); },
-                     [&](int64_t) { return loader_->next().to(o_.device); },
-                     [&](int64_t) { return randn({o_.batch, o_.model.g.latent_dim}, DType::f32, o_.device, &rng_); }};
-    run_step(eager, apply_gp, false, st);
-    captured.warmed = true;
   }
+  rewind_prefetch();
+  // Eager: latents drawn and images loaded as the step goes. The first step of each kind also
+  // warms what a capture must find ready (cuDNN algorithms, cuBLAS, the allocator's cache).
+  const Shape latents = {o_.batch, o_.model.g.latent_dim};
+  StepSource eager{[&](int64_t) { return randn(latents, DType::f32, o_.device, &rng_); },
+                   [&](int64_t) { return loader_->next().to(o_.device); },
+                   [&](int64_t) { return randn(latents, DType::f32, o_.device, &rng_); }};
+  run_step(eager, apply_gp, false, st);
+  captured.warmed = true;
   finish_step();
   return st;
 }
