@@ -50,8 +50,8 @@ void adam_step(DType t, int64_t n, const AdamArgs& A, void* param, const void* g
     const T* g = static_cast<const T*>(grad);
     T* m = static_cast<T*>(m_);
     T* v = static_cast<T*>(v_);
-    double step_size_d, bc2_sqrt_d;
-    adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size_d, &bc2_sqrt_d);
+    double step_size_d = 0, bc2_sqrt_d = 0;
+    if (!A.bias_terms) adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size_d, &bc2_sqrt_d);
     const T* terms = static_cast<const T*>(A.bias_terms);
     const T step_size = terms ? terms[0] : T(step_size_d), bc2_sqrt = terms ? terms[1] : T(bc2_sqrt_d);
     T b1 = T(A.beta1), b2 = T(A.beta2), eps = T(A.eps), wd = T(A.weight_decay);

@@ -105,8 +105,8 @@ void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean
 void adam_step(DType t, int64_t n, const AdamArgs& A, void* param, const void* grad, void* m, void* v) {
   if (n <= 0) return;
   // Host-side constants exactly as the CPU computes them, or read from A.bias_terms on the device.
-  double step_size, bc2_sqrt;
-  adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size, &bc2_sqrt);
+  double step_size = 0, bc2_sqrt = 0;
+  if (!A.bias_terms) adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size, &bc2_sqrt);
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
     launch("adam_step", adam_kernel<T>, blocks_for(n), kThreads, n, T(step_size), T(bc2_sqrt),
