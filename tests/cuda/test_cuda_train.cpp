@@ -2,6 +2,8 @@
 // CUDA step against the CPU step, the CUDA graph replays against eager CUDA steps (--no-graph),
 // the step a graph records run directly, and the steady state of a graph run (no cudaMalloc,
 // the losses finite). TF32 is off, as in the whole suite, so CPU and GPU arithmetic compare.
+#include <cmath>
+
 #include "tests/cuda/cuda_test_util.h"
 #include "train/trainer.h"
 
@@ -33,22 +35,34 @@ std::vector<Tensor> all_parameters(Trainer& t) {
   return r;
 }
 
-// |a - b| <= atol + rtol |b| over every parameter.
-::testing::AssertionResult parameters_close(Trainer& a, Trainer& b, double atol, double rtol) {
+// |a - b| <= atol + rtol |b| for every parameter element but a few: Adam moves a parameter by
+// about lr whatever the size of its gradient, so one whose gradient is at the rounding level
+// may move either way on the two sides. At most 0.1% of the elements may be such outliers,
+// and none by more than 2 lr per step (what opposite moves can add up to).
+::testing::AssertionResult parameters_close(Trainer& a, Trainer& b, int steps, double atol, double rtol) {
   std::vector<Tensor> pa = all_parameters(a), pb = all_parameters(b);
   if (pa.size() != pb.size()) return ::testing::AssertionFailure() << "parameter counts differ";
+  const double outlier_bound = 2.0 * a.options().lr * steps;
+  int64_t elements = 0, outliers = 0;
   for (size_t i = 0; i < pa.size(); ++i) {
     std::vector<double> x = pa[i].to_vector(), y = pb[i].to_vector();
-    for (size_t j = 0; j < x.size(); ++j)
-      if (!(std::abs(x[j] - y[j]) <= atol + rtol * std::abs(y[j])))
+    for (size_t j = 0; j < x.size(); ++j, ++elements) {
+      const double diff = std::abs(x[j] - y[j]);
+      if (diff <= atol + rtol * std::abs(y[j])) continue;
+      ++outliers;
+      if (!(diff <= outlier_bound))
         return ::testing::AssertionFailure() << "parameter " << i << " " << pa[i].str() << " element " << j << ": "
-                                             << x[j] << " vs " << y[j];
+                                             << x[j] << " vs " << y[j] << ", more than " << outlier_bound << " apart";
+    }
   }
+  if (outliers * 1000 > elements)
+    return ::testing::AssertionFailure() << outliers << " of " << elements << " parameter elements differ by more than "
+                                         << atol << " + " << rtol << " |ref|";
   return ::testing::AssertionSuccess();
 }
 
 // Four steps on each device from the same seed: the same losses and parameters up to float32
-// rounding (summation orders differ; four Adam steps at lr 2e-4 keep the GAN from amplifying it).
+// rounding (summation orders differ; four steps at lr 2e-4 keep the GAN from amplifying it).
 TEST(CudaTrain, StepsMatchTheCpu) {
   REQUIRE_CUDA();
   run_case("4 steps", [&] {
@@ -59,12 +73,13 @@ TEST(CudaTrain, StepsMatchTheCpu) {
       EXPECT_NEAR(a.g_loss, b.g_loss, 1e-4 * (1 + std::abs(a.g_loss))) << "step " << s;
       EXPECT_NEAR(a.gp, b.gp, 1e-4 * (1 + std::abs(a.gp))) << "step " << s;
     }
-    EXPECT_TRUE(parameters_close(gpu, cpu, 1e-5, 1e-4));
+    EXPECT_TRUE(parameters_close(gpu, cpu, 4, 1e-5, 1e-4));
   });
 }
 
-// Graph replays (steps 2 on: the first step of each kind is eager, the second captured) give
-// what eager CUDA steps give, and the replays allocate nothing.
+// Graph replays (steps 2 on: the first step of each kind is eager, the second captured; the
+// EMA update from step 3, captured at its first use) give what eager CUDA steps give, and the
+// replays allocate nothing.
 TEST(CudaTrain, GraphReplaysMatchEagerSteps) {
   REQUIRE_CUDA();
   if (!backend(Device::cuda).supports("capture_begin"))
@@ -81,10 +96,11 @@ TEST(CudaTrain, GraphReplaysMatchEagerSteps) {
       EXPECT_NEAR(a.g_loss, b.g_loss, 1e-5 * (1 + std::abs(a.g_loss))) << "step " << s;
       EXPECT_NEAR(a.gp, b.gp, 1e-5 * (1 + std::abs(a.gp))) << "step " << s;
       EXPECT_NEAR(a.aux_loss, b.aux_loss, 1e-5 * (1 + std::abs(a.aux_loss))) << "step " << s;
+      EXPECT_TRUE(std::isfinite(b.d_loss) && std::isfinite(b.g_loss)) << "step " << s;
     }
     EXPECT_TRUE(graph.uses_graphs()) << "a capture failed and the trainer fell back to eager steps (see stderr)";
     EXPECT_EQ(cuda_memory_stats().device_mallocs, mallocs) << "replays 6 and 7 called cudaMalloc";
-    EXPECT_TRUE(parameters_close(graph, eager, 1e-6, 1e-5));
+    EXPECT_TRUE(parameters_close(graph, eager, 8, 1e-6, 1e-5));
   });
 }
 
@@ -99,7 +115,7 @@ TEST(CudaTrain, CaptureReadyStepMatchesTheEagerStep) {
       StepStats a = eager.step(), b = ready.step_capture_ready();
       EXPECT_NEAR(a.d_loss, b.d_loss, 1e-5 * (1 + std::abs(a.d_loss))) << "step " << s;
     }
-    EXPECT_TRUE(parameters_close(ready, eager, 1e-6, 1e-5));
+    EXPECT_TRUE(parameters_close(ready, eager, 4, 1e-6, 1e-5));
   });
 }
 
