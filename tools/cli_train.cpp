@@ -140,6 +140,9 @@ int train(const Args& a) {
                cache_hit ? "from cache" : "decoded", o.model.preset.c_str(), (long long)o.batch, (long long)o.steps,
                o.out.c_str());
   Trainer t(o, data);
+  if (t.uses_graphs())
+    std::fprintf(stderr, "fpa train: CUDA graphs on (--no-graph for eager steps): the first step with and without the "
+                         "penalty run eagerly, the next are captured, later ones replay\n");
   if (resume) {
     t.load_checkpoint(out + "/last.safetensors");
     std::fprintf(stderr, "fpa train: resumed at step %lld\n", (long long)t.steps_done());
