@@ -11,10 +11,11 @@
 // fixed input buffers, and every later one is a replay: the host draws the latents (the same
 // Philox numbers, on the CPU), loads the real images, uploads both and the Adam terms, and
 // launches the graph; the four losses come back in one read after it. The EMA update, on the
-// steps that have one, is a graph of its own replayed after the step's. While a replay runs, the host already draws and uploads the next
-// step's inputs (a checkpoint saves the state from before that). Captured, a non-finite
-// penalty is added like any other (the eager step skips it as the reference does, but that
-// needs its value on the host).
+// steps that have one, is a graph of its own replayed after the step's. While a replay runs,
+// the host already draws and uploads the next step's inputs (a checkpoint saves the state
+// from before that). A capture that fails is reported and training goes on eagerly.
+// Captured, a non-finite penalty is added like any other (the eager step skips it as the
+// reference does, but that needs its value on the host).
 #pragma once
 #include <functional>
 #include <memory>
