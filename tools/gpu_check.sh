@@ -5,8 +5,9 @@
 # without CUDA graphs) and the CPU suite (build/fpa_tests, in parallel shards), then `make
 # bench-gpu` (ours against PyTorch: ms/step, sampling images/s, peak memory, the issue's
 # targets), then the CUDA suite's small cases under compute-sanitizer when time allows, and
-# writes everything to $OUT (or ./gpu_results): gpu_check.log (all output), summary.txt (what passed, what failed, where, the bench table),
-# cuda_tests.xml and bench/ (ours.json, pytorch.json, table.txt). Exits non-zero when anything
+# writes everything to $OUT (or ./gpu_results): gpu_check.log (all output), summary.txt (what
+# passed, what failed, where, the bench table), cuda_tests.xml and bench/ (ours.json,
+# pytorch.json, table.txt). Exits non-zero when anything
 # failed (a missed bench target is not a failure; a bench that cannot run is). About 5 minutes
 # on an H200 machine with 16 cores, plus at most BENCH_LIMIT for the bench.
 #
