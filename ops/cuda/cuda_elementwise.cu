@@ -13,6 +13,7 @@
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_math.cuh"
 #include "ops/strided_plan.h"
 
 namespace fpa::gpu {
@@ -20,12 +21,6 @@ namespace {
 
 // ---- unary
 
-__device__ __forceinline__ float exp_of(float v) { return float(exp(double(v))); }
-__device__ __forceinline__ double exp_of(double v) { return exp(v); }
-__device__ __forceinline__ float tanh_of(float v) { return float(tanh(double(v))); }
-__device__ __forceinline__ double tanh_of(double v) { return tanh(v); }
-__device__ __forceinline__ float sigmoid_of(float v) { return float(1.0 / (1.0 + exp(-double(v)))); }
-__device__ __forceinline__ double sigmoid_of(double v) { return 1.0 / (1.0 + exp(-v)); }
 __device__ __forceinline__ float silu_of(float v) { return float(double(v) / (1.0 + exp(-double(v)))); }
 __device__ __forceinline__ double silu_of(double v) { return v / (1.0 + exp(-v)); }
 __device__ __forceinline__ float erf_of(float v) { return float(erf(double(v))); }

@@ -20,14 +20,12 @@
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_math.cuh"
 
 namespace fpa::gpu {
 namespace {
 
 constexpr int kPositionsPerBlock = 128;
-
-__device__ __forceinline__ float exp_of(float v) { return float(exp(double(v))); }
-__device__ __forceinline__ double exp_of(double v) { return exp(v); }
 
 // Where neighbour j of position (y, x) lies, and whether it is inside the H x W map.
 struct Neighbour {

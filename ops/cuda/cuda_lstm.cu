@@ -6,19 +6,15 @@
 //             dg = dc i (1 - g^2);  do = dh tanh(c) o (1 - o);  dc_prev = dc f
 // One grid-stride loop over the B*H elements (b, j); element (b, j) reads the four gate blocks
 // of row b at column j and nothing else, so threads are independent and the result does not
-// depend on the launch. Float sigmoid and tanh are computed in double and rounded once, as in
-// cuda_elementwise.cu (the composed twin's ops) and cpu_math.h.
+// depend on the launch. Float sigmoid and tanh are cuda_math.cuh's, those of the composed
+// twin's ops (cuda_elementwise.cu).
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_math.cuh"
 
 namespace fpa::gpu {
 namespace {
-
-__device__ __forceinline__ float sigmoid_of(float v) { return float(1.0 / (1.0 + exp(-double(v)))); }
-__device__ __forceinline__ double sigmoid_of(double v) { return 1.0 / (1.0 + exp(-v)); }
-__device__ __forceinline__ float tanh_of(float v) { return float(tanh(double(v))); }
-__device__ __forceinline__ double tanh_of(double v) { return tanh(v); }
 
 // gates (B, 4H): preactivations in, activations out; c_prev, c, h (B, H).
 template <typename T>

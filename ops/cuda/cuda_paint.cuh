@@ -8,15 +8,13 @@
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
+#include "ops/cuda/cuda_math.cuh"
 
 namespace fpa::gpu::painting {
 
 constexpr int kRows = 4;       // rows of a group: one warp reduction serves their dot products
 constexpr int kMaxWarps = 16;  // per block
 constexpr unsigned kFullMask = 0xffffffffu;
-
-__device__ __forceinline__ float exp_of(float v) { return float(exp(double(v))); }
-__device__ __forceinline__ double exp_of(double v) { return exp(v); }
 
 // ---- warp reductions (every lane gets the result)
 
