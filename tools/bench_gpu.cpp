@@ -175,7 +175,7 @@ void write_json(const std::string& path, const std::string& device, const std::s
                  "\"sample_batch\": %lld, \"sample_images_per_s\": %s, \"sample_images_per_s_tf32\": %s, "
                  "\"peak_bytes\": %s, \"error\": \"%s\"}",
                  i ? "," : "", r.c.name.c_str(), r.c.preset.c_str(), (long long)r.c.batch,
-                 r.c.graph && r.uses_graphs ? "true" : "false", (long long)r.steps,
+                 r.uses_graphs ? "true" : "false", (long long)r.steps,
                  fmt(r.ms_per_step, "%.3f").c_str(), (long long)r.sample_batch,
                  fmt(r.sample_images_per_s, "%.1f").c_str(), fmt(r.sample_images_per_s_tf32, "%.1f").c_str(),
                  r.peak_bytes < 0 ? "null" : std::to_string(r.peak_bytes).c_str(), err.c_str());

@@ -130,9 +130,7 @@ StepStats Trainer::step() {
 }
 
 StepStats Trainer::step_capture_ready() {
-  StepStats st;
   CapturedStep unrecorded;  // the step a capture records, run as it is recorded
-  unrecorded.warmed = true;
   launch_captured_step(unrecorded, apply_gp_now(), false);
   finish_step();
   prefetch_step_inputs();

@@ -33,9 +33,10 @@ cudaStream_t stream();
 void* device_alloc(size_t bytes);
 void device_free(void* ptr);
 // Capture pools (cuda_graph.cu): begin_capture_pool routes allocations and frees into a new
-// pool until end_capture_pool; release_capture_pool hands its blocks back to the cache.
+// pool (throws while one is open) until end_capture_pool, which returns it (0 when none was
+// open); release_capture_pool hands its blocks back to the cache.
 int begin_capture_pool();
-void end_capture_pool();
+int end_capture_pool();
 void release_capture_pool(int pool);
 
 // A scratch buffer from the allocator, returned to the cache at scope end (safe: later users

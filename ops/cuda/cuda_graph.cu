@@ -22,28 +22,22 @@ struct CapturedGraph {
   int pool = 0;
 };
 
-int g_open_pool = 0;  // the pool of the capture in progress, 0 when none
-
 }  // namespace
 
 void capture_begin() {
-  FPA_CHECK(g_open_pool == 0, "cuda: capture_begin while another capture is open");
-  g_open_pool = begin_capture_pool();
+  begin_capture_pool();  // throws while another capture is open
   const cudaError_t e = cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed);
   if (e != cudaSuccess) {
-    end_capture_pool();
-    release_capture_pool(g_open_pool);
-    g_open_pool = 0;
+    release_capture_pool(end_capture_pool());
     check_cuda(e, "cudaStreamBeginCapture", __FILE__, __LINE__);
   }
 }
 
 void* capture_end() {
-  FPA_CHECK(g_open_pool != 0, "cuda: capture_end without capture_begin");
+  const int pool = end_capture_pool();
+  FPA_CHECK(pool != 0, "cuda: capture_end without capture_begin");
   auto* captured = new CapturedGraph;
-  captured->pool = g_open_pool;
-  g_open_pool = 0;
-  end_capture_pool();
+  captured->pool = pool;
   cudaError_t e = cudaStreamEndCapture(stream(), &captured->graph);
   if (e == cudaSuccess) e = cudaGraphInstantiate(&captured->exec, captured->graph, 0);
   if (e != cudaSuccess) {

@@ -106,9 +106,12 @@ class DeviceBlockCache {
     capturing_ = next_pool_++;
     return capturing_;
   }
-  void end_pool() {
+  // Closes the open capture pool and returns it (0 when none was open).
+  int end_pool() {
     std::lock_guard<std::mutex> lock(mu_);
+    const int pool = capturing_;
     capturing_ = 0;
+    return pool;
   }
   // The pool's free blocks back to the shared cache; its live blocks go there when freed.
   void release_pool(int pool) {
@@ -183,7 +186,7 @@ __global__ void fill_kernel(int64_t n, T value, T* dst) {
 void* device_alloc(size_t bytes) { return cache().alloc(bytes); }
 void device_free(void* p) { cache().free(p); }
 int begin_capture_pool() { return cache().begin_pool(); }
-void end_capture_pool() { cache().end_pool(); }
+int end_capture_pool() { return cache().end_pool(); }
 void release_capture_pool(int pool) { cache().release_pool(pool); }
 
 void* alloc(size_t bytes) { return device_alloc(bytes); }
