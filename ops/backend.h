@@ -82,6 +82,12 @@ struct Backend {
   void (*free)(void* ptr);
   void (*to_host)(void* host_dst, const void* src, size_t bytes);
   void (*from_host)(void* dst, const void* host_src, size_t bytes);
+  // A copy to the host that does not wait: to_host_start queues it behind the work already
+  // issued (so it sees what that work writes) and returns a ticket at once; to_host_finish
+  // waits for it, puts the bytes in host_dst (nullptr: drops them) and ends the ticket. Every
+  // ticket is finished exactly once.
+  void* (*to_host_start)(const void* src, size_t bytes);
+  void (*to_host_finish)(void* ticket, void* host_dst);
   void (*copy)(void* dst, const void* src, size_t bytes);
   void (*cast)(DType from, DType to, int64_t n, const void* src, void* dst);
   void (*fill)(DType t, int64_t n, double value, void* dst);

@@ -1,13 +1,16 @@
 // test_tensor.cpp: factories, dtype/device conversions, item(), the seeded generator's
-// independence from thread count, the HostTrafficGuard, and the errors for misuse.
+// independence from thread count, the HostTrafficGuard, PendingRead (also on the queued
+// stream stand-in), and the errors for misuse.
 #include <gtest/gtest.h>
 #include <omp.h>
 
 #include <cmath>
 
 #include "autograd/generator.h"
+#include "autograd/pending_read.h"
 #include "ops/backend.h"
 #include "ops/ops.h"
+#include "tests/stream_standin.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {
@@ -96,6 +99,29 @@ TEST(Tensor, MisuseRaisesNamedErrors) {
   EXPECT_ERROR(Tensor().shape(), "undefined tensor");
   if (!has_backend(Device::cuda))  // a machine without a usable GPU (or a CPU-only build)
     EXPECT_ERROR(zeros({2}, DType::f32, Device::cuda), "device cuda is not available");
+}
+
+// A read started before later work overwrites the tensor gives the values of its start, also
+// where the work is queued (the stand-in stream); values() once; dropped unread without harm;
+// refused inside a captured region.
+TEST(Tensor, PendingReadGivesTheValuesOfItsStart) {
+  StreamStandinAsCuda standin;
+  for (Device d : {Device::cpu, Device::cuda}) {
+    SCOPED_TRACE(device_name(d));
+    Tensor t = from_vector({1, 2, 3}, {3}, DType::f32, d);
+    PendingRead r(t), unread(t);
+    EXPECT_TRUE(r.pending());
+    backend(d).fill(DType::f32, 3, 7.0, t.data());
+    if (d == Device::cuda) {
+      EXPECT_GT(stream_standin_counts().queued, 0);
+    }
+    EXPECT_EQ(r.values(), (std::vector<double>{1, 2, 3}));
+    EXPECT_FALSE(r.pending());
+    EXPECT_ERROR(r.values(), "nothing to read");
+    EXPECT_EQ(t.to_vector(), (std::vector<double>(3, 7.0)));
+    HostTrafficGuard guard("a test region");
+    EXPECT_ERROR(PendingRead{t}, "an asynchronous copy to the host inside a test region");
+  }
 }
 
 }  // namespace

@@ -1,10 +1,12 @@
-// train_run.cpp: the loop around Trainer::step.
+// train_run.cpp: the loop around Trainer::step_async: losses logged, pictures and checkpoints
+// written, Ctrl-C handled.
 #include "train/train_run.h"
 
 #include <atomic>
 #include <chrono>
 #include <csignal>
 #include <cstdio>
+#include <optional>
 #include <sstream>
 
 #include "train/metrics.h"
@@ -52,20 +54,40 @@ int run_training(Trainer& t, bool resumed) {
   auto previous = std::signal(SIGINT, on_interrupt);
   const std::string ckpt = o.out + "/last.safetensors";
   double seconds = metrics.rows().empty() ? 0.0 : metrics.rows().back().seconds;
+  // A step on the device whose losses are not read yet. While one is pending the next is
+  // queued behind it, unless the host needs the state after it (pictures, a checkpoint, the
+  // end, Ctrl-C): so a GPU never waits for the host between steps. A step's time runs from
+  // the end of the previous one (or its own launch after host work) to its end.
+  struct Launched {
+    int64_t step;
+    PendingStats losses;
+  };
+  auto launch = [&] {
+    PendingStats losses = t.step_async();
+    return Launched{t.steps_done(), std::move(losses)};
+  };
+  auto clock = std::chrono::steady_clock::now();
+  std::optional<Launched> current;
+  if (t.steps_done() < o.steps) current = launch();
   int code = 0;
-  while (t.steps_done() < o.steps) {
-    auto start = std::chrono::steady_clock::now();
-    StepStats s = t.step();
-    double dt = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  while (current) {
+    const int64_t step = current->step;
+    const bool host_work = step % o.sample_every == 0 || step % o.checkpoint_every == 0 || step == o.steps;
+    std::optional<Launched> next;
+    if (!current->losses.known() && !host_work && g_interrupts == 0 && step < o.steps) next = launch();
+    StepStats s = current->losses.wait();
+    auto now = std::chrono::steady_clock::now();
+    double dt = std::chrono::duration<double>(now - clock).count();
+    clock = now;
     seconds += dt;
     double ips = double(o.batch * o.grad_accumulate) / dt;
-    int64_t step = t.steps_done();
     metrics.append({step, seconds, s.d_loss, s.g_loss, s.gp, s.aux_loss, ips});
     progress.update(step, ips, stats_text(s));
-    bool last = step == o.steps;
-    if (step % o.sample_every == 0 || last) write_pictures(t), metrics.write_curve();
-    if (step % o.checkpoint_every == 0 || last) t.save_checkpoint(ckpt);
-    if (g_interrupts > 0) {
+    if (host_work) {
+      if (step % o.sample_every == 0 || step == o.steps) write_pictures(t), metrics.write_curve();
+      if (step % o.checkpoint_every == 0 || step == o.steps) t.save_checkpoint(ckpt);
+    }
+    if (g_interrupts > 0 && !next) {  // a step already queued is finished (and logged) first
       t.save_checkpoint(ckpt);
       metrics.write_curve();
       progress.finish("interrupted at step " + std::to_string(step) + "; saved " + ckpt +
@@ -73,6 +95,9 @@ int run_training(Trainer& t, bool resumed) {
       code = 130;
       break;
     }
+    if (host_work) clock = std::chrono::steady_clock::now();
+    current = std::move(next);
+    if (!current && t.steps_done() < o.steps) current = launch();
   }
   std::signal(SIGINT, previous);
   if (code == 0) progress.finish("done: " + std::to_string(t.steps_done()) + " steps; pictures and " + ckpt + " in " + o.out);

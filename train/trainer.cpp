@@ -106,15 +106,24 @@ Tensor Trainer::augment(const Tensor& images) { return diff_augment(images, o_.a
 
 bool Trainer::apply_gp_now() const { return o_.gp_every > 0 && step_ % o_.gp_every == 0; }
 
-StepStats Trainer::step() {
+StepStats PendingStats::wait() {
+  if (losses_.pending()) {
+    std::vector<double> v = losses_.values();
+    known_ = {v[0], v[1], v[2], v[3]};
+  }
+  return known_;
+}
+
+PendingStats Trainer::step_async() {
   const bool apply_gp = apply_gp_now();
   StepStats st;
   CapturedStep& captured = captured_[apply_gp ? 1 : 0];
   if (use_graphs_ && captured.warmed && launch_captured_step(captured, apply_gp, true)) {
     finish_step();  // the EMA update (a graph of its own) queued behind the step's
+    PendingStats losses(PendingRead(captured.stats));  // copied before a next replay rewrites them
     // The next step's host work while this one runs on the device, when it will be a replay.
     if (use_graphs_ && captured_[apply_gp_now() ? 1 : 0].warmed) prefetch_step_inputs();
-    return read_stats(captured);
+    return losses;
   }
   rewind_prefetch();
   // Eager: latents drawn and images loaded as the step goes. The first step of each kind also
@@ -126,15 +135,16 @@ StepStats Trainer::step() {
   run_step(eager, apply_gp, false, st);
   captured.warmed = true;
   finish_step();
-  return st;
+  return PendingStats(st);
 }
 
 StepStats Trainer::step_capture_ready() {
   CapturedStep unrecorded;  // the step a capture records, run as it is recorded
   launch_captured_step(unrecorded, apply_gp_now(), false);
   finish_step();
+  PendingStats losses(PendingRead(unrecorded.stats));
   prefetch_step_inputs();
-  return read_stats(unrecorded);
+  return losses.wait();
 }
 
 void Trainer::finish_step() {
@@ -310,11 +320,6 @@ void Trainer::rewind_prefetch() {
   rng_.set_state(prefetched_.rng_seed, prefetched_.rng_offset);
   loader_->set_position(prefetched_.loader);
   prefetched_.ready = false;
-}
-
-StepStats Trainer::read_stats(const CapturedStep& captured) {
-  std::vector<double> v = captured.stats.to_vector();  // waits for the step
-  return {v[0], v[1], v[2], v[3]};
 }
 
 void Trainer::save_checkpoint(const std::string& path) const {

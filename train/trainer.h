@@ -10,7 +10,8 @@
 // allocator's cache); the next of each kind is captured, with its device work recorded from
 // fixed input buffers, and every later one is a replay: the host draws the latents (the same
 // Philox numbers, on the CPU), loads the real images, uploads both and the Adam terms, and
-// launches the graph; the four losses come back in one read after it. The EMA update, on the
+// launches the graph; the four losses come back in one copy queued behind it, read when the
+// caller wants them (step_async: train_run queues the next step first). The EMA update, on the
 // steps that have one, is a graph of its own replayed after the step's. While a replay runs,
 // the host already draws and uploads the next step's inputs (a checkpoint saves the state
 // from before that). A capture that fails is reported and training goes on eagerly.
@@ -23,6 +24,7 @@
 #include <vector>
 
 #include "autograd/generator.h"
+#include "autograd/pending_read.h"
 #include "data/loader.h"
 #include "fpa/models.h"
 #include "nn/adam.h"
@@ -35,6 +37,20 @@ struct StepStats {
   double d_loss = 0, g_loss = 0, gp = 0, aux_loss = 0;  // gp 0 when not applied (or NaN, skipped)
 };
 
+// A step's losses, known at once (an eager step read them as it went) or on their way from
+// the device behind a replayed step (wait() waits for that step alone).
+class PendingStats {
+ public:
+  explicit PendingStats(const StepStats& known) : known_(known) {}
+  explicit PendingStats(PendingRead losses) : losses_(std::move(losses)) {}
+  bool known() const { return !losses_.pending(); }
+  StepStats wait();
+
+ private:
+  StepStats known_;
+  PendingRead losses_;  // (4): d_loss, g_loss, gp, aux_loss
+};
+
 class Trainer {
  public:
   // Fresh models seeded from options.seed (and, for the U-Net model, the base loaded from
@@ -45,7 +61,10 @@ class Trainer {
   Trainer(const Trainer&) = delete;
   Trainer& operator=(const Trainer&) = delete;
 
-  StepStats step();
+  // One training step, queued: on a backend that replays graphs it returns once the step is
+  // launched, with its losses pending; eagerly, once it has run.
+  PendingStats step_async();
+  StepStats step() { return step_async().wait(); }
   // The step exactly as a capture records it (fixed input buffers, no host reads inside,
   // enforced by a HostTrafficGuard), run directly: for tests on any backend.
   StepStats step_capture_ready();
@@ -98,7 +117,6 @@ class Trainer {
   // checkpoint; an eager step rewinds to that state and draws its own (rewind_prefetch).
   void prefetch_step_inputs();
   void rewind_prefetch();
-  StepStats read_stats(const CapturedStep& captured);  // waits for the step
   void finish_step();  // the EMA schedule, the step count
 
   TrainOptions o_;

@@ -64,6 +64,23 @@ void* alloc(size_t bytes) { return cache().alloc(bytes); }
 void free_(void* p) { cache().free(p); }
 void copy(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
 
+// The CPU has nothing in flight: the copy is made at once into the ticket, a heap block that
+// holds the byte count and then the bytes.
+void* to_host_start(const void* src, size_t bytes) {
+  auto* ticket = static_cast<unsigned char*>(std::malloc(sizeof(size_t) + bytes));
+  FPA_CHECK(ticket != nullptr, "cpu: out of memory allocating ", bytes, " bytes");
+  std::memcpy(ticket, &bytes, sizeof(size_t));
+  std::memcpy(ticket + sizeof(size_t), src, bytes);
+  return ticket;
+}
+void to_host_finish(void* ticket, void* host_dst) {
+  auto* t = static_cast<unsigned char*>(ticket);
+  size_t bytes;
+  std::memcpy(&bytes, t, sizeof(size_t));
+  if (host_dst) std::memcpy(host_dst, t + sizeof(size_t), bytes);
+  std::free(t);
+}
+
 void cast(DType from, DType to, int64_t n, const void* src, void* dst) {
   if (from == to) return copy(dst, src, n * dtype_size(from));
   dispatch(from, [&](auto zf) {
@@ -104,6 +121,8 @@ const Backend& cpu_backend() {
       cpu::free_,
       cpu::copy,
       cpu::copy,
+      cpu::to_host_start,
+      cpu::to_host_finish,
       cpu::copy,
       cpu::cast,
       cpu::fill,

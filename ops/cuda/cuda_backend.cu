@@ -21,7 +21,8 @@ namespace {
 bool supports(const char* name) {
   // clang-format off
   static const char* const implemented[] = {
-      "alloc",         "free",          "to_host",          "from_host",       "copy",
+      "alloc",         "free",          "to_host",          "from_host",       "to_host_start",
+      "to_host_finish", "copy",
       "cast",          "fill",          "unary",            "binary",          "copy_strided",
       "reduce",        "softmax",       "gemm",             "conv2d_forward",  "conv2d_backward_data",
       "conv2d_backward_filter",         "im2col",           "col2im",          "avg_pool2d",
@@ -46,6 +47,8 @@ const Backend& cuda_backend() {
       gpu::free_,
       gpu::to_host,
       gpu::from_host,
+      gpu::to_host_start,
+      gpu::to_host_finish,
       gpu::copy,
       gpu::cast,
       gpu::fill,

@@ -6,7 +6,8 @@
 // Conventions: kernels are grid-stride loops over 64-bit indices (or a block per item where
 // a block cooperates), started by launch() on stream(); a primitive with nothing to do returns
 // before launching (an empty grid is a CUDA error).
-// Nothing here synchronises: only to_host waits for the device. Launching: cuda_launch.cuh.
+// Nothing here synchronises: only to_host and to_host_finish wait for the device. Launching:
+// cuda_launch.cuh.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -146,6 +147,8 @@ void lstm_gates_backward(DType t, int64_t B, int64_t H, const void* gates, const
 
 // cuda_staging.cu
 void from_host(void* dst, const void* host_src, size_t bytes);
+void* to_host_start(const void* src, size_t bytes);
+void to_host_finish(void* ticket, void* host_dst);
 
 // cuda_graph.cu
 void capture_begin();

@@ -1,5 +1,5 @@
-// cuda_staging.cu: host-to-device copies that never wait for the device (the backend's
-// from_host).
+// cuda_staging.cu: copies between host and device that never wait for the device: the
+// backend's from_host, and to_host_start / to_host_finish.
 //
 // A copy from ordinary (pageable) host memory may make the driver wait for the stream before
 // it stages the bytes, which would stall the host behind every queued kernel: the training
@@ -9,8 +9,13 @@
 // again only once its event has completed. Buffers are kept for the process (cudaMallocHost is
 // slow); at most kMaxBuffers exist, beyond that the oldest copy is waited for. Copies larger
 // than kMaxStaged bytes (checkpoints) go directly from the caller's memory.
+//
+// The other way (a step's losses, read while the next step is queued): to_host_start queues
+// the DMA into a staging buffer, records its event and hands the buffer out as the ticket;
+// to_host_finish waits for that event alone, copies the bytes out and returns the buffer.
 #include <cstring>
 #include <deque>
+#include <memory>
 #include <mutex>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -38,6 +43,23 @@ class Staging {
     FPA_CUDA_CHECK(cudaMemcpyAsync(dst, b.host, bytes, cudaMemcpyHostToDevice, stream()));
     FPA_CUDA_CHECK(cudaEventRecord(b.copied, stream()));
     in_flight_.push_back(b);
+  }
+
+  // Queues the DMA of bytes from src into a pinned buffer, owned by the ticket until finish.
+  StagingBuffer start_download(const void* src, size_t bytes) {
+    std::lock_guard<std::mutex> lock(mu_);
+    StagingBuffer b = take(bytes);
+    FPA_CUDA_CHECK(cudaMemcpyAsync(b.host, src, bytes, cudaMemcpyDeviceToHost, stream()));
+    FPA_CUDA_CHECK(cudaEventRecord(b.copied, stream()));
+    return b;
+  }
+  // Waits for the download's DMA, copies its bytes out (unless dst is null), keeps the buffer.
+  void finish_download(const StagingBuffer& b, void* dst, size_t bytes) {
+    const cudaError_t waited = cudaEventSynchronize(b.copied);
+    if (waited == cudaSuccess && dst) std::memcpy(dst, b.host, bytes);
+    std::lock_guard<std::mutex> lock(mu_);
+    in_flight_.push_back(b);  // its event has completed: free for the next take
+    FPA_CUDA_CHECK(waited);
   }
 
  private:
@@ -76,19 +98,41 @@ Staging& staging() {
   return *s;
 }
 
+// A download in flight: its buffer and how many of its bytes are the caller's.
+struct Download {
+  StagingBuffer buffer;
+  size_t bytes;
+};
+
+void check_not_capturing(const char* what) {
+  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
+  FPA_CUDA_CHECK(cudaStreamIsCapturing(stream(), &capturing));
+  FPA_CHECK(capturing == cudaStreamCaptureStatusNone, "cuda: ", what,
+            " while a CUDA graph is being captured (a replay would repeat it)");
+}
+
 }  // namespace
 
 void from_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;
-  cudaStreamCaptureStatus capturing = cudaStreamCaptureStatusNone;
-  FPA_CUDA_CHECK(cudaStreamIsCapturing(stream(), &capturing));
-  FPA_CHECK(capturing == cudaStreamCaptureStatusNone,
-            "cuda: a copy from the host while a CUDA graph is being captured (a replay would repeat it)");
+  check_not_capturing("a copy from the host");
   if (bytes > kMaxStaged) {
     FPA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream()));
     return;
   }
   staging().upload(dst, src, bytes);
+}
+
+void* to_host_start(const void* src, size_t bytes) {
+  check_not_capturing("a copy to the host");
+  auto d = std::make_unique<Download>(Download{StagingBuffer{}, bytes});
+  if (bytes > 0) d->buffer = staging().start_download(src, bytes);
+  return d.release();
+}
+
+void to_host_finish(void* ticket, void* host_dst) {
+  std::unique_ptr<Download> d(static_cast<Download*>(ticket));
+  if (d->bytes > 0) staging().finish_download(d->buffer, host_dst, d->bytes);
 }
 
 }  // namespace fpa::gpu

@@ -22,6 +22,8 @@ const Backend& stub_backend() {
       STUB("free", void*),
       STUB("to_host", void*, const void*, size_t),
       STUB("from_host", void*, const void*, size_t),
+      [](const void*, size_t) -> void* { fail("unimplemented: to_host_start (stub backend)"); },
+      STUB("to_host_finish", void*, void*),
       STUB("copy", void*, const void*, size_t),
       STUB("cast", DType, DType, int64_t, const void*, void*),
       STUB("fill", DType, int64_t, double, void*),

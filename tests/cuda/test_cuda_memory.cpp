@@ -1,7 +1,7 @@
 // test_cuda_memory.cpp: the CUDA backend's table and memory: registration and `supports`,
 // host/device round trips, device copies, casts and fills against the CPU (bit for bit), and
 // the caching allocator (freed blocks reused, no cudaMalloc in a repeated step, capture pools),
-// and uploads through pinned staging.
+// and copies through pinned staging (uploads, and reads started ahead).
 #include <cmath>
 
 #include "autograd/generator.h"
@@ -44,7 +44,9 @@ TEST(CudaBackend, IsRegisteredAndSaysWhatItSupports) {
                             "capture_begin",
                             "capture_end",
                             "graph_replay",
-                            "graph_release"})
+                            "graph_release",
+                            "to_host_start",
+                            "to_host_finish"})
     EXPECT_TRUE(b.supports(entry)) << entry;
   EXPECT_FALSE(b.supports("no_such_primitive"));
   std::printf("[ CUDA     ] %s\n", cuda_device_summary().c_str());
@@ -130,6 +132,31 @@ TEST(CudaMemory, UploadsKeepTheValuesOfTheirCall) {
     for (int j = 0; j < len; ++j) ASSERT_EQ(back[j], float(i * len + j)) << "upload " << i << " element " << j;
     b.free(dst[i]);
   }
+}
+
+// to_host_start queues its copy behind the work already issued: each of many reads started
+// between overwrites (more than there are staging buffers) gives the values of its start,
+// read in any order; a ticket finished without a destination is dropped.
+TEST(CudaMemory, ReadsStartedEarlyGiveTheValuesOfTheirStart) {
+  REQUIRE_CUDA();
+  const Backend& b = backend(Device::cuda);
+  const int n = 40, len = 5000;
+  void* dev = b.alloc(len * sizeof(float));
+  std::vector<void*> tickets(n);
+  for (int i = 0; i < n; ++i) {
+    b.fill(DType::f32, len, double(i), dev);
+    tickets[i] = b.to_host_start(dev, len * sizeof(float));
+  }
+  std::vector<float> back(len);
+  for (int i = n - 1; i >= 0; --i) {
+    if (i % 7 == 3) {
+      b.to_host_finish(tickets[i], nullptr);
+      continue;
+    }
+    b.to_host_finish(tickets[i], back.data());
+    for (int j = 0; j < len; j += 97) ASSERT_EQ(back[j], float(i)) << "read " << i << " element " << j;
+  }
+  b.free(dev);
 }
 
 // Blocks allocated while capturing belong to the capture: freed, they are not handed to
