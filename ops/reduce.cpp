@@ -1,5 +1,6 @@
 // reduce.cpp: sum, mean, max, var (biased) and norm (p = 2) over axes, with keepdim.
-// sum and max run on the backend's reduce primitive; the rest are composed from them.
+// sum and max run on the backend's reduce primitive; the rest are composed from them (norm
+// with a backward of its own, finite at 0).
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
@@ -67,9 +68,22 @@ Tensor var(const Tensor& a, const Axes& axes, bool keepdim) {
   return mean(square(centered), axes, keepdim);
 }
 
-Tensor norm(const Tensor& a, const Axes& axes, bool keepdim) {
+Tensor norm(const Tensor& a, const Axes& axes_in, bool keepdim) {
   check_defined("norm", a, "input");
-  return sqrt(sum(square(a), axes, keepdim));
+  std::vector<int> axes = normalize_axes(axes_in, a.shape(), "norm");
+  Tensor y;
+  {
+    NoGradGuard ng;
+    y = sqrt(sum(square(a), axes_in, keepdim));
+  }
+  Shape in = a.shape(), kept = reduced_shape(in, axes, true);
+  return record("norm", y, {a}, [a, in, kept](const Tensor& g, const Tensor& out, const Needs&) {
+    // d||a||/da = a / ||a||; 0 where ||a|| = 0 (there a = 0: divided by 1 instead, a constant
+    // mask), as PyTorch does, where sqrt's own gradient would give 0 * inf = NaN.
+    Tensor at_zero = eq(out.detach(), zeros(out.shape(), out.dtype(), out.device()));
+    Tensor safe = expand(reshape(add(out, at_zero), kept), in);
+    return Grads{mul(expand(reshape(g, kept), in), div(a, safe))};
+  }, true);
 }
 
 }  // namespace fpa

@@ -82,6 +82,18 @@ TEST(Reduce, MaxTiesShareTheGradient) {
   EXPECT_CLOSE(x.grad(), from_vector({0, 0.5, 0.5, 0}, {4}, DType::f64));
 }
 
+// d||x||/dx = x / ||x||, and 0 (not NaN) for a row that is all zeros, as in PyTorch; also
+// recorded for a second derivative (what the gradient penalty takes of a zero gradient).
+TEST(Reduce, NormGradientIsZeroWhereTheNormIsZero) {
+  Tensor x = from_vector({0, 0, 0, 1, 2, 2}, {2, 3}, DType::f64).requires_grad_();
+  Tensor w = from_vector({0, 0, 0, 1, 1, 1}, {2, 3}, DType::f64).requires_grad_();
+  Tensor penalty = sum(square(add_scalar(norm(mul(x, w), {1}), -1.0)));
+  std::vector<Tensor> g = grad({penalty}, {x}, {}, true, true);
+  EXPECT_CLOSE(g[0], from_vector({0, 0, 0, 4.0 / 3, 8.0 / 3, 8.0 / 3}, {2, 3}, DType::f64));
+  backward(sum(g[0]));
+  for (double v : w.grad().to_vector()) EXPECT_TRUE(std::isfinite(v));
+}
+
 TEST(Reduce, GroupNormNormalisesEachGroup) {
   Tensor x = randn({2, 4, 3, 3}, DType::f64);
   Tensor y = reshape(group_norm(x, 2, Tensor(), Tensor(), 0.0), {2, 2, 18});
