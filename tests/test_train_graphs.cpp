@@ -1,6 +1,6 @@
 // test_train_graphs.cpp: the trainer's CUDA graph path, on the CPU. The step a graph records
-// is the eager step, bit for bit, and refuses host-side draws; inputs drawn ahead are rewound
-// or left out of checkpoints; a failed capture falls back to eager steps. And the whole path
+// is the eager step, bit for bit, also with DiffAugment; inputs drawn ahead are rewound or
+// left out of checkpoints; a failed capture falls back to eager steps. And the whole path
 // as it runs on a GPU, on a stand-in for a GPU stream (tests/stream_standin.h: the CPU
 // primitives queued, captured and replayed): replays with each next step queued before the
 // last one's losses are read, and a whole pipelined run_training, give the eager CPU run.
@@ -29,14 +29,26 @@ void expect_same_losses(const StepStats& a, const StepStats& b, double tol, int 
   EXPECT_NEAR(a.aux_loss, b.aux_loss, tol * std::abs(a.aux_loss)) << "step " << step;
 }
 
-// The step a CUDA graph records (fixed input buffers, losses summed on the device, Adam terms
-// uploaded before it, a HostTrafficGuard around it) is the eager step: the same parameters to
-// the bit, with and without the penalty, with gradient accumulation, and the same losses.
+// Accumulation rounds and DiffAugment probability of the graph tests' runs.
+struct RunKind {
+  int64_t rounds;
+  double aug_prob;
+};
+const RunKind kRunKinds[] = {{1, 0.0}, {2, 0.0}, {2, 0.6}};
+std::string describe(const RunKind& k) {
+  return "grad_accumulate " + std::to_string(k.rounds) + ", aug_prob " + std::to_string(k.aug_prob);
+}
+
+// The step a CUDA graph records (fixed input buffers, DiffAugment's choices as uploaded
+// tensors, losses summed on the device, Adam terms uploaded before it, a HostTrafficGuard
+// around it) is the eager step: the same parameters to the bit, with and without the penalty,
+// with gradient accumulation and augmentation, and the same losses.
 TEST(Train, CaptureReadyStepIsTheEagerStep) {
-  for (int64_t rounds : {1, 2}) {
-    SCOPED_TRACE("grad_accumulate " + std::to_string(rounds));
+  for (const RunKind& kind : kRunKinds) {
+    SCOPED_TRACE(describe(kind));
+    const int64_t rounds = kind.rounds;
     TrainOptions o = tiny(temp_dir("capture"), 6);
-    o.aug_prob = 0, o.grad_accumulate = rounds, o.gp_every = 2;
+    o.aug_prob = kind.aug_prob, o.grad_accumulate = rounds, o.gp_every = 2;
     Trainer eager(o, fashion()), ready(o, fashion());
     for (int s = 0; s < 6; ++s) {
       StepStats a = eager.step(), b = ready.step_capture_ready();
@@ -54,8 +66,7 @@ TEST(Train, CaptureReadyStepIsTheEagerStep) {
 // that draw, and a checkpoint saves the state from before it: both runs below are the
 // all-eager run, bit for bit.
 TEST(Train, InputsDrawnAheadAreRewoundAndNotCheckpointed) {
-  TrainOptions o = tiny(temp_dir("ahead"), 6);
-  o.aug_prob = 0;
+  TrainOptions o = tiny(temp_dir("ahead"), 6);  // DiffAugment on: its draws are drawn ahead too
   Trainer eager(o, fashion()), mixed(o, fashion()), first_half(o, fashion()), second_half(o, fashion());
   for (int s = 0; s < 6; ++s) eager.step();
   for (int s = 0; s < 6; ++s) (s == 3 ? mixed.step() : mixed.step_capture_ready());
@@ -86,7 +97,6 @@ TEST(Train, FailedCaptureFallsBackToEagerSteps) {
   const Backend* real_cuda = has_backend(Device::cuda) ? &backend(Device::cuda) : nullptr;
   register_backend(Device::cuda, &failing_capture_backend());
   TrainOptions o = tiny(temp_dir("failed_capture"), 6);
-  o.aug_prob = 0;
   TrainOptions on_cuda = o;
   on_cuda.device = Device::cuda;
   {
@@ -103,25 +113,16 @@ TEST(Train, FailedCaptureFallsBackToEagerSteps) {
   register_backend(Device::cuda, real_cuda);
 }
 
-// DiffAugment draws on the host inside the step, which a capture cannot replay: the guard
-// says so (the trainer therefore runs such steps eagerly).
-TEST(Train, CaptureReadyStepRefusesHostDrawnAugmentation) {
-  TrainOptions o = tiny(temp_dir("capture_aug"), 2);
-  o.aug_prob = 1.0;
-  Trainer t(o, fashion());
-  EXPECT_FALSE(t.uses_graphs());
-  EXPECT_ERROR(t.step_capture_ready(), "rand inside a capture-ready training step");
-}
-
 // Graphs as on a GPU: steps 0 and 1 eager, 2 (penalty) and 3 captured, the EMA update captured
 // at its first use, every later step a replay; each step queued before the previous one's
 // losses are read. The losses and every parameter are those of the eager CPU run.
 TEST(Train, GraphReplaysOnAQueuedStreamAreTheEagerRun) {
   StreamStandinAsCuda standin;
-  for (int64_t rounds : {1, 2}) {
-    SCOPED_TRACE("grad_accumulate " + std::to_string(rounds));
+  for (const RunKind& kind : kRunKinds) {
+    SCOPED_TRACE(describe(kind));
+    const int64_t rounds = kind.rounds;
     TrainOptions o = tiny(temp_dir("replays"), 10);
-    o.aug_prob = 0, o.grad_accumulate = rounds, o.gp_every = 2;
+    o.aug_prob = kind.aug_prob, o.grad_accumulate = rounds, o.gp_every = 2;
     TrainOptions on_stream = o;
     on_stream.device = Device::cuda;
     const StreamStandinCounts before = stream_standin_counts();
@@ -168,8 +169,8 @@ std::vector<std::string> loss_rows(const std::string& csv_path) {
 TEST(Train, PipelinedRunOnAQueuedStreamIsTheCpuRun) {
   StreamStandinAsCuda standin;
   const std::string cpu_dir = temp_dir("pipelined_cpu"), stream_dir = temp_dir("pipelined_stream");
-  TrainOptions o = tiny(cpu_dir, 12);
-  o.aug_prob = 0, o.sample_every = 5, o.checkpoint_every = 5;
+  TrainOptions o = tiny(cpu_dir, 12);  // DiffAugment on (p 0.5)
+  o.sample_every = 5, o.checkpoint_every = 5;
   TrainOptions on_stream = o;
   on_stream.device = Device::cuda, on_stream.out = stream_dir;
   {

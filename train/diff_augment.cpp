@@ -1,5 +1,5 @@
-// diff_augment.cpp: flip, cutout and translation from differentiable ops (masks are constants;
-// a translation is a zero pad followed by a crop, per sample).
+// diff_augment.cpp: DiffAugment's draws on the host, its choices as 0/1 tensors, and the
+// augmentation from differentiable device ops (the gates and masks are constants).
 #include "train/diff_augment.h"
 
 #include <cmath>
@@ -18,46 +18,73 @@ std::vector<int64_t> random_ints(int64_t n, int64_t lo, int64_t hi, Generator& g
   return r;
 }
 
+int64_t cutout_size(int64_t S) { return int64_t(double(S) * 0.5 + 0.5); }
+int64_t max_shift(int64_t S) { return int64_t(double(S) * 0.125 + 0.5); }
+
 }  // namespace
 
-Tensor cutout(const Tensor& images, const std::vector<int64_t>& cy, const std::vector<int64_t>& cx) {
-  int64_t B = images.dim(0), H = images.dim(2), W = images.dim(3);
-  int64_t size = int64_t(H * 0.5 + 0.5);
-  std::vector<double> mask(B * H * W, 1.0);  // (B, 1, H, W)
-  for (int64_t b = 0; b < B; ++b)
-    for (int64_t y = cy[b] - size / 2; y < cy[b] - size / 2 + size; ++y)
-      for (int64_t x = cx[b] - size / 2; x < cx[b] - size / 2 + size; ++x)
-        if (y >= 0 && y < H && x >= 0 && x < W) mask[(b * H + y) * W + x] = 0.0;
-  return mul(images, from_vector(mask, {B, 1, H, W}, images.dtype(), images.device()));
+AugmentChoice draw_augment(int64_t B, int64_t S, double prob, Generator& gen) {
+  AugmentChoice c;
+  if (prob <= 0) return c;
+  std::vector<double> coins = rand({2}, DType::f64, Device::cpu, &gen).to_vector();
+  if (coins[0] >= prob) return c;
+  c.apply = true;
+  c.flip = coins[1] < 0.5;
+  const int64_t size = cutout_size(S), shift = max_shift(S);
+  c.centre_y = random_ints(B, 0, S - size % 2, gen);
+  c.centre_x = random_ints(B, 0, S - size % 2, gen);
+  c.shift_y = random_ints(B, -shift, shift, gen);
+  c.shift_x = random_ints(B, -shift, shift, gen);
+  return c;
 }
 
-Tensor translate(const Tensor& images, const std::vector<int64_t>& sy, const std::vector<int64_t>& sx) {
-  int64_t B = images.dim(0), H = images.dim(2), W = images.dim(3);
-  int64_t m = 0;
-  for (int64_t b = 0; b < B; ++b) m = std::max({m, std::abs(sy[b]), std::abs(sx[b])});
-  if (m == 0) return images;
-  Tensor padded = pad(images, {{m, m}, {m, m}});  // (B, C, H + 2m, W + 2m)
-  std::vector<Tensor> out;
-  for (int64_t b = 0; b < B; ++b) {
-    // Output pixel (y, x) shows input (y - sy, x - sx): the window starts at m - sy.
-    Tensor s = slice(padded, 0, b, b + 1);
-    s = slice(s, 2, m - sy[b], m - sy[b] + H);
-    out.push_back(slice(s, 3, m - sx[b], m - sx[b] + W));
+AugmentInputs augment_inputs(const AugmentChoice& c, int64_t B, int64_t S, DType dtype, Device device) {
+  std::vector<double> keep(B * S * S, 1.0), rows(B * S * S, 0.0), cols(B * S * S, 0.0);
+  if (c.apply) {
+    FPA_CHECK(int64_t(c.centre_y.size()) == B && int64_t(c.shift_x.size()) == B, "augment_inputs: choices for ",
+              c.centre_y.size(), " images, expected ", B);
+    const int64_t size = cutout_size(S);
+    for (int64_t b = 0; b < B; ++b) {
+      double* k = &keep[b * S * S];
+      for (int64_t y = c.centre_y[b] - size / 2; y < c.centre_y[b] - size / 2 + size; ++y)
+        for (int64_t x = c.centre_x[b] - size / 2; x < c.centre_x[b] - size / 2 + size; ++x)
+          if (y >= 0 && y < S && x >= 0 && x < S) k[y * S + x] = 0.0;
+      for (int64_t out = 0; out < S; ++out) {
+        const int64_t from_y = out - c.shift_y[b], from_x = out - c.shift_x[b];
+        if (from_y >= 0 && from_y < S) rows[(b * S + out) * S + from_y] = 1.0;
+        if (from_x >= 0 && from_x < S) cols[(b * S + from_x) * S + out] = 1.0;
+      }
+    }
   }
-  return concat(out, 0);
+  return {from_vector({c.apply ? 1.0 : 0.0}, {1}, dtype, device), from_vector({c.flip ? 1.0 : 0.0}, {1}, dtype, device),
+          from_vector(keep, {B, 1, S, S}, dtype, device), from_vector(rows, {B, 1, S, S}, dtype, device),
+          from_vector(cols, {B, 1, S, S}, dtype, device)};
+}
+
+AugmentInputs empty_augment_inputs(int64_t B, int64_t S, DType dtype, Device device) {
+  return {empty({1}, dtype, device), empty({1}, dtype, device), empty({B, 1, S, S}, dtype, device),
+          empty({B, 1, S, S}, dtype, device), empty({B, 1, S, S}, dtype, device)};
+}
+
+Tensor apply_augment(const Tensor& images, const AugmentInputs& in) {
+  FPA_CHECK(images.ndim() == 4 && images.dim(2) == images.dim(3) && in.keep.defined() &&
+                images.dim(0) == in.keep.dim(0) && images.dim(2) == in.keep.dim(2),
+            "apply_augment: images ", images.shape(), " do not match the augmentation's ",
+            in.keep.defined() ? in.keep.shape() : Shape{});
+  Tensor x = where(in.flip, flip(images, {3}), images);
+  x = mul(x, in.keep);
+  x = matmul(matmul(in.rows, x), in.cols);  // (B, 1, S, S) @ (B, C, S, S) @ (B, 1, S, S)
+  return where(in.apply, x, images);
 }
 
 Tensor diff_augment(const Tensor& images, double prob, Generator& gen) {
   if (prob <= 0) return images;
-  FPA_CHECK(images.ndim() == 4, "diff_augment: images ", images.shape(), " should be (B, C, S, S)");
-  std::vector<double> coins = rand({2}, DType::f64, Device::cpu, &gen).to_vector();
-  if (coins[0] >= prob) return images;
-  Tensor x = coins[1] < 0.5 ? flip(images, {3}) : images;
-  int64_t B = x.dim(0), H = x.dim(2), W = x.dim(3);
-  int64_t size = int64_t(H * 0.5 + 0.5);
-  x = cutout(x, random_ints(B, 0, H - size % 2, gen), random_ints(B, 0, W - size % 2, gen));
-  int64_t shift = int64_t(H * 0.125 + 0.5);
-  return translate(x, random_ints(B, -shift, shift, gen), random_ints(B, -shift, shift, gen));
+  FPA_CHECK(images.ndim() == 4 && images.dim(2) == images.dim(3), "diff_augment: images ", images.shape(),
+            " should be (B, C, S, S)");
+  const int64_t B = images.dim(0), S = images.dim(2);
+  AugmentChoice c = draw_augment(B, S, prob, gen);
+  if (!c.apply) return images;
+  return apply_augment(images, augment_inputs(c, B, S, images.dtype(), images.device()));
 }
 
 }  // namespace fpa

@@ -9,7 +9,6 @@
 #include "nn/state_dict.h"
 #include "ops/backend.h"
 #include "ops/ops.h"
-#include "train/diff_augment.h"
 
 namespace fpa {
 namespace {
@@ -70,11 +69,6 @@ Trainer::Trainer(const TrainOptions& options, std::shared_ptr<const ImageDataset
   opt_d_ = std::make_unique<nn::Adam>(trainable(*D_), adam_options(o_));
   loader_ = std::make_unique<DataLoader>(data, o_.batch, o_.seed);
   use_graphs_ = o_.graph && backend(o_.device).supports("capture_begin");
-  if (use_graphs_ && o_.aug_prob > 0) {
-    use_graphs_ = false;
-    std::fprintf(stderr, "fpa train: --aug-prob %g draws its augmentation on the host at every step, which a "
-                 "captured step cannot replay; training without CUDA graphs\n", o_.aug_prob);
-  }
 }
 
 Trainer::~Trainer() {
@@ -101,8 +95,6 @@ void Trainer::init_unet_base_from(const std::string& path) {
     backend(dst->device()).copy(dst->data(), src->data(), size_t(src->numel()) * dtype_size(src->dtype()));
   }
 }
-
-Tensor Trainer::augment(const Tensor& images) { return diff_augment(images, o_.aug_prob, rng_); }
 
 bool Trainer::apply_gp_now() const { return o_.gp_every > 0 && step_ % o_.gp_every == 0; }
 
@@ -131,7 +123,8 @@ PendingStats Trainer::step_async() {
   const Shape latents = {o_.batch, o_.model.g.latent_dim};
   StepSource eager{[&](int64_t) { return randn(latents, DType::f32, o_.device, &rng_); },
                    [&](int64_t) { return loader_->next().to(o_.device); },
-                   [&](int64_t) { return randn(latents, DType::f32, o_.device, &rng_); }};
+                   [&](int64_t) { return randn(latents, DType::f32, o_.device, &rng_); },
+                   [&](const Tensor& images, int64_t) { return diff_augment(images, o_.aug_prob, rng_); }};
   run_step(eager, apply_gp, false, st);
   captured.warmed = true;
   finish_step();
@@ -176,8 +169,8 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
     }
     Tensor real = src.real_images(a);
     if (apply_gp) real.requires_grad_(true);
-    DiscOutput fo = D_->forward(augment(fake), false);
-    DiscOutput ro = D_->forward(augment(real), true);
+    DiscOutput fo = D_->forward(src.augment(fake, 2 * a), false);
+    DiscOutput ro = D_->forward(src.augment(real, 2 * a + 1), true);
     Tensor divergence = hinge(kind, ro.logits, fo.logits);
     Tensor loss = add(add(divergence, hinge(kind, ro.logits32, fo.logits32)), ro.aux_loss);
     if (apply_gp) {
@@ -204,7 +197,8 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
   {
     FrozenScope frozen(*D_);
     for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
-      Tensor loss = generator_loss(D_->forward(augment(G_.forward(src.g_latents(a))), false));
+      Tensor fake = src.augment(G_.forward(src.g_latents(a)), 2 * o_.grad_accumulate + a);
+      Tensor loss = generator_loss(D_->forward(fake, false));
       backward(mul_scalar(loss, inv));
       if (capturable) accumulate(g_sum, loss);
       else st.g_loss += loss.item() * inv;
@@ -228,12 +222,24 @@ void Trainer::fill_step_inputs() {
     be.from_host(dst.data(), host.data(), size_t(host.numel()) * dtype_size(host.dtype()));
   };
   const Shape latents = {o_.batch, o_.model.g.latent_dim};
-  for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
+  const int64_t S = o_.model.g.image_size, R = o_.grad_accumulate;
+  auto upload_augment = [&](int64_t call) {
+    if (o_.aug_prob <= 0) return;
+    AugmentInputs host = augment_inputs(draw_augment(o_.batch, S, o_.aug_prob, rng_), o_.batch, S, DType::f32,
+                                        Device::cpu);
+    AugmentInputs& dst = inputs_.augment[call];
+    upload(dst.apply, host.apply), upload(dst.flip, host.flip), upload(dst.keep, host.keep);
+    upload(dst.rows, host.rows), upload(dst.cols, host.cols);
+  };
+  for (int64_t a = 0; a < R; ++a) {
     upload(inputs_.d_latents[a], randn(latents, DType::f32, Device::cpu, &rng_));
     upload(inputs_.real_images[a], loader_->next());
+    upload_augment(2 * a), upload_augment(2 * a + 1);
   }
-  for (int64_t a = 0; a < o_.grad_accumulate; ++a)
+  for (int64_t a = 0; a < R; ++a) {
     upload(inputs_.g_latents[a], randn(latents, DType::f32, Device::cpu, &rng_));
+    upload_augment(2 * R + a);
+  }
 }
 
 bool Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool record) {
@@ -245,6 +251,9 @@ bool Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool r
       inputs_.real_images.push_back(empty({o_.batch, C, S, S}, DType::f32, o_.device));
       inputs_.g_latents.push_back(empty(latents, DType::f32, o_.device));
     }
+    if (o_.aug_prob > 0)
+      for (int64_t call = 0; call < 3 * o_.grad_accumulate; ++call)
+        inputs_.augment.push_back(empty_augment_inputs(o_.batch, S, DType::f32, o_.device));
   }
   if (!prefetched_.ready) prefetch_step_inputs();  // keeps the state from before the draws
   const int64_t d_steps = opt_d_->step_count(), g_steps = opt_g_->step_count();
@@ -253,7 +262,10 @@ bool Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool r
   // Fresh leaves on the fixed buffers (the penalty makes the real images require grad).
   StepSource fixed{[&](int64_t a) { return inputs_.d_latents[a].detach(); },
                    [&](int64_t a) { return inputs_.real_images[a].detach(); },
-                   [&](int64_t a) { return inputs_.g_latents[a].detach(); }};
+                   [&](int64_t a) { return inputs_.g_latents[a].detach(); },
+                   [&](const Tensor& images, int64_t call) {
+                     return o_.aug_prob > 0 ? apply_augment(images, inputs_.augment[call]) : images;
+                   }};
   const Backend& be = backend(o_.device);
   StepStats unused;
   if (!record) {

@@ -5,11 +5,12 @@
 // states, the step, the random-number state and the data order position.
 //
 // On a backend that captures (CUDA) the step runs as a CUDA graph unless options.graph is
-// off (--no-graph) or DiffAugment is on (its choices are drawn on the host). The first step
+// off (--no-graph). The first step
 // with and the first without the penalty run eagerly (finding cuDNN algorithms, filling the
 // allocator's cache); the next of each kind is captured, with its device work recorded from
 // fixed input buffers, and every later one is a replay: the host draws the latents (the same
-// Philox numbers, on the CPU), loads the real images, uploads both and the Adam terms, and
+// Philox numbers, on the CPU), loads the real images, draws DiffAugment's choices (as 0/1
+// tensors, diff_augment.h), uploads them all and the Adam terms, and
 // launches the graph; the four losses come back in one copy queued behind it, read when the
 // caller wants them (step_async: train_run queues the next step first). The EMA update, on the
 // steps that have one, is a graph of its own replayed after the step's. While a replay runs,
@@ -29,6 +30,7 @@
 #include "fpa/models.h"
 #include "nn/adam.h"
 #include "nn/ema.h"
+#include "train/diff_augment.h"
 #include "train/train_options.h"
 
 namespace fpa {
@@ -82,13 +84,18 @@ class Trainer {
 
  private:
   // Where a step's latents (B, latent) and real images (B, C, S, S) come from, per
-  // accumulation round: drawn and loaded as the step runs, or the fixed input buffers.
+  // accumulation round, and how the images a discriminator call sees are augmented (call
+  // 2a: round a's fakes, 2a + 1: its reals, 2R + a: generator round a's fakes, R rounds):
+  // drawn and loaded as the step runs, or the fixed input buffers.
   struct StepSource {
     std::function<Tensor(int64_t round)> d_latents, real_images, g_latents;
+    std::function<Tensor(const Tensor& images, int64_t call)> augment;
   };
-  // The fixed input buffers of a captured step, one per accumulation round.
+  // The fixed input buffers of a captured step, one per accumulation round (augment: one per
+  // discriminator call, when DiffAugment is on).
   struct StepInputs {
     std::vector<Tensor> d_latents, real_images, g_latents;
+    std::vector<AugmentInputs> augment;
   };
   // One kind of step (with or without the penalty) as a graph.
   struct CapturedStep {
@@ -98,7 +105,6 @@ class Trainer {
   };
 
   void init_unet_base_from(const std::string& path);
-  Tensor augment(const Tensor& images);
   bool apply_gp_now() const;
   // Both optimiser steps. capturable: losses summed on the device and returned as (4), Adam
   // terms prepared beforehand, no host reads; otherwise losses read into st as they come.

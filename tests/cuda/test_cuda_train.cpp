@@ -6,34 +6,20 @@
 #include <optional>
 
 #include "tests/cuda/cuda_test_util.h"
+#include "tests/train_test_util.h"
 #include "train/trainer.h"
 
 namespace fpa::test::cuda {
 namespace {
 
-// cpu-small's family at a size that trains a step in milliseconds; the penalty every 2 steps.
-TrainOptions tiny(Device device, bool graph) {
-  TrainOptions o = train_defaults("cpu-small");
-  o.model.g.hidden = 16, o.model.g.latent_dim = 16, o.model.g.steps = 8, o.model.g.mini_input = 8;
-  o.model.d.fmap_max = 16, o.model.d.attn_heads = 1, o.model.d.attn_dim_head = 8;
-  o.batch = 4, o.gp_every = 2, o.ema_start = 2, o.aug_prob = 0;
-  o.device = device, o.graph = graph;
-  return o;
-}
-
+// The trainer tests' tiny configuration (train_test_util.h, DiffAugment at p 0.5) with the
+// penalty every 2 steps and the EMA from step 2; steps are taken one by one (no run folder).
 Trainer make_trainer(Device device, bool graph) {
-  TrainOptions o = tiny(device, graph);
+  TrainOptions o = tiny("", 0);
+  o.gp_every = 2, o.ema_start = 2;
+  o.device = device, o.graph = graph;
   const int64_t C = o.model.g.channels, S = o.model.g.image_size;
   return Trainer(o, std::make_shared<const ImageDataset>(random_dataset(32, C, S)));
-}
-
-// Every parameter of G, D and GE, in order, on the host.
-std::vector<Tensor> all_parameters(Trainer& t) {
-  std::vector<Tensor> r;
-  for (nn::Module* m : std::vector<nn::Module*>{t.generator().module.get(), &t.discriminator(),
-                                                t.ema_generator().module.get()})
-    for (Tensor* p : m->parameters()) r.push_back(p->to(Device::cpu));
-  return r;
 }
 
 // |a - b| <= atol + rtol |b| for every parameter element but a few: Adam moves a parameter by
@@ -41,18 +27,18 @@ std::vector<Tensor> all_parameters(Trainer& t) {
 // may move either way on the two sides. At most 0.1% of the elements may be such outliers,
 // and none by more than 2 lr per step (what opposite moves can add up to).
 ::testing::AssertionResult parameters_close(Trainer& a, Trainer& b, int steps, double atol, double rtol) {
-  std::vector<Tensor> pa = all_parameters(a), pb = all_parameters(b);
+  std::vector<std::vector<float>> pa = all_parameters(a), pb = all_parameters(b);
   if (pa.size() != pb.size()) return ::testing::AssertionFailure() << "parameter counts differ";
   const double outlier_bound = 2.0 * a.options().lr * steps;
   int64_t elements = 0, outliers = 0;
   for (size_t i = 0; i < pa.size(); ++i) {
-    std::vector<double> x = pa[i].to_vector(), y = pb[i].to_vector();
+    const std::vector<float>&x = pa[i], &y = pb[i];
     for (size_t j = 0; j < x.size(); ++j, ++elements) {
-      const double diff = std::abs(x[j] - y[j]);
+      const double diff = std::abs(double(x[j]) - double(y[j]));
       if (diff <= atol + rtol * std::abs(y[j])) continue;
       ++outliers;
       if (!(diff <= outlier_bound))
-        return ::testing::AssertionFailure() << "parameter " << i << " " << pa[i].str() << " element " << j << ": "
+        return ::testing::AssertionFailure() << "parameter " << i << " element " << j << ": "
                                              << x[j] << " vs " << y[j] << ", more than " << outlier_bound << " apart";
     }
   }
