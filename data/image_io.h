@@ -1,7 +1,7 @@
 // image_io.h: 8-bit images in memory and on disk. Decodes PNG (libpng, every colour type and
 // bit depth, tRNS, interlaced) and JPEG (libjpeg) to grey or RGB, encodes PNG, resizes and
-// centre-crops, converts to greyscale, writes looping animated GIFs (our own GIF89a + LZW
-// encoder), and defines ImageDataset, the (N, C, S, S) uint8 set every loader produces.
+// centre-crops, converts to greyscale (animated GIFs: gif.h), and defines ImageDataset, the
+// (N, C, S, S) uint8 set every loader produces.
 //
 // Conventions: alpha is composited over WHITE (the image is seen on a white page); no gamma
 // correction is applied (pixel values are used as stored, like PIL); grey = ITU-R 601 luma
@@ -51,6 +51,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // Encoding: 8-bit grey (1 channel) or RGB (3 channels) PNG.
 std::vector<uint8_t> encode_png(const Image& image);
 void write_png(const std::string& path, const Image& image);
+// Writes bytes to a file, failing with the path and the system's reason.
+void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 
 // Channel conversions: grey = round(0.299 R + 0.587 G + 0.114 B); RGB from grey repeats it.
 Image to_greyscale(const Image& image);
@@ -65,15 +67,5 @@ Image resize_and_center_crop(const Image& image, int size);
 // channels) and reads it back.
 void image_to_planar(const Image& image, uint8_t* dst);  // dst: (C, H, W)
 Image planar_to_image(const uint8_t* src, int channels, int height, int width);
-
-// Animated GIF89a, looping forever. Frames are grey or RGB, all of one size; each frame is
-// shown for its delay in hundredths of a second (one value for all, or one per frame).
-// Palette: one global table. All-grey frames get the 256 grey levels (exact); otherwise a
-// fixed 6x7x6 RGB colour cube plus 4 extra greys, nearest colour, no dithering.
-std::vector<uint8_t> encode_gif(const std::vector<Image>& frames,
-                                const std::vector<int>& delays_cs);
-void write_gif(const std::string& path, const std::vector<Image>& frames, int delay_cs);
-void write_gif(const std::string& path, const std::vector<Image>& frames,
-               const std::vector<int>& delays_cs);
 
 }  // namespace fpa

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "autograd/error.h"
+#include "data/gif.h"
 #include "data/image_grid.h"
 #include "data/image_io.h"
 #include "ops/ops.h"
