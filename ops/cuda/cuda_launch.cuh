@@ -3,13 +3,15 @@
 // started (on the backend's stream, with a bad configuration reported at once as an fpa::Error
 // naming the kernel). A kernel with dynamic shared memory names it with FPA_DYNAMIC_SHARED and
 // is started by launch_with_shared, which first raises the kernel's limit above the default
-// 48 KiB when asked for more (up to max_dynamic_shared_bytes()).
+// 48 KiB when asked for more (up to max_dynamic_shared_bytes()), once per kernel and size.
 // Faults inside a kernel surface at the next synchronising call (to_host, cuda_synchronize).
 // The host emulation (tests/cuda/emulation/ops/cuda/cuda_launch.cuh) mirrors this file.
 #pragma once
 #include <cuda_runtime.h>
 
 #include <cstdint>
+#include <mutex>
+#include <unordered_map>
 
 namespace fpa::gpu {
 
@@ -46,14 +48,26 @@ inline size_t max_dynamic_shared_bytes() {
   return bytes;
 }
 
+// Raises a kernel's dynamic shared memory limit to `bytes` the first time that much is asked
+// for, not at every launch (so a step captured as a CUDA graph after an eager one never calls
+// cudaFuncSetAttribute while recording).
+inline void raise_shared_limit(const void* kernel, size_t bytes, const char* name) {
+  static std::mutex mu;
+  static std::unordered_map<const void*, size_t> raised;  // kernel -> the limit it has now
+  std::lock_guard<std::mutex> lock(mu);
+  size_t& limit = raised[kernel];
+  if (bytes <= limit) return;
+  check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes)), name, __FILE__,
+             __LINE__);
+  limit = bytes;
+}
+
 // kernel<<<grid, threads, shared_bytes, stream()>>>(args...) for a kernel that declares
 // FPA_DYNAMIC_SHARED; above 48 KiB the kernel's limit is raised first.
 template <typename... Params, typename... Args>
 void launch_with_shared(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, size_t shared_bytes,
                         Args... args) {
-  if (shared_bytes > 48 * 1024)
-    check_cuda(cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(shared_bytes)), name,
-               __FILE__, __LINE__);
+  if (shared_bytes > 48 * 1024) raise_shared_limit(reinterpret_cast<const void*>(kernel), shared_bytes, name);
   kernel<<<grid, threads, shared_bytes, stream()>>>(Params(args)...);
   check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
 }
