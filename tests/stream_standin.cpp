@@ -1,6 +1,7 @@
 // stream_standin.cpp: the queued CPU backend of stream_standin.h.
 #include "tests/stream_standin.h"
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
@@ -23,7 +24,7 @@ using Work = std::function<void()>;
 class Standin {
  public:
   void* alloc(size_t bytes) {
-    const size_t size = (bytes + 63) / 64 * 64;
+    const size_t size = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
     std::vector<void*>& blocks = free_[capturing_][size];
     void* p = nullptr;
     if (!blocks.empty()) {
@@ -38,7 +39,10 @@ class Standin {
   }
   void free(void* p) {
     auto it = live_.find(p);
-    FPA_CHECK(it != live_.end(), "stream stand-in: free of an unknown pointer");
+    if (it == live_.end()) {  // called from destructors: report, never throw (as cuda_memory.cu)
+      std::fprintf(stderr, "stream stand-in: free of unknown pointer %p ignored\n", p);
+      return;
+    }
     free_[it->second.pool][it->second.size].push_back(p);
     live_.erase(it);
   }
