@@ -5,17 +5,17 @@
 // states, the step, the random-number state and the data order position.
 //
 // On a backend that captures (CUDA) the step runs as a CUDA graph unless options.graph is
-// off (--no-graph). The first step
-// with and the first without the penalty run eagerly (finding cuDNN algorithms, filling the
-// allocator's cache); the next of each kind is captured, with its device work recorded from
-// fixed input buffers, and every later one is a replay: the host draws the latents (the same
-// Philox numbers, on the CPU), loads the real images, draws DiffAugment's choices (as 0/1
-// tensors, diff_augment.h), uploads them all and the Adam terms, and
-// launches the graph; the four losses come back in one copy queued behind it, read when the
-// caller wants them (step_async: train_run queues the next step first). The EMA update, on the
-// steps that have one, is a graph of its own replayed after the step's. While a replay runs,
-// the host already draws and uploads the next step's inputs (a checkpoint saves the state
-// from before that). A capture that fails is reported and training goes on eagerly.
+// off (--no-graph). The first step with and the first without the penalty run eagerly
+// (finding cuDNN algorithms, filling the allocator's cache); the next of each kind is
+// captured, with its device work recorded from fixed input buffers, and every later one is a
+// replay: the host draws the latents (the same Philox numbers, on the CPU), loads the real
+// images, draws DiffAugment's choices (as 0/1 tensors, diff_augment.h), uploads them all and
+// the Adam terms, and launches the graph; the four losses come back in one copy queued behind
+// it, read when the caller wants them (step_async: train_run queues the next step first). The
+// EMA update, on the steps that have one, is a graph of its own replayed after the step's.
+// While a replay runs, the host already draws and uploads the next step's inputs (a
+// checkpoint saves the state from before that). A capture that fails is reported and
+// training goes on eagerly.
 // Captured, a non-finite penalty is added like any other (the eager step skips it as the
 // reference does, but that needs its value on the host).
 #pragma once
