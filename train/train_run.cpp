@@ -72,9 +72,11 @@ int run_training(Trainer& t, bool resumed) {
   int code = 0;
   while (current) {
     const int64_t step = current->step;
-    const bool host_work = step % o.sample_every == 0 || step % o.checkpoint_every == 0 || step == o.steps;
+    const bool last = step == o.steps;
+    const bool pictures = step % o.sample_every == 0 || last, checkpoint = step % o.checkpoint_every == 0 || last;
+    const bool host_work = pictures || checkpoint;
     std::optional<Launched> next;
-    if (!current->losses.known() && !host_work && g_interrupts == 0 && step < o.steps) next = launch();
+    if (!current->losses.known() && !host_work && g_interrupts == 0) next = launch();
     StepStats s = current->losses.wait();
     auto now = std::chrono::steady_clock::now();
     double dt = std::chrono::duration<double>(now - clock).count();
@@ -83,10 +85,8 @@ int run_training(Trainer& t, bool resumed) {
     double ips = double(o.batch * o.grad_accumulate) / dt;
     metrics.append({step, seconds, s.d_loss, s.g_loss, s.gp, s.aux_loss, ips});
     progress.update(step, ips, stats_text(s));
-    if (host_work) {
-      if (step % o.sample_every == 0 || step == o.steps) write_pictures(t), metrics.write_curve();
-      if (step % o.checkpoint_every == 0 || step == o.steps) t.save_checkpoint(ckpt);
-    }
+    if (pictures) write_pictures(t), metrics.write_curve();
+    if (checkpoint) t.save_checkpoint(ckpt);
     if (g_interrupts > 0 && !next) {  // a step already queued is finished (and logged) first
       t.save_checkpoint(ckpt);
       metrics.write_curve();
