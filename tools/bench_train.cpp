@@ -15,15 +15,6 @@
 
 using namespace fpa;
 
-static std::shared_ptr<const ImageDataset> random_data(int64_t n, int64_t channels, int64_t size) {
-  auto d = std::make_shared<ImageDataset>();
-  d->count = n, d->channels = channels, d->size = size, d->source = "random";
-  Generator g(5);
-  std::vector<double> u = rand({n * channels * size * size}, DType::f64, Device::cpu, &g).to_vector();
-  for (double v : u) d->pixels.push_back(uint8_t(v * 255));
-  return d;
-}
-
 int main(int argc, char** argv) {
   int64_t steps = argc > 1 ? std::atoll(argv[1]) : 8;
   std::printf("threads: %d (OMP_NUM_THREADS)\n", omp_get_max_threads());
@@ -32,7 +23,8 @@ int main(int argc, char** argv) {
   if (argc > 2) presets.assign(argv + 2, argv + argc);
   for (const std::string& preset : presets) {
     TrainOptions o = train_defaults(preset);
-    Trainer t(o, random_data(o.batch * 4, o.model.g.channels, o.model.g.image_size));
+    Trainer t(o, std::make_shared<const ImageDataset>(random_dataset(o.batch * 4, o.model.g.channels,
+                                                                    o.model.g.image_size)));
     int64_t n = preset == "grey32-T32" ? std::max<int64_t>(2, steps / 4) : steps;
     t.step();  // warm-up: first allocations
     auto start = std::chrono::steady_clock::now();
