@@ -2,6 +2,7 @@
 #   make            deps + build/fpa           make test        deps + run the GoogleTest suite
 #   make test-cuda  the CUDA backend against the CPU (needs nvcc; skips without a GPU)
 #   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
+#   make bench-train CPU ms/step             make bench-kernels  kernel launches per training step
 #   make bench-gpu  ours vs PyTorch on the GPU: ms/step, sampling images/s, peak memory (tools/bench_gpu.cpp)
 #   make fixtures   regenerate tests/fixtures from the PyTorch reference (needs torch; make test never does)
 # nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/cuda); without it the build is CPU-only.
@@ -38,7 +39,7 @@ endif
 TEST_SRC  := $(wildcard tests/*.cpp)
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test test-cuda bench-ops bench-train bench-gpu train sample paint fixtures clean
+.PHONY: all deps test test-cuda bench-ops bench-train bench-kernels bench-gpu train sample paint fixtures clean
 all: deps $(BUILD)/fpa
 
 deps:
@@ -91,6 +92,13 @@ $(BUILD)/bench_train: $(LIB_OBJ) $(OBJ)/tools/bench_train.o
 
 bench-train: deps $(BUILD)/bench_train
 	$(BUILD)/bench_train $(BENCH_ARGS)
+
+# Kernel launches per training step (the step a CUDA graph records), counted on the CPU.
+$(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o
+	$(CXX) $^ -o $@ $(LDLIBS)
+
+bench-kernels: deps $(BUILD)/count_kernels
+	$(BUILD)/count_kernels $(BENCH_ARGS)
 
 # The GPU benchmark (issue 5): ours (build/bench_gpu), then the PyTorch reference (eager, needs
 # torch), then one table with the ratios and the targets; figures in BENCH_OUT. About 3 minutes

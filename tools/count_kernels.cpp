@@ -1,0 +1,142 @@
+// count_kernels.cpp: `make bench-kernels`. How many backend primitives one training step
+// issues, by primitive (elementwise ones by operation), for the step a CUDA graph records
+// (Trainer::step_capture_ready), with and without the gradient penalty. On a GPU each is a
+// kernel launch (a cuBLAS or cuDNN call may be a few), so this is the step's launch count:
+// replayed in a graph at a few microseconds each, its floor in time. Counted on the CPU
+// backend behind a counting table that stands in for the CUDA device (the host's own work,
+// such as drawing the latents, stays on the real CPU table, uncounted, as it is no kernel):
+// exact and the same on every machine, no GPU needed. The Trainer runs the step directly,
+// as a capture records it: the CPU table cannot capture.
+// Usage: count_kernels [preset (paper-rgb64-T64)] [batch (the preset's)] [--aug-prob P]
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <map>
+#include <string>
+
+#include "ops/backend.h"
+#include "train/trainer.h"
+
+namespace fpa {
+const Backend& cpu_backend();
+}
+
+using namespace fpa;
+
+namespace {
+
+std::map<std::string, int64_t>& counts() {
+  static std::map<std::string, int64_t> c;
+  return c;
+}
+
+const char* unary_name(UnaryOp op) {
+  static const char* names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "square", "tanh", "sigmoid",
+                                "relu", "erf", "leaky_relu", "silu", "gelu", "pow", "clamp", "affine", "gt_mask",
+                                "inside_mask"};
+  static_assert(sizeof(names) / sizeof(names[0]) == int(UnaryOp::inside_mask) + 1, "a name per UnaryOp");
+  return names[int(op)];
+}
+const char* binary_name(BinaryOp op) {
+  static const char* names[] = {"add", "sub", "mul", "div", "eq_mask", "gt_mask"};
+  static_assert(sizeof(names) / sizeof(names[0]) == int(BinaryOp::gt_mask) + 1, "a name per BinaryOp");
+  return names[int(op)];
+}
+
+// An entry of the CPU table that counts its calls under its name before running.
+#define COUNTED(entry)              \
+  [](auto... a) {                   \
+    ++counts()[#entry];             \
+    cpu_backend().entry(a...);      \
+  }
+
+Backend counting_table() {
+  Backend b = cpu_backend();
+  b.name = "cpu (counting, as cuda)";
+  b.copy = COUNTED(copy);
+  b.cast = COUNTED(cast);
+  b.fill = COUNTED(fill);
+  b.unary = [](DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y) {
+    ++counts()[std::string("unary ") + unary_name(op)];
+    cpu_backend().unary(t, op, n, a, b, x, y);
+  };
+  b.binary = [](DType t, BinaryOp op, const StridedLoop& loop, const void* a, const void* b, void* out) {
+    ++counts()[std::string("binary ") + binary_name(op)];
+    cpu_backend().binary(t, op, loop, a, b, out);
+  };
+  b.copy_strided = COUNTED(copy_strided);
+  b.reduce = COUNTED(reduce);
+  b.softmax = COUNTED(softmax);
+  b.gemm = COUNTED(gemm);
+  b.conv2d_forward = COUNTED(conv2d_forward);
+  b.conv2d_backward_data = COUNTED(conv2d_backward_data);
+  b.conv2d_backward_filter = COUNTED(conv2d_backward_filter);
+  b.im2col = COUNTED(im2col);
+  b.col2im = COUNTED(col2im);
+  b.avg_pool2d = COUNTED(avg_pool2d);
+  b.avg_pool2d_backward = COUNTED(avg_pool2d_backward);
+  b.resize_nearest = COUNTED(resize_nearest);
+  b.resize_nearest_backward = COUNTED(resize_nearest_backward);
+  b.rand_uniform = COUNTED(rand_uniform);
+  b.rand_normal = COUNTED(rand_normal);
+  b.adam_step = COUNTED(adam_step);
+  b.local_attention = COUNTED(local_attention);
+  b.local_attention_backward = COUNTED(local_attention_backward);
+  b.paint_forward = COUNTED(paint_forward);
+  b.paint_backward = COUNTED(paint_backward);
+  b.lstm_gates_forward = COUNTED(lstm_gates_forward);
+  b.lstm_gates_backward = COUNTED(lstm_gates_backward);
+  return b;
+}
+
+// The primitives of one capture-ready step (the host's uploads and reads are not kernels).
+std::map<std::string, int64_t> count_step(Trainer& t) {
+  counts().clear();
+  t.step_capture_ready();
+  return counts();
+}
+
+int64_t total(const std::map<std::string, int64_t>& c) {
+  int64_t n = 0;
+  for (const auto& [name, k] : c) n += k;
+  return n;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string preset = "paper-rgb64-T64";
+  int64_t batch = 0;
+  double aug_prob = 0;
+  int positional = 0;
+  for (int i = 1; i < argc; ++i) {
+    if (std::strcmp(argv[i], "--aug-prob") == 0 && i + 1 < argc) {
+      aug_prob = std::atof(argv[++i]);
+    } else if (positional == 0) {
+      preset = argv[i], ++positional;
+    } else {
+      batch = std::atoll(argv[i]);
+    }
+  }
+  static const Backend table = counting_table();
+  register_backend(Device::cuda, &table);
+  TrainOptions o = train_defaults(preset);
+  o.device = Device::cuda;
+  if (batch > 0) o.batch = batch;
+  o.aug_prob = aug_prob;
+  o.gp_every = 2;  // step 0 with the penalty, step 1 without
+  o.ema_every = 0;
+  Trainer t(o, std::make_shared<const ImageDataset>(
+                   random_dataset(o.batch * 2, o.model.g.channels, o.model.g.image_size)));
+  std::map<std::string, int64_t> with_gp = count_step(t);
+  std::map<std::string, int64_t> without_gp = count_step(t);
+  std::printf("primitives per training step (kernel launches), %s, batch %lld, DiffAugment p %g\n",
+              preset.c_str(), (long long)o.batch, aug_prob);
+  std::printf("%-28s %10s %10s\n", "primitive", "no penalty", "penalty");
+  std::map<std::string, int64_t> names = with_gp;
+  for (const auto& [name, k] : without_gp) names[name];
+  for (const auto& [name, k] : names)
+    std::printf("%-28s %10lld %10lld\n", name.c_str(), (long long)without_gp[name], (long long)with_gp[name]);
+  std::printf("%-28s %10lld %10lld\n", "total", (long long)total(without_gp), (long long)total(with_gp));
+  return 0;
+}
