@@ -43,9 +43,7 @@ Tensor leaky_relu(const Tensor& a, double slope) {
   check_defined("leaky_relu", a, "input");
   Tensor y = unary_map(a, UnaryOp::leaky_relu, slope);
   return record("leaky_relu", y, {a}, [a, slope](const Tensor& g, const Tensor&, const Needs&) {
-    // 1 where x > 0, slope elsewhere: mask * (1 - slope) + slope
-    Tensor factor = unary_map(unary_map(a, UnaryOp::gt_mask, 0.0), UnaryOp::affine, 1.0 - slope, slope);
-    return Grads{mul(g, factor)};
+    return Grads{mul(g, unary_map(a, UnaryOp::leaky_relu_grad, slope))};  // 1 where x > 0, slope elsewhere
   });
 }
 

@@ -17,7 +17,8 @@ namespace fpa {
 
 enum class UnaryOp {
   neg, exp, log, sqrt, rsqrt, abs, sign, square, tanh, sigmoid, relu, erf,
-  leaky_relu,  // a = negative slope
+  leaky_relu,       // a = negative slope
+  leaky_relu_grad,  // its derivative: 1 where x > 0, else a
   silu, gelu,  // gelu: erf form
   pow,         // x^a
   clamp,       // min(max(x, a), b)

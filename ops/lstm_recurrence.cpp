@@ -69,18 +69,21 @@ Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, c
         }
         const Backend& b = backend(xw.device());  // g, saved: (T + 1, B, H)
         Tensor dxw = empty(xw.shape(), dt, xw.device());  // (T, B, 4H): the preactivations' gradients
-        Tensor dh = empty({B, H}, dt, xw.device()), dc = empty({B, H}, dt, xw.device());  // (B, H)
-        b.copy(dh.data(), at(g, (T - 1) * BH), BH * dtype_size(dt));
+        // (T, B, H): row t starts as dL/dh_t from the output and becomes the whole gradient of h_t
+        // once step t + 1 adds dgates_{t+1} W_hh; (B, H) for c, and for h0 when wanted.
+        Tensor dh = empty({T, B, H}, dt, xw.device()), dc = empty({B, H}, dt, xw.device()), dh0;
+        b.copy(dh.data(), g.data(), T * BH * dtype_size(dt));
         b.copy(dc.data(), at(g, T * BH), BH * dtype_size(dt));
+        if (needs[2]) dh0 = empty({B, H}, dt, xw.device());
         for (int64_t t = T - 1; t >= 0; --t) {
           const void* c_prev = t == 0 ? c0.data() : at(cs, (t - 1) * BH);
-          b.lstm_gates_backward(dt, B, H, at(gates, t * B * G), c_prev, at(cs, t * BH), dh.data(), dc.data(),
+          b.lstm_gates_backward(dt, B, H, at(gates, t * B * G), c_prev, at(cs, t * BH), at(dh, t * BH), dc.data(),
                                 at(dxw, t * B * G));
-          // dh_{t-1} = dL/dh_{t-1} from the output (none for h0) + dgates_t W_hh.
-          if (t > 0) b.copy(dh.data(), at(g, (t - 1) * BH), BH * dtype_size(dt));
-          if (t > 0 || needs[2])
-            b.gemm(dt, false, false, B, H, G, 1.0, at(dxw, t * B * G), G, 0, w_hh.data(), H, 0, t > 0 ? 1.0 : 0.0,
-                   dh.data(), H, 0, 1);
+          if (t > 0)  // dh_{t-1} += dgates_t W_hh
+            b.gemm(dt, false, false, B, H, G, 1.0, at(dxw, t * B * G), G, 0, w_hh.data(), H, 0, 1.0,
+                   at(dh, (t - 1) * BH), H, 0, 1);
+          else if (needs[2])  // h0 feeds no output: dh0 = dgates_0 W_hh
+            b.gemm(dt, false, false, B, H, G, 1.0, dxw.data(), G, 0, w_hh.data(), H, 0, 0.0, dh0.data(), H, 0, 1);
         }
         Tensor dw;  // (4H, H) = dgates_1^T h0 + sum_{t>1} dgates_t^T h_{t-1}
         if (needs[1]) {
@@ -90,7 +93,7 @@ Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, c
             b.gemm(dt, true, false, G, H, (T - 1) * B, 1.0, at(dxw, B * G), G, 0, saved.data(), H, 0, 1.0, dw.data(),
                    H, 0, 1);
         }
-        return {needs[0] ? dxw : Tensor(), dw, needs[2] ? dh : Tensor(), needs[3] ? dc : Tensor()};
+        return {needs[0] ? dxw : Tensor(), dw, dh0, needs[3] ? dc : Tensor()};
       },
       /*save_output=*/true);
 }

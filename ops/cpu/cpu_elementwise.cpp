@@ -86,6 +86,7 @@ void unary_typed(UnaryOp op, int64_t n, T a, T b, const T* x, T* y) {
     case UnaryOp::relu: return FPA_MAP(v > 0 ? v : T(0));
     case UnaryOp::erf: return FPA_MAP(erf_of(v));
     case UnaryOp::leaky_relu: return FPA_MAP(v > 0 ? v : a * v);
+    case UnaryOp::leaky_relu_grad: return FPA_MAP(v > 0 ? T(1) : a);
     case UnaryOp::silu: return FPA_MAP(silu_of(v));
     case UnaryOp::gelu: return FPA_MAP(gelu_of(v));
     case UnaryOp::pow: return FPA_MAP(std::pow(v, a));

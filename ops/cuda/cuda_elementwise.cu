@@ -45,6 +45,7 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T v, T a, T b) {
     case UnaryOp::relu: return v > T(0) ? v : T(0);
     case UnaryOp::erf: return erf_of(v);
     case UnaryOp::leaky_relu: return v > T(0) ? v : a * v;
+    case UnaryOp::leaky_relu_grad: return v > T(0) ? T(1) : a;
     case UnaryOp::silu: return silu_of(v);
     case UnaryOp::gelu: return gelu_of(v);
     case UnaryOp::pow: return pow(v, a);

@@ -38,6 +38,7 @@ const UnaryCase kUnaryCases[] = {
     {"relu", UnaryOp::relu, -4, 4, 0, 0},
     {"erf", UnaryOp::erf, -5, 5, 0, 0},
     {"leaky_relu", UnaryOp::leaky_relu, -4, 4, 0.2, 0},
+    {"leaky_relu_grad", UnaryOp::leaky_relu_grad, -4, 4, 0.2, 0},
     {"silu", UnaryOp::silu, -20, 20, 0, 0},
     {"gelu", UnaryOp::gelu, -6, 6, 0, 0},
     {"pow", UnaryOp::pow, 0.01, 4, 2.5, 0},
