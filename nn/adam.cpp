@@ -66,6 +66,8 @@ void Adam::prepare_step() {
 void Adam::apply_step() {
   const Backend& be = backend(flat_param_.device());
   const DType dt = flat_param_.dtype();
+  std::vector<CopySpan> gathers;  // each gradient into its place in flat_grad_, all in one call
+  gathers.reserve(params_.size());
   for (size_t i = 0; i < params_.size(); ++i) {
     const Tensor& p = *params_[i];
     FPA_CHECK(p.impl()->storage == flat_param_.impl()->storage, "Adam: parameter ", i, " (", p.str(),
@@ -77,8 +79,9 @@ void Adam::apply_step() {
     }
     FPA_CHECK(g.shape() == p.shape() && g.dtype() == dt && g.device() == p.device(), "Adam: gradient ", g.str(),
               " does not match parameter ", i, " ", p.str());
-    be.copy(at(flat_grad_, offsets_[i]), g.data(), size_t(g.numel()) * dtype_size(dt));
+    gathers.push_back({at(flat_grad_, offsets_[i]), g.data(), size_t(g.numel()) * dtype_size(dt)});
   }
+  be.copy_many(int64_t(gathers.size()), gathers.data());
   AdamArgs args{opt_.lr, opt_.beta1, opt_.beta2, opt_.eps, opt_.weight_decay, step_, bias_terms_.data()};
   be.adam_step(dt, flat_param_.numel(), args, flat_param_.data(), flat_grad_.data(), exp_avg_.data(),
                exp_avg_sq_.data());

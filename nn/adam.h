@@ -5,10 +5,11 @@
 // REBOUND to a view into it (its TensorImpl now aliases the flat storage at an offset; shape,
 // requires_grad and the Tensor objects are unchanged), so that one backend `adam_step` updates
 // every parameter at once. The moments (exp_avg, exp_avg_sq) and a gradient buffer are flat
-// too. step() gathers each .grad() into the gradient buffer and runs the step. A parameter
-// without a gradient gets zeros, where torch would skip it: it stays put only while its moments
-// are zero and weight_decay is 0 (true of a parameter frozen from the start, as the U-Net's
-// frozen base); otherwise its moments decay and it moves. Nothing is allocated in step().
+// too. step() gathers each .grad() into the gradient buffer (one copy_many) and runs the step.
+// A parameter without a gradient gets zeros, where torch would skip it: it stays put only while
+// its moments are zero and weight_decay is 0 (true of a parameter frozen from the start, as the
+// U-Net's frozen base); otherwise its moments decay and it moves. Nothing is allocated on the
+// device in step().
 // step() = prepare_step() (host: count the step, upload its two bias-corrected terms to a
 // device buffer) + apply_step() (device only: gather the gradients, run the kernel reading
 // the terms from that buffer), so a captured apply_step (CUDA graph) replays with each step's

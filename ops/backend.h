@@ -74,6 +74,13 @@ struct PaintGeom {
   bool rate_sigmoid;   // beta = sigmoid(beta) before the rule
 };
 
+// One device-to-device copy of copy_many.
+struct CopySpan {
+  void* dst;
+  const void* src;
+  size_t bytes;
+};
+
 struct Backend {
   const char* name;
   bool (*supports)(const char* primitive);
@@ -90,6 +97,10 @@ struct Backend {
   void* (*to_host_start)(const void* src, size_t bytes);
   void (*to_host_finish)(void* ticket, void* host_dst);
   void (*copy)(void* dst, const void* src, size_t bytes);
+  // Several copies in one call (on a GPU one kernel, not one per span): spans[i].bytes from
+  // spans[i].src to spans[i].dst, i < count. `spans` is a host array, read during the call;
+  // no two regions overlap. (Adam gathers every parameter's gradient with it.)
+  void (*copy_many)(int64_t count, const CopySpan* spans);
   void (*cast)(DType from, DType to, int64_t n, const void* src, void* dst);
   void (*fill)(DType t, int64_t n, double value, void* dst);
 

@@ -166,6 +166,10 @@ Backend standin_table() {
     if (dst) std::memcpy(dst, t->bytes.data(), t->bytes.size());
   };
   b.copy = QUEUED(copy);
+  b.copy_many = [](int64_t count, const CopySpan* spans) {  // the host array may be gone when it runs
+    auto copied = std::make_shared<std::vector<CopySpan>>(spans, spans + count);
+    standin().enqueue([copied] { cpu_backend().copy_many(int64_t(copied->size()), copied->data()); });
+  };
   b.cast = QUEUED(cast);
   b.fill = QUEUED(fill);
   b.unary = QUEUED(unary);

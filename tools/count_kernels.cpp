@@ -54,6 +54,7 @@ Backend counting_table() {
   Backend b = cpu_backend();
   b.name = "cpu (counting, as cuda)";
   b.copy = COUNTED(copy);
+  b.copy_many = COUNTED(copy_many);
   b.cast = COUNTED(cast);
   b.fill = COUNTED(fill);
   b.unary = [](DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y) {

@@ -63,6 +63,9 @@ BlockCache& cache() {
 void* alloc(size_t bytes) { return cache().alloc(bytes); }
 void free_(void* p) { cache().free(p); }
 void copy(void* dst, const void* src, size_t bytes) { std::memcpy(dst, src, bytes); }
+void copy_many(int64_t count, const CopySpan* spans) {
+  for (int64_t i = 0; i < count; ++i) std::memcpy(spans[i].dst, spans[i].src, spans[i].bytes);
+}
 
 // The CPU has nothing in flight: the copy is made at once into the ticket, a heap block that
 // holds the byte count and then the bytes.
@@ -124,6 +127,7 @@ const Backend& cpu_backend() {
       cpu::to_host_start,
       cpu::to_host_finish,
       cpu::copy,
+      cpu::copy_many,
       cpu::cast,
       cpu::fill,
       cpu::unary,

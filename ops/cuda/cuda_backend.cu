@@ -22,7 +22,7 @@ bool supports(const char* name) {
   // clang-format off
   static const char* const implemented[] = {
       "alloc",         "free",          "to_host",          "from_host",       "to_host_start",
-      "to_host_finish", "copy",
+      "to_host_finish", "copy",       "copy_many",
       "cast",          "fill",          "unary",            "binary",          "copy_strided",
       "reduce",        "softmax",       "gemm",             "conv2d_forward",  "conv2d_backward_data",
       "conv2d_backward_filter",         "im2col",           "col2im",          "avg_pool2d",
@@ -50,6 +50,7 @@ const Backend& cuda_backend() {
       gpu::to_host_start,
       gpu::to_host_finish,
       gpu::copy,
+      gpu::copy_many,
       gpu::cast,
       gpu::fill,
       gpu::unary,

@@ -98,6 +98,7 @@ void fill(DType t, int64_t n, double value, void* dst);
 void unary(DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y);
 void binary(DType t, BinaryOp op, const StridedLoop& loop, const void* a, const void* b, void* out);
 void copy_strided(DType t, const StridedLoop& loop, const void* src, void* dst);
+void copy_many(int64_t count, const CopySpan* spans);
 
 // cuda_reduce.cu
 void reduce(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);

@@ -1,4 +1,5 @@
-// cuda_elementwise.cu: unary maps, broadcasting binary maps and strided copies on CUDA.
+// cuda_elementwise.cu: unary maps, broadcasting binary maps, strided copies and batched
+// copies (copy_many) on CUDA.
 //
 // Each primitive is one grid-stride kernel; the op is a switch inside the loop (uniform
 // across the grid, so it costs a jump, not divergence). Float exp, tanh, sigmoid, silu, erf
@@ -128,6 +129,32 @@ __global__ void copy_strided_kernel(StridedSpace<2> s, int64_t total, const T* s
 
 constexpr int64_t kMax32 = int64_t(1) << 32;
 
+// ---- copy_many: up to kSpansPerLaunch copies per kernel, the spans passed by value as its
+// parameters (a captured launch keeps them); block row y copies span y, in 16-byte words when
+// both pointers and the size allow, else 4-byte words, else bytes.
+
+constexpr int kSpansPerLaunch = 64;  // 64 x 24 bytes of parameters, well under the 4 KiB limit
+constexpr unsigned kCopyManyMaxBlocks = 512;  // per span; the grid-stride loop covers the rest
+struct SpanBatch {
+  CopySpan span[kSpansPerLaunch];
+};
+
+template <typename Word>
+__device__ void copy_words(const CopySpan& s) {
+  const int64_t n = int64_t(s.bytes / sizeof(Word));
+  const Word* src = static_cast<const Word*>(s.src);
+  Word* dst = static_cast<Word*>(s.dst);
+  FPA_GRID_STRIDE_LOOP(i, n) dst[i] = src[i];
+}
+
+__global__ void copy_many_kernel(SpanBatch batch) {
+  const CopySpan& s = batch.span[blockIdx.y];
+  const uintptr_t all = uintptr_t(s.dst) | uintptr_t(s.src) | uintptr_t(s.bytes);
+  if (all % 16 == 0) copy_words<uint4>(s);
+  else if (all % 4 == 0) copy_words<uint32_t>(s);
+  else copy_words<unsigned char>(s);
+}
+
 }  // namespace
 
 void unary(DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y) {
@@ -182,6 +209,22 @@ void copy_strided(DType t, const StridedLoop& L, const void* src, void* dst) {
     if (total < kMax32) launch("copy_strided", copy_strided_kernel<T, uint32_t>, blocks, kThreads, s, total, ps, pd);
     else launch("copy_strided", copy_strided_kernel<T, uint64_t>, blocks, kThreads, s, total, ps, pd);
   });
+}
+
+void copy_many(int64_t count, const CopySpan* spans) {
+  for (int64_t first = 0; first < count; first += kSpansPerLaunch) {
+    SpanBatch batch{};
+    const int n = int(count - first < kSpansPerLaunch ? count - first : kSpansPerLaunch);
+    size_t most = 0;  // bytes of the largest span
+    for (int i = 0; i < n; ++i) {
+      batch.span[i] = spans[first + i];
+      most = batch.span[i].bytes > most ? batch.span[i].bytes : most;
+    }
+    if (most == 0) continue;
+    const unsigned blocks = blocks_for(int64_t((most + 15) / 16));  // enough for the widest words
+    launch("copy_many", copy_many_kernel, dim3(blocks < kCopyManyMaxBlocks ? blocks : kCopyManyMaxBlocks, n),
+           kThreads, batch);
+  }
 }
 
 }  // namespace fpa::gpu

@@ -25,6 +25,7 @@ const Backend& stub_backend() {
       [](const void*, size_t) -> void* { fail("unimplemented: to_host_start (stub backend)"); },
       STUB("to_host_finish", void*, void*),
       STUB("copy", void*, const void*, size_t),
+      STUB("copy_many", int64_t, const CopySpan*),
       STUB("cast", DType, DType, int64_t, const void*, void*),
       STUB("fill", DType, int64_t, double, void*),
       STUB("unary", DType, UnaryOp, int64_t, double, double, const void*, void*),

@@ -1,8 +1,10 @@
 // test_cuda_memory.cpp: the CUDA backend's table and memory: registration and `supports`,
-// host/device round trips, device copies, casts and fills against the CPU (bit for bit), and
+// host/device round trips, device copies (one or many at once), casts and fills against the CPU
+// (bit for bit), and
 // the caching allocator (freed blocks reused, no cudaMalloc in a repeated step, capture pools),
 // and copies through pinned staging (uploads, and reads started ahead).
 #include <cmath>
+#include <cstring>
 
 #include "autograd/generator.h"
 #include "tests/cuda/cuda_test_util.h"
@@ -19,6 +21,7 @@ TEST(CudaBackend, IsRegisteredAndSaysWhatItSupports) {
                             "to_host",
                             "from_host",
                             "copy",
+                            "copy_many",
                             "cast",
                             "fill",
                             "unary",
@@ -66,6 +69,43 @@ TEST(CudaMemory, RoundTripsAndDeviceCopiesAreExact) {
         EXPECT_TRUE(identical(back, x.host));
       });
     }
+}
+
+// Spans of every alignment (16-byte, 4-byte, odd), sizes from 0 up, more than one kernel's
+// worth of them (64), and in the large run one longer than a kernel's blocks cover at once.
+TEST(CudaMemory, CopyManyCopiesEverySpan) {
+  REQUIRE_CUDA();
+  for (int64_t count : {int64_t(1), int64_t(64), int64_t(150)}) {
+    run_case("copy_many of " + std::to_string(count) + " spans", [&] {
+      const size_t long_span = large_cases() ? (size_t(5) << 20) + 24 : 4096;  // 8-aligned sizes
+      const size_t src_bytes = long_span + 4096, dst_bytes = long_span + size_t(count) * 4200;
+      Buffers src = uniform({int64_t(src_bytes / 8)}, DType::f64, 17);
+      Buffers dst = filled({int64_t(dst_bytes / 8)}, DType::f64, 0.5);
+      auto spans_on = [&](Device d) {
+        std::vector<CopySpan> spans;
+        char* s = static_cast<char*>(src.on(d));
+        char* t = static_cast<char*>(dst.on(d));
+        size_t at = 0;  // next free byte of dst
+        for (int64_t i = 0; i < count; ++i) {
+          size_t bytes = size_t(i * 37 % 4001);  // 0 for span 0
+          if (i % 3 == 0) bytes = bytes / 16 * 16;
+          if (i == 1) bytes = long_span;
+          const size_t from = size_t(i * 131 % 97) * (i % 2 == 0 ? 16 : 4) + size_t(i % 5 == 4);
+          at += size_t(i % 4) * 4 + (i % 7 == 6);  // a gap, sometimes making dst odd
+          spans.push_back({t + at, s + from, bytes});
+          at += bytes;
+        }
+        EXPECT_LE(at, dst_bytes);
+        return spans;
+      };
+      on_both([&](Device d) {
+        std::vector<CopySpan> spans = spans_on(d);
+        backend(d).copy_many(int64_t(spans.size()), spans.data());
+      });
+      Tensor got = dst.device.to(Device::cpu);
+      EXPECT_EQ(std::memcmp(got.data(), dst.host.data(), size_t(dst.numel()) * 8), 0) << "the copied bytes differ";
+    });
+  }
 }
 
 TEST(CudaMemory, CastAndFillMatchTheCpuBitForBit) {

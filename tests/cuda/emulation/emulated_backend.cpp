@@ -28,6 +28,7 @@ Backend emulated_table() {
   b.unary = gpu::unary;
   b.binary = gpu::binary;
   b.copy_strided = gpu::copy_strided;
+  b.copy_many = gpu::copy_many;
   b.reduce = gpu::reduce;
   b.softmax = gpu::softmax;
   b.im2col = gpu::im2col;
