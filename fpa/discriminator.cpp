@@ -144,24 +144,55 @@ Discriminator::Discriminator(const DiscriminatorConfig& c, Generator* gen) : cfg
   }
 }
 
-DiscOutput Discriminator::forward(const Tensor& images, bool calc_aux_loss) const {
+void Discriminator::check_images(const Tensor& images, const char* what) const {
   const int64_t S = cfg_.image_size;
   FPA_CHECK(images.ndim() == 4 && images.dim(1) == cfg_.channels && images.dim(2) == S && images.dim(3) == S,
-            "Discriminator: images must be (B, ", cfg_.channels, ", ", S, ", ", S, "), got ", images.shape());
-  const int64_t B = images.dim(0);
+            "Discriminator: ", what, " must be (B, ", cfg_.channels, ", ", S, ", ", S, "), got ", images.shape());
+}
+
+Tensor Discriminator::trunk(const Tensor& images) const {
   Tensor x = images;
   for (const Level& lv : levels_) {
     if (lv.attn) x = add(lv.attn->forward(x), x);
     x = lv.net->forward(x);
   }
-  DiscOutput out;
-  out.logits = reshape(to_logits_->forward(x), {B, -1});
-  out.logits32 = to_shape_disc_out_->forward(interpolate_nearest(images, 32, 32));
-  if (calc_aux_loss) {
-    Tensor recon = x;  // the last block's output, (B, fmap, 8, 8)
-    for (const Sequential* layer : decoder_layers_) recon = layer->forward(recon);
-    out.aux_loss = mse_loss(recon, interpolate_nearest(images, recon.dim(2), recon.dim(3)));
-  }
+  return x;
+}
+
+Tensor Discriminator::logits(const Tensor& features) const {
+  return reshape(to_logits_->forward(features), {features.dim(0), -1});
+}
+
+Tensor Discriminator::logits32(const Tensor& images) const {
+  return to_shape_disc_out_->forward(interpolate_nearest(images, 32, 32));
+}
+
+Tensor Discriminator::aux_loss(const Tensor& features, const Tensor& images) const {
+  Tensor recon = features;  // the last block's output, (B, fmap, 8, 8)
+  for (const Sequential* layer : decoder_layers_) recon = layer->forward(recon);
+  return mse_loss(recon, interpolate_nearest(images, recon.dim(2), recon.dim(3)));
+}
+
+DiscOutput Discriminator::forward(const Tensor& images, bool calc_aux_loss) const {
+  check_images(images, "images");
+  Tensor x = trunk(images);
+  DiscOutput out{logits(x), logits32(images), Tensor()};
+  if (calc_aux_loss) out.aux_loss = aux_loss(x, images);
+  return out;
+}
+
+Discriminator::Pair Discriminator::forward_pair(const Tensor& fake, const Tensor& real) const {
+  check_images(fake, "fake images");
+  check_images(real, "real images");
+  FPA_CHECK(fake.shape() == real.shape(), "Discriminator: fake images ", fake.shape(), " and real images ",
+            real.shape(), " differ in shape");
+  const int64_t B = fake.dim(0);
+  Tensor images = concat({fake, real}, 0);  // (2B, C, S, S): fakes first
+  Tensor x = trunk(images);
+  Tensor both = logits(x), both32 = logits32(images);
+  Pair out;
+  out.fake = {slice(both, 0, 0, B), slice(both32, 0, 0, B), Tensor()};
+  out.real = {slice(both, 0, B, 2 * B), slice(both32, 0, B, 2 * B), aux_loss(slice(x, 0, B, 2 * B), real)};
   return out;
 }
 

@@ -37,12 +37,27 @@ class Discriminator : public nn::Module {
 
   // images (B, C, S, S); calc_aux_loss adds the decoder1 reconstruction loss (real images).
   DiscOutput forward(const Tensor& images, bool calc_aux_loss) const;
+  // D on fakes and reals of one shape at once, as one batch (2B): the same numbers as
+  // forward(fake, false) and forward(real, true) (no layer mixes samples; sums over the batch
+  // in the weight gradients may round differently), with half the kernel launches. The reals'
+  // output has the aux loss; the gradients reach `fake` and `real` as from two calls.
+  struct Pair {
+    DiscOutput fake, real;
+  };
+  Pair forward_pair(const Tensor& fake, const Tensor& real) const;
 
   const DiscriminatorConfig& config() const { return cfg_; }
   // Channels after each down block's input, input first: {C, 128, 256, 512} at S = 64.
   const std::vector<int64_t>& features() const { return features_; }
 
  private:
+  void check_images(const Tensor& images, const char* what) const;
+  Tensor trunk(const Tensor& images) const;  // the levels: (B, C, S, S) -> the last block's (B, fmap, 8, 8)
+  Tensor logits(const Tensor& features) const;           // (B, 1) or (B, 25)
+  Tensor logits32(const Tensor& images) const;           // (B, 1, 1, 1)
+  // The decoder1 reconstruction MSE of `images` from their trunk features.
+  Tensor aux_loss(const Tensor& features, const Tensor& images) const;
+
   struct Level {
     disc::SumBranches* net;
     disc::PreNormAttention* attn;  // null when the level has no attention

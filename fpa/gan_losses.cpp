@@ -47,12 +47,16 @@ Tensor gradient_penalty(const Discriminator& D, const Tensor& real_images, doubl
   return gradient_penalty(x, D.forward(x, false), weight);
 }
 
+Discriminator::Pair d_forward(const Discriminator& D, const Tensor& fake, const Tensor& real, bool apply_gp) {
+  if (!apply_gp) return D.forward_pair(fake, real);
+  return {D.forward(fake, false), D.forward(real, true)};
+}
+
 DiscLoss discriminator_loss(const Discriminator& D, const Tensor& real_images, const Tensor& fake_images,
                             bool apply_gp, HingeKind kind, double gp_weight) {
   Tensor real = real_images;
   if (apply_gp && !real.requires_grad()) real = real_images.detach().requires_grad_(true);
-  DiscOutput fake_out = D.forward(fake_images.detach(), false);
-  DiscOutput real_out = D.forward(real, true);
+  const auto [fake_out, real_out] = d_forward(D, fake_images.detach(), real, apply_gp);
   DiscLoss r;
   r.divergence = hinge(kind, real_out.logits, fake_out.logits);
   r.divergence32 = hinge(kind, real_out.logits32, fake_out.logits32);

@@ -213,6 +213,47 @@ TEST(Discriminator, ErrorsNameTheProblem) {
   EXPECT_ERROR(Discriminator(config(16, 3, 4, {})), "multiple of 8");
   auto D = tiny_d();
   EXPECT_ERROR(D->forward(zeros({1, 1, 16, 16}, DType::f64), false), "Discriminator: images must be (B, 3, 16, 16)");
+  EXPECT_ERROR(D->forward_pair(zeros({2, 3, 16, 16}, DType::f64), zeros({1, 3, 16, 16}, DType::f64)),
+               "fake images (2, 3, 16, 16) and real images (1, 3, 16, 16) differ in shape");
+  EXPECT_ERROR(D->forward_pair(zeros({1, 3, 8, 8}, DType::f64), zeros({1, 3, 16, 16}, DType::f64)),
+               "Discriminator: fake images must be (B, 3, 16, 16)");
+}
+
+// The one-batch pair (what a D step runs) against two calls: outputs, the aux loss, the
+// gradient penalty through it, and the gradients of a loss using all of them (a second
+// derivative included) w.r.t. both image batches and every parameter.
+TEST(Discriminator, PairIsTwoCalls) {
+  auto D = tiny_d();
+  Tensor fake = rand64({2, 3, 16, 16}, 21, -1, 1).requires_grad_(true);
+  Tensor real = rand64({2, 3, 16, 16}, 22, 0, 1).requires_grad_(true);
+  std::vector<Tensor> inputs = {fake, real};
+  std::vector<std::string> names;
+  for (auto& [name, p] : D->named_parameters()) inputs.push_back(*p), names.push_back(name);
+  names.insert(names.begin(), {"fake", "real"});
+  auto loss_and_grads = [&](bool pair, std::vector<double>& values) {
+    DiscOutput fo, ro;
+    if (pair) {
+      Discriminator::Pair both = D->forward_pair(fake, real);
+      fo = both.fake, ro = both.real;
+    } else {
+      fo = D->forward(fake, false), ro = D->forward(real, true);
+    }
+    EXPECT_FALSE(fo.aux_loss.defined());
+    Tensor gp = gradient_penalty(real, ro);
+    values = {sum(mul(fo.logits, fo.logits)).item(), sum(ro.logits).item(), sum(fo.logits32).item(),
+              sum(ro.logits32).item(), ro.aux_loss.item(), gp.item()};
+    Tensor loss = add(add(hinge_loss(ro.logits, fo.logits), hinge_loss(ro.logits32, fo.logits32)),
+                      add(ro.aux_loss, gp));
+    return grad({loss}, inputs);
+  };
+  std::vector<double> pair_values, two_values;
+  std::vector<Tensor> pair_grads = loss_and_grads(true, pair_values), two_grads = loss_and_grads(false, two_values);
+  for (size_t i = 0; i < pair_values.size(); ++i) EXPECT_NEAR(pair_values[i], two_values[i], 1e-12) << "value " << i;
+  for (size_t i = 0; i < inputs.size(); ++i) {
+    SCOPED_TRACE(names[i]);
+    ASSERT_TRUE(pair_grads[i].defined());
+    EXPECT_CLOSE_TOL(pair_grads[i], two_grads[i], 1e-12, 1e-10);
+  }
 }
 
 // ---- LinearAttention against direct loops

@@ -169,8 +169,9 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
     }
     Tensor real = src.real_images(a);
     if (apply_gp) real.requires_grad_(true);
-    DiscOutput fo = D_->forward(src.augment(fake, 2 * a), false);
-    DiscOutput ro = D_->forward(src.augment(real, 2 * a + 1), true);
+    Tensor fake_seen = src.augment(fake, 2 * a);  // the fakes' draws first, as the reference makes them
+    Tensor real_seen = src.augment(real, 2 * a + 1);
+    const auto [fo, ro] = d_forward(*D_, fake_seen, real_seen, apply_gp);
     Tensor divergence = hinge(kind, ro.logits, fo.logits);
     Tensor loss = add(add(divergence, hinge(kind, ro.logits32, fo.logits32)), ro.aux_loss);
     if (apply_gp) {
