@@ -148,7 +148,7 @@ __device__ void copy_words(const CopySpan& s) {
 }
 
 __global__ void copy_many_kernel(SpanBatch batch) {
-  const CopySpan& s = batch.span[blockIdx.y];
+  const CopySpan s = batch.span[blockIdx.y];
   const uintptr_t all = uintptr_t(s.dst) | uintptr_t(s.src) | uintptr_t(s.bytes);
   if (all % 16 == 0) copy_words<uint4>(s);
   else if (all % 4 == 0) copy_words<uint32_t>(s);
