@@ -54,11 +54,6 @@ ChanNorm::ChanNorm(int64_t channels, double eps_) : eps(eps_) {
   register_parameter("b", &b);
 }
 
-Tensor ChanNorm::forward(const Tensor& x) const {
-  // (x - mean_c) / sqrt(var_c + eps) * g + b, statistics over channels per pixel (biased).
-  Tensor centered = sub(x, mean(x, {1}, true));
-  Tensor normed = mul(centered, rsqrt(add_scalar(mean(square(centered), {1}, true), eps)));
-  return add(mul(normed, g), b);
-}
+Tensor ChanNorm::forward(const Tensor& x) const { return channel_norm(x, g, b, eps); }
 
 }  // namespace fpa::nn

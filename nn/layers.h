@@ -1,7 +1,7 @@
 // layers.h: the basic layers with PyTorch's parameter names and default initialisation:
 // Linear, Conv2d, ConvTranspose2d, GroupNorm, and ChanNorm (normalise over channels per
 // pixel, gain g and bias b of shape (1, C, 1, 1): lightweight-GAN's ChanNorm and the
-// U-Net's LayerNorm).
+// U-Net's LayerNorm; the fused op channel_norm).
 #pragma once
 #include "nn/module.h"
 #include "ops/ops.h"

@@ -180,6 +180,15 @@ struct Backend {
   void (*lstm_gates_backward)(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
                               const void* dh, void* dc, void* dgates);
 
+  // The channel norm of the lightweight-GAN discriminator (ChanNorm) over x (N, C, P), P = H*W:
+  // at each (n, p), over c, y = (x - mean) rstd g[c] + b[c] with rstd = 1 / sqrt(var + eps),
+  // var biased. mean and rstd (N, P) are written for the backward.
+  void (*channel_norm_forward)(DType t, int64_t N, int64_t C, int64_t P, double eps, const void* x, const void* g,
+                               const void* b, void* y, void* mean, void* rstd);
+  // Its gradients from dy (N, C, P): dx (N, C, P); dg, db (C), summed over n and p. Overwritten.
+  void (*channel_norm_backward)(DType t, int64_t N, int64_t C, int64_t P, const void* x, const void* g,
+                                const void* mean, const void* rstd, const void* dy, void* dx, void* dg, void* db);
+
   // Capturing work for replay (CUDA graphs). Between capture_begin and capture_end every
   // primitive is recorded, not run, with its memory from a pool private to the capture (kept
   // until graph_release, so a replay's pointers stay valid); nothing may read device memory on

@@ -120,6 +120,12 @@ Tensor upsample_nearest(const Tensor& x, int64_t factor);
 // x (N, C, ...) normalised over (C/groups, ...) per group; weight, bias (C) or undefined.
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps = 1e-5);
 
+// --- channel_norm.cpp: the discriminator's ChanNorm, x (N, C, H, W) normalised over C at each
+// position (biased variance), then * g + b, both (1, C, 1, 1). channel_norm is fused (one
+// node, Backend::channel_norm_*); channel_norm_composed is its twin from reductions.
+Tensor channel_norm(const Tensor& x, const Tensor& g, const Tensor& b, double eps);
+Tensor channel_norm_composed(const Tensor& x, const Tensor& g, const Tensor& b, double eps);
+
 // --- loss.cpp
 Tensor mse_loss(const Tensor& input, const Tensor& target);  // mean of squared differences
 Tensor hinge_real(const Tensor& logits);  // mean(relu(1 + logits))

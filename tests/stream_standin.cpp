@@ -196,6 +196,8 @@ Backend standin_table() {
   b.paint_backward = QUEUED(paint_backward);
   b.lstm_gates_forward = QUEUED(lstm_gates_forward);
   b.lstm_gates_backward = QUEUED(lstm_gates_backward);
+  b.channel_norm_forward = QUEUED(channel_norm_forward);
+  b.channel_norm_backward = QUEUED(channel_norm_backward);
   b.capture_begin = [] { standin().capture_begin(); };
   b.capture_end = [] { return standin().capture_end(); };
   b.graph_replay = [](void* g) { standin().replay(g); };

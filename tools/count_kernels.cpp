@@ -32,8 +32,8 @@ std::map<std::string, int64_t>& counts() {
 
 const char* unary_name(UnaryOp op) {
   static const char* names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "square", "tanh", "sigmoid",
-                                "relu", "erf", "leaky_relu", "leaky_relu_grad", "silu", "gelu", "pow", "clamp", "affine", "gt_mask",
-                                "inside_mask"};
+                                "relu", "erf", "leaky_relu", "leaky_relu_grad", "silu", "gelu", "pow", "clamp",
+                                "affine", "gt_mask", "inside_mask"};
   static_assert(sizeof(names) / sizeof(names[0]) == int(UnaryOp::inside_mask) + 1, "a name per UnaryOp");
   return names[int(op)];
 }
@@ -87,6 +87,8 @@ Backend counting_table() {
   b.paint_backward = COUNTED(paint_backward);
   b.lstm_gates_forward = COUNTED(lstm_gates_forward);
   b.lstm_gates_backward = COUNTED(lstm_gates_backward);
+  b.channel_norm_forward = COUNTED(channel_norm_forward);
+  b.channel_norm_backward = COUNTED(channel_norm_backward);
   return b;
 }
 

@@ -154,6 +154,8 @@ const Backend& cpu_backend() {
       cpu::paint_backward,
       cpu::lstm_gates_forward,
       cpu::lstm_gates_backward,
+      cpu::channel_norm_forward,
+      cpu::channel_norm_backward,
       NO_CAPTURE("capture_begin"),
       [](void) -> void* { fail("capture_end: the CPU backend runs eagerly and does not capture"); },
       NO_CAPTURE("graph_replay", void*),

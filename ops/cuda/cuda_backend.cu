@@ -1,7 +1,7 @@
 // cuda_backend.cu: the CUDA backend's table, gathered from the ops/cuda files (one per family:
 // cuda_memory, cuda_staging, cuda_elementwise, cuda_reduce, cuda_gemm, cuda_conv, cuda_pool,
 // cuda_random, cuda_local_attention, cuda_paint and cuda_paint_backward (cuda_paint.cuh),
-// cuda_lstm, cuda_graph; shared pieces in cuda_common.cuh and cuda_math.cuh, launching in
+// cuda_lstm, cuda_channel_norm, cuda_graph; shared pieces in cuda_common.cuh and cuda_math.cuh, launching in
 // cuda_launch.cuh, switches in cuda_flags.h). Every entry is implemented; `supports` lists
 // them. Registered only when a usable GPU is present, so `--device cuda` elsewhere gives a
 // clear error.
@@ -29,6 +29,7 @@ bool supports(const char* name) {
       "avg_pool2d_backward",            "resize_nearest",   "resize_nearest_backward",
       "rand_uniform",  "rand_normal",   "adam_step",        "local_attention", "local_attention_backward",
       "paint_forward", "paint_backward",  "lstm_gates_forward", "lstm_gates_backward",
+      "channel_norm_forward",           "channel_norm_backward",
       "capture_begin", "capture_end",   "graph_replay",     "graph_release",
   };
   // clang-format on
@@ -77,6 +78,8 @@ const Backend& cuda_backend() {
       gpu::paint_backward,
       gpu::lstm_gates_forward,
       gpu::lstm_gates_backward,
+      gpu::channel_norm_forward,
+      gpu::channel_norm_backward,
       gpu::capture_begin,
       gpu::capture_end,
       gpu::graph_replay,

@@ -1,8 +1,8 @@
 // test_cuda_ops.cpp: whole differentiable ops run on CUDA tensors (`.to(Device::cuda)`)
 // against the same ops on the CPU, value and gradients (random upstream gradient), float32
 // and float64: conv2d with groups and bias, depthwise, transposed convolution, softmax,
-// matmul with broadcast batches, linear, pooling, resizing, group norm, shape ops, and a
-// second-order gradient (create_graph) as the discriminator's penalty needs.
+// matmul with broadcast batches, linear, pooling, resizing, group norm, the fused channel norm,
+// shape ops, and a second-order gradient (create_graph) as the discriminator's penalty needs.
 #include <cmath>
 
 #include "autograd/generator.h"
@@ -84,6 +84,12 @@ TEST(CudaOps, ValuesAndGradientsMatchTheCpu) {
        [](const Inputs& x) { return adaptive_avg_pool2d(avg_pool2d(x[0], 2), 3, 3); }},
       {"interpolate_nearest", {{2, 3, 5, 7}}, [](const Inputs& x) { return interpolate_nearest(x[0], 11, 9); }},
       {"group_norm", {{2, 6, 4, 4}, {6}, {6}}, [](const Inputs& x) { return group_norm(x[0], 3, x[1], x[2]); }},
+      {"channel_norm (fused)",
+       {{2, 6, 4, 5}, {1, 6, 1, 1}, {1, 6, 1, 1}},
+       [](const Inputs& x) { return channel_norm(x[0], x[1], x[2], 1e-5); }},
+      {"channel_norm (fused), 130 channels, more positions than a dg/db block has threads",
+       {{3, 130, 13, 11}, {1, 130, 1, 1}, {1, 130, 1, 1}},
+       [](const Inputs& x) { return channel_norm(x[0], x[1], x[2], 1e-5); }},
       {"mean, var, max over axes",
        {{3, 4, 5}},
        [](const Inputs& x) {

@@ -46,6 +46,8 @@ Backend emulated_table() {
   b.paint_backward = gpu::paint_backward;
   b.lstm_gates_forward = gpu::lstm_gates_forward;
   b.lstm_gates_backward = gpu::lstm_gates_backward;
+  b.channel_norm_forward = gpu::channel_norm_forward;
+  b.channel_norm_backward = gpu::channel_norm_backward;
   return b;
 }
 

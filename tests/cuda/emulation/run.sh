@@ -16,7 +16,7 @@ KERNEL_FLAGS=(-O1 -g -std=c++17 -fopenmp -ffp-contract=off -Itests/cuda/emulatio
               -include tests/cuda/emulation/cuda_host_shim.h -Wno-attributes -Wno-unknown-pragmas)
 objects=()
 KERNELS=(cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention cuda_paint cuda_paint_backward
-         cuda_lstm cuda_conv)
+         cuda_lstm cuda_channel_norm cuda_conv)
 for f in "${KERNELS[@]}"; do
   o=$OUT/obj/$f.o
   if [ ! -f "$o" ] || [ -n "$(find ops/cuda tests/cuda/emulation -newer "$o" -print -quit)" ]; then
