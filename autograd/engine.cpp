@@ -2,7 +2,9 @@
 //
 // The walk: collect the nodes reachable from the outputs (explicit stack, no recursion),
 // mark which ones lead to a wanted input, then run them in decreasing creation order, so a
-// node runs only after every consumer of its output has delivered its gradient.
+// node runs only after every consumer of its output has delivered its gradient. What a node
+// receives waits as a dense sum plus the windows slices returned (gradient_window), made whole
+// in one buffer when the node runs.
 #include "autograd/engine.h"
 
 #include <algorithm>
@@ -11,7 +13,7 @@
 #include <unordered_set>
 
 #include "autograd/error.h"
-#include "ops/ops.h"
+#include "ops/op_util.h"
 
 namespace fpa {
 
@@ -100,13 +102,74 @@ std::vector<Node*> reachable(const std::vector<Node*>& roots) {
 
 Tensor accumulate(const Tensor& acc, const Tensor& g) { return acc.defined() ? add(acc, g) : g; }
 
+// ---- gradient windows (gradient_window): returned by backward functions, taken here.
+
+struct Window {
+  Tensor values;                // the window's gradient
+  std::vector<int64_t> origin;  // its first index in the full tensor
+};
+struct WindowReturn {
+  Tensor handle;  // what the backward function returned (kept, so its impl is not reused)
+  Shape full;
+  Window window;
+};
+thread_local std::unordered_map<const TensorImpl*, WindowReturn> t_windows;
+
+// The window `g` stands for, if it came from gradient_window (then forgotten).
+bool take_window(const Tensor& g, Shape& full, Window& w) {
+  if (t_windows.empty() || !g.defined()) return false;
+  auto it = t_windows.find(g.impl());
+  if (it == t_windows.end()) return false;
+  full = it->second.full, w = std::move(it->second.window);
+  t_windows.erase(it);
+  return true;
+}
+
+bool overlap(const Window& a, const Window& b) {
+  for (int d = 0; d < a.values.ndim(); ++d)
+    if (a.origin[d] + a.values.dim(d) <= b.origin[d] || b.origin[d] + b.values.dim(d) <= a.origin[d]) return false;
+  return true;
+}
+
+// The gradient a node's output received: the dense part plus its windows, written into one
+// buffer (zeros only where they leave gaps; windows that overlap are padded and added).
+struct PendingGrad {
+  Tensor dense;
+  std::vector<Window> windows;
+};
+Tensor materialize(PendingGrad& p, const Shape& shape) {
+  if (p.windows.empty()) return p.dense;
+  const Tensor& first = p.windows[0].values;
+  bool disjoint = true;
+  int64_t covered = 0;
+  for (size_t i = 0; i < p.windows.size(); ++i) {
+    covered += p.windows[i].values.numel();
+    for (size_t j = 0; j < i && disjoint; ++j) disjoint = !overlap(p.windows[i], p.windows[j]);
+  }
+  Tensor sum;
+  if (disjoint) {
+    sum = covered == shape.numel() ? empty(shape, first.dtype(), first.device())
+                                   : zeros(shape, first.dtype(), first.device());
+    for (const Window& w : p.windows) copy_into(w.values, sum, w.origin);
+  } else {
+    for (const Window& w : p.windows) {
+      std::vector<std::pair<int64_t, int64_t>> pads;  // last dim first, as pad() takes them
+      for (int d = shape.ndim - 1; d >= 0; --d)
+        pads.push_back({w.origin[d], shape[d] - w.origin[d] - w.values.dim(d)});
+      sum = accumulate(sum, pad(w.values, pads));
+    }
+  }
+  p.windows.clear();
+  return accumulate(p.dense, sum);
+}
+
 // The shared engine. Wanted leaves/nodes get their total gradient in `leaf_out`/`node_out`;
 // accumulate_leaves: backward() mode, where every reachable leaf is wanted and gets .grad().
 void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>& grad_outputs,
                   bool retain_graph, bool create_graph, bool accumulate_leaves,
                   std::unordered_map<TensorImpl*, Tensor>& leaf_out,
                   std::unordered_map<Node*, Tensor>& node_out) {
-  std::unordered_map<Node*, Tensor> grads;
+  std::unordered_map<Node*, PendingGrad> grads;
   std::vector<Node*> roots;
   for (size_t i = 0; i < outputs.size(); ++i) {
     const Tensor& o = outputs[i];
@@ -115,7 +178,7 @@ void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>&
               " but output has shape ", o.shape());
     if (o.grad_fn()) {
       Node* n = o.grad_fn().get();
-      grads[n] = accumulate(grads[n], g);
+      grads[n].dense = accumulate(grads[n].dense, g);
       roots.push_back(n);
     } else if (leaf_out.count(o.impl())) {
       leaf_out[o.impl()] = accumulate(leaf_out[o.impl()], g);
@@ -140,7 +203,7 @@ void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>&
   for (Node* n : order) {
     auto git = grads.find(n);
     if (git == grads.end()) continue;
-    Tensor g = git->second;
+    Tensor g = materialize(git->second, n->out_shape);
     grads.erase(git);
     if (node_out.count(n)) node_out[n] = g;
     if (!needed[n]) continue;
@@ -161,11 +224,22 @@ void run_backward(const std::vector<Tensor>& outputs, const std::vector<Tensor>&
     if (!retain_graph) n->release();
     for (size_t i = 0; i < in_grads.size(); ++i) {
       const Edge& e = n->inputs[i];
+      Shape full;
+      Window window;
+      const bool windowed = take_window(in_grads[i], full, window);
       if (!needs[i] || !in_grads[i].defined()) continue;
-      FPA_CHECK(in_grads[i].shape() == e.shape, n->name, " backward: gradient for input ", i,
-                " has shape ", in_grads[i].shape(), ", expected ", e.shape);
+      FPA_CHECK((windowed ? full : in_grads[i].shape()) == e.shape, n->name, " backward: gradient for input ", i,
+                " has shape ", windowed ? full : in_grads[i].shape(), ", expected ", e.shape);
+      if (windowed && e.fn) {
+        grads[e.fn.get()].windows.push_back(std::move(window));
+        continue;
+      }
+      if (windowed) {  // a leaf's: made whole at once
+        PendingGrad whole{Tensor(), {std::move(window)}};
+        in_grads[i] = materialize(whole, full);
+      }
       if (e.fn) {
-        Tensor& slot = grads[e.fn.get()];
+        Tensor& slot = grads[e.fn.get()].dense;
         slot = accumulate(slot, in_grads[i]);
       } else if (accumulate_leaves) {
         Tensor prev(e.leaf->grad);
@@ -186,6 +260,18 @@ Tensor ones_like_checked(const Tensor& t, const char* op) {
 }
 
 }  // namespace
+
+Tensor gradient_window(const Tensor& window, const Shape& full, const std::vector<int64_t>& origin) {
+  FPA_CHECK(!grad_enabled(), "gradient_window: only for backward functions whose gradient is not recorded");
+  FPA_CHECK(window.ndim() == full.ndim && int(origin.size()) == full.ndim, "gradient_window: window ",
+            window.shape(), " does not fit ", full);
+  for (int d = 0; d < full.ndim; ++d)
+    FPA_CHECK(origin[d] >= 0 && origin[d] + window.dim(d) <= full[d], "gradient_window: window ", window.shape(),
+              " at that origin leaves ", full);
+  Tensor handle = alias(window, window.shape());  // an impl of its own: the key
+  t_windows[handle.impl()] = WindowReturn{handle, full, Window{window, origin}};
+  return handle;
+}
 
 void backward(const Tensor& loss, const Tensor& grad_out, bool retain_graph, bool create_graph) {
   check_defined("backward", loss, "loss");

@@ -2,7 +2,8 @@
 // backward() and grad() walk the recorded nodes in reverse creation order, iteratively.
 //
 // Every node has exactly one output tensor. Its backward function receives the gradient of
-// that output and returns one gradient per input (undefined where not needed). Backward
+// that output and returns one gradient per input (undefined where not needed, or a
+// gradient_window where it is zero outside a window). Backward
 // functions are written with the same differentiable ops as forwards, so with
 // create_graph=true the gradients are recorded too and can be differentiated again.
 #pragma once
@@ -58,6 +59,14 @@ struct GradModeGuard {
 // returns `out` (marked requires_grad) either way. save_output: pass `out` to the backward.
 Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, BackwardFn backward,
               bool save_output = false);
+
+// A gradient that is zero outside a window: `window` placed at `origin` in a tensor of shape
+// `full`, as a slice's backward returns it while the gradient is not recorded. The engine
+// collects the windows an input receives and writes them into one buffer, zero-filled only
+// where they leave gaps, instead of padding each to the full shape and adding them: the k
+// pieces of a split cost k copies, not k fills, k copies and k - 1 additions. For backward
+// functions only (the engine consumes it), with grad mode off.
+Tensor gradient_window(const Tensor& window, const Shape& full, const std::vector<int64_t>& origin);
 
 // Accumulates d(loss)/d(leaf) into every reachable leaf's .grad(). `grad_out` defaults to
 // ones for a single-element loss.

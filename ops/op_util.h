@@ -21,6 +21,10 @@ std::vector<int> normalize_axes(const Axes& axes, const Shape& shape, const char
 // `shape` with the given axes set to 1 (keepdim form) or removed.
 Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepdim);
 
+// Copies `src` (contiguous) into the window of `dst` starting at `origin` (ops/slice.cpp); no
+// gradient is recorded.
+void copy_into(const Tensor& src, Tensor& dst, const std::vector<int64_t>& origin);
+
 // For a fused op's backward while a graph of the gradient is recorded: the gradients of
 // <twin(inputs), grad_out> w.r.t. the needed inputs (undefined where not needed or unused),
 // recorded, from the op's composed twin. Each needed input enters through an identity node

@@ -1,5 +1,6 @@
 // slice.cpp: slice, split, chunk, concat and constant pad. slice and pad are each other's
-// adjoints; concat's backward slices the gradient.
+// adjoints (unrecorded, a slice's gradient goes to the engine as a gradient_window instead of
+// a pad); concat's backward slices the gradient.
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
@@ -14,8 +15,7 @@ FPA_REGISTER_OP("pad", true, "slice");
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;
 
-// Copies `src` (contiguous, shape src.shape()) into the window of `dst` starting at `origin`.
-static void copy_into(const Tensor& src, Tensor& dst, const std::vector<int64_t>& origin) {
+void copy_into(const Tensor& src, Tensor& dst, const std::vector<int64_t>& origin) {
   StridedLoop L;
   L.ndim = src.ndim();
   std::vector<int64_t> ss = src.shape().strides(), ds = dst.shape().strides();
@@ -44,7 +44,13 @@ Tensor slice(const Tensor& a, int axis, int64_t start, int64_t end) {
   const char* src = static_cast<const char*>(a.data()) + start * st[ax] * dtype_size(a.dtype());
   backend(a.device()).copy_strided(a.dtype(), L, src, y.data());
   int nd = a.ndim();
-  return record("slice", y, {a}, [ax, nd, start, end, n](const Tensor& g, const Tensor&, const Needs&) {
+  Shape full = a.shape();
+  return record("slice", y, {a}, [ax, nd, start, end, n, full](const Tensor& g, const Tensor&, const Needs&) {
+    if (!grad_enabled()) {  // the engine writes it into the input's gradient, no padding
+      std::vector<int64_t> origin(nd, 0);
+      origin[ax] = start;
+      return Grads{gradient_window(g, full, origin)};
+    }
     std::vector<std::pair<int64_t, int64_t>> pads(nd - ax, {0, 0});
     pads[nd - 1 - ax] = {start, n - end};
     return Grads{pad(g, pads)};

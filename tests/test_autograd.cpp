@@ -1,5 +1,6 @@
 // test_autograd.cpp: the tape itself: accumulation, a tensor used twice, no-grad,
-// retain_graph and freeing, grad() with and without create_graph, non-leaf inputs, errors.
+// retain_graph and freeing, grad() with and without create_graph, non-leaf inputs, slices'
+// gradients gathered as windows, errors.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -107,6 +108,46 @@ TEST(Autograd, ClearErrors) {
   EXPECT_ERROR(backward(x * 2.0), "grad_output may be omitted only for a single-element output");
   EXPECT_ERROR((x * 2.0).requires_grad_(false), "only leaf tensors");
   EXPECT_ERROR(grad({x * 2.0}, {x}, {ones({3}, DType::f64)}), "grad_output 0 has shape (3)");
+}
+
+// Slices of one tensor hand their gradients back as windows, written into one buffer: pieces
+// that tile part of it (the gap must be zero), a slice overlapping them (padded and added),
+// the tensor also used whole (a dense part), and a slice of a leaf. Every path must give the
+// padded sum, with and without a recorded gradient.
+TEST(Autograd, SliceGradientsAreWrittenIntoOneBuffer) {
+  std::vector<double> xv(12), coef(12 * 5);
+  for (size_t i = 0; i < xv.size(); ++i) xv[i] = 0.5 + double(i);
+  for (size_t i = 0; i < coef.size(); ++i) coef[i] = std::sin(1.0 + double(i));
+  auto c = [&](int k, const Shape& s) {  // coefficients k, shape s
+    std::vector<double> v(coef.begin() + 12 * k, coef.begin() + 12 * k + s.numel());
+    return from_vector(v, s, DType::f64);
+  };
+  Tensor x = from_vector(xv, {2, 6}, DType::f64).requires_grad_();
+  auto loss = [&] {
+    Tensor h = mul_scalar(x, 2.0);  // a node: its slices' windows gather in its pending gradient
+    std::vector<Tensor> parts = chunk(h, 3, 1);  // (2, 2) each; parts[1] unused: a gap
+    Tensor l = add(sum(mul(parts[0], c(0, {2, 2}))), sum(mul(parts[2], c(1, {2, 2}))));
+    l = add(l, sum(mul(slice(h, 1, 1, 4), c(2, {2, 3}))));  // overlaps parts 0 and 1
+    l = add(l, sum(mul(h, c(3, {2, 6}))));                   // dense
+    return add(l, sum(mul(slice(x, 0, 1, 2), c(4, {1, 6}))));  // a leaf's window
+  };
+  // d loss / dx by hand: 2 * (dL/dh) + the leaf slice's coefficients in row 1.
+  std::vector<double> want(12, 0.0);
+  for (int r = 0; r < 2; ++r)
+    for (int k = 0; k < 6; ++k) {
+      double dh = coef[12 * 3 + r * 6 + k];
+      if (k < 2) dh += coef[12 * 0 + r * 2 + k];
+      if (k >= 4) dh += coef[12 * 1 + r * 2 + (k - 4)];
+      if (k >= 1 && k < 4) dh += coef[12 * 2 + r * 3 + (k - 1)];
+      want[r * 6 + k] = 2.0 * dh + (r == 1 ? coef[12 * 4 + k] : 0.0);
+    }
+  Tensor expected = from_vector(want, {2, 6}, DType::f64);
+  backward(loss());
+  EXPECT_CLOSE_TOL(x.grad(), expected, 1e-14, 0.0);
+  EXPECT_CLOSE_TOL(grad({loss()}, {x})[0], expected, 1e-14, 0.0);
+  Tensor recorded = grad({loss()}, {x}, {}, false, /*create_graph=*/true)[0];  // pads, recorded
+  EXPECT_CLOSE_TOL(recorded.detach(), expected, 1e-14, 0.0);
+  EXPECT_ERROR(gradient_window(x, x.shape(), {0, 0}), "gradient_window: only for backward functions");
 }
 
 TEST(Autograd, DeepChainRunsWithoutRecursion) {
