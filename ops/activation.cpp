@@ -60,7 +60,9 @@ Tensor gelu(const Tensor& a) {
   check_defined("gelu", a, "input");
   Tensor y = unary_map(a, UnaryOp::gelu);
   return record("gelu", y, {a}, [a](const Tensor& g, const Tensor&, const Needs&) {
-    // gelu' = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2/2) / sqrt(2 pi)
+    // gelu' = Phi(x) + x phi(x), Phi(x) = (1 + erf(x / sqrt 2)) / 2, phi(x) = exp(-x^2/2) / sqrt(2 pi):
+    // one unary map, or, when the gradient is recorded (create_graph), composed ops to differentiate.
+    if (!grad_enabled()) return Grads{mul(g, unary_map(a, UnaryOp::gelu_grad))};
     Tensor cdf = mul_scalar(1.0 + erf(mul_scalar(a, 0.70710678118654752440)), 0.5);
     Tensor pdf = mul_scalar(exp(mul_scalar(square(a), -0.5)), 0.3989422804014327);
     return Grads{mul(g, cdf + mul(a, pdf))};

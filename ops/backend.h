@@ -20,6 +20,7 @@ enum class UnaryOp {
   leaky_relu,       // a = negative slope
   leaky_relu_grad,  // its derivative: 1 where x > 0, else a
   silu, gelu,  // gelu: erf form
+  gelu_grad,   // its derivative: Phi(x) + x phi(x)
   pow,         // x^a
   clamp,       // min(max(x, a), b)
   affine,      // a*x + b

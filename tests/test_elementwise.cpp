@@ -292,6 +292,29 @@ TEST(ElementwiseKernels, Float32MathIsWithinOneUlp) {
   EXPECT_TRUE(std::isinf(e[0]) && e[1] == 0 && e[2] == 1);
 }
 
+// gelu's backward is one unary map (gelu_grad) unless the gradient is recorded, then composed
+// ops: both give gelu'(x) = Phi(x) + x phi(x), float within 2 ulp or 1e-7 of the double one.
+TEST(ElementwiseKernels, GeluBackwardIsItsDerivative) {
+  std::vector<double> xs;
+  for (int i = -2000; i <= 2000; ++i) xs.push_back(i * 4.1e-3);
+  for (double v : {-12.0, -6.0, 0.0, -0.0, 1e-30, 7.5, 30.0}) xs.push_back(v);
+  auto ref = [](double v) {
+    return 0.5 * (1 + std::erf(v / std::sqrt(2.0))) + v * std::exp(-v * v / 2) / std::sqrt(2 * M_PI);
+  };
+  for (DType t : {DType::f64, DType::f32}) {
+    SCOPED_TRACE(dtype_name(t));
+    Tensor x = from_vector(xs, {int64_t(xs.size())}, DType::f64).to(t).requires_grad_();
+    Tensor fused = grad({sum(gelu(x))}, {x})[0];
+    Tensor recorded = grad({sum(gelu(x))}, {x}, {}, false, /*create_graph=*/true)[0];
+    std::vector<double> want;
+    for (double v : xs) want.push_back(ref(double(t == DType::f32 ? double(float(v)) : v)));
+    Tensor expected = from_vector(want, {int64_t(xs.size())}, DType::f64);
+    const double tol = t == DType::f32 ? 2.4e-7 : 1e-15;
+    EXPECT_CLOSE_TOL(fused.to(DType::f64), expected, tol, tol);
+    EXPECT_CLOSE_TOL(recorded.detach().to(DType::f64), expected, t == DType::f32 ? 1e-6 : 1e-14, tol);
+  }
+}
+
 // The same element gets the same bits wherever it sits in the array (vector body or
 // remainder) and whatever the thread count.
 TEST(ElementwiseKernels, ResultsDoNotDependOnPositionOrThreads) {

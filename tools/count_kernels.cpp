@@ -32,8 +32,8 @@ std::map<std::string, int64_t>& counts() {
 
 const char* unary_name(UnaryOp op) {
   static const char* names[] = {"neg", "exp", "log", "sqrt", "rsqrt", "abs", "sign", "square", "tanh", "sigmoid",
-                                "relu", "erf", "leaky_relu", "leaky_relu_grad", "silu", "gelu", "pow", "clamp",
-                                "affine", "gt_mask", "inside_mask"};
+                                "relu", "erf", "leaky_relu", "leaky_relu_grad", "silu", "gelu", "gelu_grad", "pow",
+                                "clamp", "affine", "gt_mask", "inside_mask"};
   static_assert(sizeof(names) / sizeof(names[0]) == int(UnaryOp::inside_mask) + 1, "a name per UnaryOp");
   return names[int(op)];
 }

@@ -54,6 +54,10 @@ FPA_VINLINE float erf_of(float v) { return vmath::erf_f(v); }
 FPA_VINLINE double erf_of(double v) { return std::erf(v); }
 FPA_VINLINE float gelu_of(float v) { return vmath::gelu_f(v); }
 FPA_VINLINE double gelu_of(double v) { return 0.5 * v * (1.0 + std::erf(v * 0.70710678118654752440)); }
+FPA_VINLINE float gelu_grad_of(float v) { return vmath::gelu_grad_f(v); }
+FPA_VINLINE double gelu_grad_of(double v) {
+  return 0.5 * (1.0 + std::erf(v * 0.70710678118654752440)) + v * std::exp(-0.5 * v * v) * 0.3989422804014327;
+}
 
 template <typename T, typename F>
 void map_unary(int64_t n, const T* x, T* y, F f) {
@@ -89,6 +93,7 @@ void unary_typed(UnaryOp op, int64_t n, T a, T b, const T* x, T* y) {
     case UnaryOp::leaky_relu_grad: return FPA_MAP(v > 0 ? T(1) : a);
     case UnaryOp::silu: return FPA_MAP(silu_of(v));
     case UnaryOp::gelu: return FPA_MAP(gelu_of(v));
+    case UnaryOp::gelu_grad: return FPA_MAP(gelu_grad_of(v));
     case UnaryOp::pow: return FPA_MAP(std::pow(v, a));
     // std::min(std::max(v, a), b), spelled out (no references to temporaries in a simd loop).
     case UnaryOp::clamp: return FPA_MAP(b < (v < a ? a : v) ? b : (v < a ? a : v));

@@ -1,4 +1,5 @@
-// cpu_math.h: exp, expm1, tanh, sigmoid, silu, erf and gelu for float data, written to vectorise.
+// cpu_math.h: exp, expm1, tanh, sigmoid, silu, erf, gelu and gelu's derivative for float data,
+// written to vectorise.
 //
 // Each function is branch-free, table-free straight-line arithmetic on one value, so inside a
 // `#pragma omp simd` loop GCC turns it into vector code, and an element gets the same bits
@@ -74,6 +75,11 @@ FPA_VINLINE float sigmoid_f(float x) { return float(1.0 / (1.0 + exp_d(-double(x
 FPA_VINLINE float silu_f(float x) { return float(double(x) / (1.0 + exp_d(-double(x)))); }
 FPA_VINLINE float erf_f(float x) { return float(erf_d(x)); }
 FPA_VINLINE float gelu_f(float x) { return float(0.5 * double(x) * (1.0 + erf_d(double(x) * 0.70710678118654752440))); }
+// gelu'(x) = Phi(x) + x phi(x).
+FPA_VINLINE float gelu_grad_f(float x) {
+  const double v = x;
+  return float(0.5 * (1.0 + erf_d(v * 0.70710678118654752440)) + v * exp_d(-0.5 * v * v) * 0.3989422804014327);
+}
 
 // tanh |x| = -expm1(-2|x|) / (2 + expm1(-2|x|)).
 FPA_VINLINE float tanh_f(float x) {

@@ -3,7 +3,7 @@
 //
 // Each primitive is one grid-stride kernel; the op is a switch inside the loop (uniform
 // across the grid, so it costs a jump, not divergence). Float exp, tanh, sigmoid, silu, erf
-// and gelu are computed in double and rounded once, as the CPU backend's cpu_math.h does,
+// gelu and gelu's derivative are computed in double and rounded once, as the CPU backend's cpu_math.h does,
 // so both backends agree to the last bit or one ulp.
 // A strided index space is simplified on the host first, exactly as on the CPU: size-1
 // dims dropped, adjacent dims merged where every operand steps through them as one, so
@@ -29,6 +29,11 @@ __device__ __forceinline__ double erf_of(double v) { return erf(v); }
 __device__ __forceinline__ double gelu_d(double v) { return 0.5 * v * (1.0 + erf(v * 0.70710678118654752440)); }
 __device__ __forceinline__ float gelu_of(float v) { return float(gelu_d(double(v))); }
 __device__ __forceinline__ double gelu_of(double v) { return gelu_d(v); }
+__device__ __forceinline__ double gelu_grad_d(double v) {
+  return 0.5 * (1.0 + erf(v * 0.70710678118654752440)) + v * exp(-0.5 * v * v) * 0.3989422804014327;
+}
+__device__ __forceinline__ float gelu_grad_of(float v) { return float(gelu_grad_d(double(v))); }
+__device__ __forceinline__ double gelu_grad_of(double v) { return gelu_grad_d(v); }
 
 template <typename T>
 __device__ __forceinline__ T unary_value(UnaryOp op, T v, T a, T b) {
@@ -49,6 +54,7 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T v, T a, T b) {
     case UnaryOp::leaky_relu_grad: return v > T(0) ? T(1) : a;
     case UnaryOp::silu: return silu_of(v);
     case UnaryOp::gelu: return gelu_of(v);
+    case UnaryOp::gelu_grad: return gelu_grad_of(v);
     case UnaryOp::pow: return pow(v, a);
     case UnaryOp::clamp: {  // the CPU's min(max(v, a), b), NaN passing through
       const T lo = v < a ? a : v;

@@ -41,6 +41,7 @@ const UnaryCase kUnaryCases[] = {
     {"leaky_relu_grad", UnaryOp::leaky_relu_grad, -4, 4, 0.2, 0},
     {"silu", UnaryOp::silu, -20, 20, 0, 0},
     {"gelu", UnaryOp::gelu, -6, 6, 0, 0},
+    {"gelu_grad", UnaryOp::gelu_grad, -6, 6, 0, 0},
     {"pow", UnaryOp::pow, 0.01, 4, 2.5, 0},
     {"pow_negative_exponent", UnaryOp::pow, 0.1, 4, -1.5, 0},
     {"pow_integer_exponent_negative_base", UnaryOp::pow, -3, 3, 3, 0},
