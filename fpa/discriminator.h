@@ -52,9 +52,10 @@ class Discriminator : public nn::Module {
 
  private:
   void check_images(const Tensor& images, const char* what) const;
-  Tensor trunk(const Tensor& images) const;  // the levels: (B, C, S, S) -> the last block's (B, fmap, 8, 8)
-  Tensor logits(const Tensor& features) const;           // (B, 1) or (B, 25)
-  Tensor logits32(const Tensor& images) const;           // (B, 1, 1, 1)
+  // The levels: images (B, C, S, S) -> the last block's features (B, fmap, 8, 8).
+  Tensor trunk(const Tensor& images) const;
+  Tensor logits(const Tensor& features) const;  // (B, 1) or (B, 25)
+  Tensor logits32(const Tensor& images) const;  // (B, 1, 1, 1), the head on the images at 32x32
   // The decoder1 reconstruction MSE of `images` from their trunk features.
   Tensor aux_loss(const Tensor& features, const Tensor& images) const;
 
