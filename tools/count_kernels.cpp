@@ -8,6 +8,7 @@
 // exact and the same on every machine, no GPU needed. The Trainer runs the step directly,
 // as a capture records it: the CPU table cannot capture.
 // Usage: count_kernels [preset (paper-rgb64-T64)] [batch (the preset's)] [--aug-prob P]
+// Prints a row per primitive, the totals, and their mean over the preset's penalty cycle.
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -127,7 +128,8 @@ int main(int argc, char** argv) {
   o.device = Device::cuda;
   if (batch > 0) o.batch = batch;
   o.aug_prob = aug_prob;
-  o.gp_every = 2;  // step 0 with the penalty, step 1 without
+  const int64_t gp_every = o.gp_every;  // the preset's
+  o.gp_every = 2;                       // here step 0 with the penalty, step 1 without
   o.ema_every = 0;
   Trainer t(o, std::make_shared<const ImageDataset>(
                    random_dataset(o.batch * 2, o.model.g.channels, o.model.g.image_size)));
@@ -141,5 +143,8 @@ int main(int argc, char** argv) {
   for (const auto& [name, k] : names)
     std::printf("%-28s %10lld %10lld\n", name.c_str(), (long long)without_gp[name], (long long)with_gp[name]);
   std::printf("%-28s %10lld %10lld\n", "total", (long long)total(without_gp), (long long)total(with_gp));
+  if (gp_every > 0)
+    std::printf("mean over the preset's cycle (the penalty every %lld steps): %.0f per step\n", (long long)gp_every,
+                (double(gp_every - 1) * double(total(without_gp)) + double(total(with_gp))) / double(gp_every));
   return 0;
 }
