@@ -293,7 +293,8 @@ TEST(ElementwiseKernels, Float32MathIsWithinOneUlp) {
 }
 
 // gelu's backward is one unary map (gelu_grad) unless the gradient is recorded, then composed
-// ops: both give gelu'(x) = Phi(x) + x phi(x), float within 2 ulp or 1e-7 of the double one.
+// ops: both give gelu'(x) = Phi(x) + x phi(x), float within 2 ulp or 1e-7 of the double one;
+// the unary map gives the limits at +-inf (1, 0), where the formula has inf * 0.
 TEST(ElementwiseKernels, GeluBackwardIsItsDerivative) {
   std::vector<double> xs;
   for (int i = -2000; i <= 2000; ++i) xs.push_back(i * 4.1e-3);
@@ -312,6 +313,11 @@ TEST(ElementwiseKernels, GeluBackwardIsItsDerivative) {
     const double tol = t == DType::f32 ? 2.4e-7 : 1e-15;
     EXPECT_CLOSE_TOL(fused.to(DType::f64), expected, tol, tol);
     EXPECT_CLOSE_TOL(recorded.detach().to(DType::f64), expected, t == DType::f32 ? 1e-6 : 1e-14, tol);
+    Tensor ends = from_vector({INFINITY, -INFINITY, NAN}, {3}, DType::f64).to(t).requires_grad_();
+    std::vector<double> at_ends = grad({sum(gelu(ends))}, {ends})[0].to(DType::f64).to_vector();
+    EXPECT_EQ(at_ends[0], 1.0);
+    EXPECT_EQ(at_ends[1], 0.0);
+    EXPECT_TRUE(std::isnan(at_ends[2]));
   }
 }
 

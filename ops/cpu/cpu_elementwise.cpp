@@ -55,8 +55,9 @@ FPA_VINLINE double erf_of(double v) { return std::erf(v); }
 FPA_VINLINE float gelu_of(float v) { return vmath::gelu_f(v); }
 FPA_VINLINE double gelu_of(double v) { return 0.5 * v * (1.0 + std::erf(v * 0.70710678118654752440)); }
 FPA_VINLINE float gelu_grad_of(float v) { return vmath::gelu_grad_f(v); }
-FPA_VINLINE double gelu_grad_of(double v) {
-  return 0.5 * (1.0 + std::erf(v * 0.70710678118654752440)) + v * std::exp(-0.5 * v * v) * 0.3989422804014327;
+FPA_VINLINE double gelu_grad_of(double v) {  // x phi(x) is 0 beyond |x| = 40, as in cpu_math.h
+  const double tail = std::fabs(v) > 40.0 ? 0.0 : v * std::exp(-0.5 * v * v) * 0.3989422804014327;
+  return 0.5 * (1.0 + std::erf(v * 0.70710678118654752440)) + tail;
 }
 
 template <typename T, typename F>

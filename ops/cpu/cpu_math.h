@@ -75,10 +75,11 @@ FPA_VINLINE float sigmoid_f(float x) { return float(1.0 / (1.0 + exp_d(-double(x
 FPA_VINLINE float silu_f(float x) { return float(double(x) / (1.0 + exp_d(-double(x)))); }
 FPA_VINLINE float erf_f(float x) { return float(erf_d(x)); }
 FPA_VINLINE float gelu_f(float x) { return float(0.5 * double(x) * (1.0 + erf_d(double(x) * 0.70710678118654752440))); }
-// gelu'(x) = Phi(x) + x phi(x).
+// gelu'(x) = Phi(x) + x phi(x); x phi(x) is 0 beyond |x| = 40 (it underflows there), which
+// also gives the limits 1 and 0 at +-inf instead of inf * 0.
 FPA_VINLINE float gelu_grad_f(float x) {
-  const double v = x;
-  return float(0.5 * (1.0 + erf_d(v * 0.70710678118654752440)) + v * exp_d(-0.5 * v * v) * 0.3989422804014327);
+  const double v = x, tail = __builtin_fabs(v) > 40.0 ? 0.0 : v * exp_d(-0.5 * v * v) * 0.3989422804014327;
+  return float(0.5 * (1.0 + erf_d(v * 0.70710678118654752440)) + tail);
 }
 
 // tanh |x| = -expm1(-2|x|) / (2 + expm1(-2|x|)).

@@ -29,8 +29,9 @@ __device__ __forceinline__ double erf_of(double v) { return erf(v); }
 __device__ __forceinline__ double gelu_d(double v) { return 0.5 * v * (1.0 + erf(v * 0.70710678118654752440)); }
 __device__ __forceinline__ float gelu_of(float v) { return float(gelu_d(double(v))); }
 __device__ __forceinline__ double gelu_of(double v) { return gelu_d(v); }
-__device__ __forceinline__ double gelu_grad_d(double v) {
-  return 0.5 * (1.0 + erf(v * 0.70710678118654752440)) + v * exp(-0.5 * v * v) * 0.3989422804014327;
+__device__ __forceinline__ double gelu_grad_d(double v) {  // x phi(x) is 0 beyond |x| = 40, as on the CPU
+  const double tail = fabs(v) > 40.0 ? 0.0 : v * exp(-0.5 * v * v) * 0.3989422804014327;
+  return 0.5 * (1.0 + erf(v * 0.70710678118654752440)) + tail;
 }
 __device__ __forceinline__ float gelu_grad_of(float v) { return float(gelu_grad_d(double(v))); }
 __device__ __forceinline__ double gelu_grad_of(double v) { return gelu_grad_d(v); }
