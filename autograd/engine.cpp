@@ -137,7 +137,7 @@ struct PendingGrad {
   Tensor dense;
   std::vector<Window> windows;
 };
-Tensor materialize(PendingGrad& p, const Shape& shape) {
+Tensor materialize(const PendingGrad& p, const Shape& shape) {
   if (p.windows.empty()) return p.dense;
   const Tensor& first = p.windows[0].values;
   bool disjoint = true;
@@ -159,7 +159,6 @@ Tensor materialize(PendingGrad& p, const Shape& shape) {
       sum = accumulate(sum, pad(w.values, pads));
     }
   }
-  p.windows.clear();
   return accumulate(p.dense, sum);
 }
 

@@ -62,11 +62,13 @@ void paint_backward(DType t, const PaintGeom& g, const void* k, const void* v, c
 
 // cpu_lstm.cpp
 void lstm_gates_forward(DType t, int64_t B, int64_t H, void* gates, const void* c_prev, void* c, void* h);
+void lstm_gates_backward(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
+                         const void* dh, void* dc, void* dgates);
+
+// cpu_channel_norm.cpp
 void channel_norm_forward(DType t, int64_t N, int64_t C, int64_t P, double eps, const void* x, const void* g,
                           const void* b, void* y, void* mean, void* rstd);
 void channel_norm_backward(DType t, int64_t N, int64_t C, int64_t P, const void* x, const void* g, const void* mean,
                            const void* rstd, const void* dy, void* dx, void* dg, void* db);
-void lstm_gates_backward(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
-                         const void* dh, void* dc, void* dgates);
 
 }  // namespace fpa::cpu

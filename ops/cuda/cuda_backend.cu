@@ -1,10 +1,10 @@
 // cuda_backend.cu: the CUDA backend's table, gathered from the ops/cuda files (one per family:
 // cuda_memory, cuda_staging, cuda_elementwise, cuda_reduce, cuda_gemm, cuda_conv, cuda_pool,
 // cuda_random, cuda_local_attention, cuda_paint and cuda_paint_backward (cuda_paint.cuh),
-// cuda_lstm, cuda_channel_norm, cuda_graph; shared pieces in cuda_common.cuh and cuda_math.cuh, launching in
-// cuda_launch.cuh, switches in cuda_flags.h). Every entry is implemented; `supports` lists
-// them. Registered only when a usable GPU is present, so `--device cuda` elsewhere gives a
-// clear error.
+// cuda_lstm, cuda_channel_norm, cuda_graph; shared pieces in cuda_common.cuh and
+// cuda_math.cuh, launching in cuda_launch.cuh, switches in cuda_flags.h). Every entry is
+// implemented; `supports` lists them. Registered only when a usable GPU is present, so
+// `--device cuda` elsewhere gives a clear error.
 #include <cublas_v2.h>
 #include <cudnn.h>
 

@@ -2,9 +2,9 @@
 // copies (copy_many) on CUDA.
 //
 // Each primitive is one grid-stride kernel; the op is a switch inside the loop (uniform
-// across the grid, so it costs a jump, not divergence). Float exp, tanh, sigmoid, silu, erf
-// gelu and gelu's derivative are computed in double and rounded once, as the CPU backend's cpu_math.h does,
-// so both backends agree to the last bit or one ulp.
+// across the grid, so it costs a jump, not divergence). Float exp, tanh, sigmoid, silu, erf,
+// gelu and gelu's derivative are computed in double and rounded once, as the CPU backend's
+// cpu_math.h does, so both backends agree to the last bit or one ulp.
 // A strided index space is simplified on the host first, exactly as on the CPU: size-1
 // dims dropped, adjacent dims merged where every operand steps through them as one, so
 // (B,C,H,W) + (1,C,1,1) runs as (B, C, H*W) and a contiguous map as one flat dim. The
