@@ -177,6 +177,7 @@ Backend standin_table() {
   b.copy_strided = QUEUED(copy_strided);
   b.reduce = QUEUED(reduce);
   b.softmax = QUEUED(softmax);
+  b.softmax_backward = QUEUED(softmax_backward);
   b.gemm = QUEUED(gemm);
   b.conv2d_forward = QUEUED(conv2d_forward);
   b.conv2d_backward_data = QUEUED(conv2d_backward_data);

@@ -1,7 +1,8 @@
 // test_reduce.cpp: sum, mean, max, var, norm, softmax, group_norm and the losses: forward
 // against loops, keepdim shapes, and their gradcheck cases (max with distinct values); the CPU
 // kernels' paths (innermost dim reduced or kept, size-1 dims, few large outputs, wide softmax)
-// against reference loops, their float32 accuracy and their independence of the thread count.
+// against reference loops, their float32 accuracy and their independence of the thread count;
+// the softmax backward primitive the same way.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -226,6 +227,44 @@ TEST(ReduceKernels, SoftmaxPathsMatchFormula) {
   }
 }
 
+// The backward primitive dx = y (g - sum_j g y) on the same paths, against the formula in long
+// double, per element within a bound scaled by y (|g| + |s|) (the rounding of s, g - s and the
+// product), and against the recorded composed ops that create_graph differentiates.
+TEST(ReduceKernels, SoftmaxBackwardPathsMatchFormula) {
+  Generator gen(5);
+  const Backend& be = backend(Device::cpu);
+  for (auto [s, axis] : std::vector<std::pair<Shape, int>>{
+           {{2, 5, 1100}, 1}, {{3, 37}, 1}, {{6, 9, 3}, 1}, {{4, 2, 100}, 2}, {{5, 7}, 1}}) {
+    for (DType dt : {DType::f64, DType::f32}) {
+      Tensor y = softmax(mul_scalar(randn(s, dt, Device::cpu, &gen), 3.0), axis);
+      Tensor g = randn(s, dt, Device::cpu, &gen), dx = empty(s, dt, Device::cpu);
+      int64_t dim = s[axis], inner = 1, outer = 1;
+      for (int d = axis + 1; d < s.ndim; ++d) inner *= s[d];
+      for (int d = 0; d < axis; ++d) outer *= s[d];
+      be.softmax_backward(dt, outer, dim, inner, y.data(), g.data(), dx.data());
+      std::vector<double> yv = y.to_vector(), gv = g.to_vector(), got = dx.to_vector();
+      double worst = 0;
+      for (int64_t o = 0; o < outer; ++o)
+        for (int64_t i = 0; i < inner; ++i) {
+          long double sum = 0;
+          for (int64_t j = 0; j < dim; ++j) {
+            const int64_t k = (o * dim + j) * inner + i;
+            sum += (long double)yv[k] * gv[k];
+          }
+          for (int64_t j = 0; j < dim; ++j) {
+            int64_t k = (o * dim + j) * inner + i;
+            long double ref = yv[k] * (gv[k] - sum);
+            double scale = std::fabs(yv[k]) * (std::fabs(gv[k]) + std::fabs(double(sum)));
+            worst = std::max(worst, double(std::fabs(got[k] - ref) / scale));
+          }
+        }
+      EXPECT_LE(worst, dt == DType::f32 ? 2.5e-7 : 1e-15) << s << " axis " << axis;
+      Tensor composed = mul(y, sub(g, sum(mul(g, y), {axis}, true)));
+      EXPECT_CLOSE_SCALED(dx, composed, dt == DType::f32 ? 1e-6 : 1e-14, 0);
+    }
+  }
+}
+
 // Outputs are accumulated in an order fixed by the shape: 1, 2, 3 threads give the same bits
 // (training resume and the random-number tests rely on it).
 TEST(ReduceKernels, ResultsDoNotDependOnThreadCount) {
@@ -237,9 +276,14 @@ TEST(ReduceKernels, ResultsDoNotDependOnThreadCount) {
   Tensor d = randn({4096, 65}, DType::f32, Device::cpu, &gen);        // innermost kept
   Tensor e = randn({16, 40, 700}, DType::f32, Device::cpu, &gen);
   Tensor f = randn({8, 9, 1000}, DType::f32, Device::cpu, &gen);
+  auto softmax_backward = [](const Tensor& y, int axis) {  // the primitive, through autograd
+    Tensor x = y.detach().requires_grad_(true);
+    return grad({sum(mul(softmax(x, axis), y))}, {x})[0];
+  };
   auto all = [&] {
     return std::vector<Tensor>{sum(a, {0, 2, 3}), sum(b, {1}), max(b, {1}), sum(c), sum(d, {0}), max(d, {0}),
-                               sum(e, {0, 2}), sum(e, {1}), max(e, {0, 2}), softmax(d, -1), softmax(f, 1)};
+                               sum(e, {0, 2}), sum(e, {1}), max(e, {0, 2}), softmax(d, -1), softmax(f, 1),
+                               softmax_backward(d, -1), softmax_backward(f, 1)};
   };
   omp_set_num_threads(1);
   std::vector<Tensor> ref = all();

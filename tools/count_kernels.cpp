@@ -69,6 +69,7 @@ Backend counting_table() {
   b.copy_strided = COUNTED(copy_strided);
   b.reduce = COUNTED(reduce);
   b.softmax = COUNTED(softmax);
+  b.softmax_backward = COUNTED(softmax_backward);
   b.gemm = COUNTED(gemm);
   b.conv2d_forward = COUNTED(conv2d_forward);
   b.conv2d_backward_data = COUNTED(conv2d_backward_data);

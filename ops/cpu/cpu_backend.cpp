@@ -135,6 +135,7 @@ const Backend& cpu_backend() {
       cpu::copy_strided,
       cpu::reduce,
       cpu::softmax,
+      cpu::softmax_backward,
       cpu::gemm,
       cpu::conv2d_forward,
       cpu::conv2d_backward_data,

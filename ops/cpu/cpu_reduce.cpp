@@ -1,4 +1,4 @@
-// cpu_reduce.cpp: sum/max reductions over any set of axes, and softmax over one axis.
+// cpu_reduce.cpp: sum/max reductions over any set of axes, and softmax over one axis (and its backward).
 //
 // Reduce first simplifies x's shape: size-1 dims dropped, adjacent dims of the same kind
 // (kept or reduced) merged, so (B, C, H, W) summed over {0, 2, 3} becomes (B | C | H*W) with
@@ -285,8 +285,11 @@ void softmax_columns(int64_t slabs, int64_t dim, int64_t inner, int64_t n, const
   }
 }
 
-template <typename T>
-void softmax_typed(int64_t outer, int64_t dim, int64_t inner, const T* x, T* y) {
+// Cuts (outer, dim, inner) into tasks as above and runs them in parallel: rows(offset, count)
+// for `count` whole rows (inner == 1); columns(offset, slabs, n) for columns [0, n) of `slabs`
+// slabs starting at element `offset`.
+template <typename Rows, typename Columns>
+void for_softmax_tasks(int64_t outer, int64_t dim, int64_t inner, Rows rows, Columns columns) {
   if (outer == 0 || dim == 0 || inner == 0) return;
   const bool parallel = outer * dim * inner > kParallelGrain;
   constexpr int64_t kTaskElems = 8192;  // group small rows or slabs up to about this many elements
@@ -295,23 +298,89 @@ void softmax_typed(int64_t outer, int64_t dim, int64_t inner, const T* x, T* y) 
 #pragma omp parallel for schedule(static) if (parallel && tasks > 1)
     for (int64_t t = 0; t < tasks; ++t) {
       int64_t o = t * per;
-      softmax_rows(std::min(per, outer - o), dim, x + o * dim, y + o * dim);
+      rows(o * dim, std::min(per, outer - o));
     }
   } else if (inner <= kColBlock) {
     const int64_t per = std::max<int64_t>(1, kTaskElems / (dim * inner)), tasks = (outer + per - 1) / per;
 #pragma omp parallel for schedule(static) if (parallel && tasks > 1)
     for (int64_t t = 0; t < tasks; ++t) {
-      int64_t o = t * per, off = o * dim * inner;
-      softmax_columns(std::min(per, outer - o), dim, inner, inner, x + off, y + off);
+      int64_t o = t * per;
+      columns(o * dim * inner, std::min(per, outer - o), inner);
     }
   } else {
     const int64_t blocks = (inner + kColBlock - 1) / kColBlock, tasks = outer * blocks;
 #pragma omp parallel for schedule(static) if (parallel && tasks > 1)
     for (int64_t t = 0; t < tasks; ++t) {
-      int64_t o = t / blocks, c0 = t % blocks * kColBlock, off = o * dim * inner + c0;
-      softmax_columns(1, dim, inner, std::min(kColBlock, inner - c0), x + off, y + off);
+      int64_t o = t / blocks, c0 = t % blocks * kColBlock;
+      columns(o * dim * inner + c0, 1, std::min(kColBlock, inner - c0));
     }
   }
+}
+
+template <typename T>
+void softmax_typed(int64_t outer, int64_t dim, int64_t inner, const T* x, T* y) {
+  for_softmax_tasks(
+      outer, dim, inner, [&](int64_t off, int64_t rows) { softmax_rows(rows, dim, x + off, y + off); },
+      [&](int64_t off, int64_t slabs, int64_t n) { softmax_columns(slabs, dim, inner, n, x + off, y + off); });
+}
+
+// ---- softmax backward: dx = y (g - s), s = sum over dim of g y in double (lanes as combine_row) ----
+
+template <typename T>
+double dot_row(const T* a, const T* b, int64_t n) {
+  double lane[kLanes] = {};
+  int64_t j = 0;
+  for (; j + kLanes <= n; j += kLanes)
+#pragma omp simd
+    for (int l = 0; l < kLanes; ++l) lane[l] += double(a[j + l]) * double(b[j + l]);
+  for (int l = 0; j < n; ++j, ++l) lane[l] += double(a[j]) * double(b[j]);
+  for (int w = kLanes / 2; w > 0; w /= 2)
+    for (int l = 0; l < w; ++l) lane[l] += lane[l + w];
+  return lane[0];
+}
+
+template <typename T>
+void softmax_backward_rows(int64_t rows, int64_t n, const T* y, const T* g, T* dx) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const T *yr = y + r * n, *gr = g + r * n;
+    const T s = T(dot_row(yr, gr, n));
+    T* dr = dx + r * n;
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
+  }
+}
+
+// Columns [0, n) of `slabs` consecutive (dim, inner) slabs, n <= kColBlock.
+template <typename T>
+void softmax_backward_columns(int64_t slabs, int64_t dim, int64_t inner, int64_t n, const T* y, const T* g, T* dx) {
+  double s[kColBlock];
+  T st[kColBlock];
+  for (int64_t b = 0; b < slabs; ++b) {
+    const int64_t off = b * dim * inner;
+    for (int64_t c = 0; c < n; ++c) s[c] = 0;
+    for (int64_t j = 0; j < dim; ++j) {
+      const T *yr = y + off + j * inner, *gr = g + off + j * inner;
+#pragma omp simd
+      for (int64_t c = 0; c < n; ++c) s[c] += double(yr[c]) * double(gr[c]);
+    }
+    for (int64_t c = 0; c < n; ++c) st[c] = T(s[c]);
+    for (int64_t j = 0; j < dim; ++j) {
+      const T *yr = y + off + j * inner, *gr = g + off + j * inner;
+      T* dr = dx + off + j * inner;
+#pragma omp simd
+      for (int64_t c = 0; c < n; ++c) dr[c] = yr[c] * (gr[c] - st[c]);
+    }
+  }
+}
+
+template <typename T>
+void softmax_backward_typed(int64_t outer, int64_t dim, int64_t inner, const T* y, const T* g, T* dx) {
+  for_softmax_tasks(
+      outer, dim, inner,
+      [&](int64_t off, int64_t rows) { softmax_backward_rows(rows, dim, y + off, g + off, dx + off); },
+      [&](int64_t off, int64_t slabs, int64_t n) {
+        softmax_backward_columns(slabs, dim, inner, n, y + off, g + off, dx + off);
+      });
 }
 
 }  // namespace
@@ -330,6 +399,13 @@ void softmax(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, 
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
     softmax_typed(outer, dim, inner, static_cast<const T*>(x), static_cast<T*>(y));
+  });
+}
+
+void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, void* dx) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    softmax_backward_typed(outer, dim, inner, static_cast<const T*>(y), static_cast<const T*>(g), static_cast<T*>(dx));
   });
 }
 

@@ -1,4 +1,4 @@
-// test_cuda_reduce.cpp: reduce (sum, max over any mask of dims) and softmax on CUDA against
+// test_cuda_reduce.cpp: reduce (sum, max over any mask of dims), softmax and its backward on CUDA against
 // the CPU, float32 and float64: every mask of a 4-d shape, size-1 dims, empty reductions,
 // NaN in max, and large shapes that take each kernel path (one block per output, split
 // reductions, a thread per output, short rows).
@@ -140,6 +140,30 @@ TEST(CudaSoftmax, MatchesTheCpu) {
                    on_both([&](Device d) { backend(d).softmax(t, c.outer, c.dim, c.inner, x.on(d), y.on(d)); });
                    EXPECT_MATCH(y, t == DType::f32 ? Tolerance{1e-7, 1e-5} : Tolerance{1e-16, 1e-13});
                  });
+}
+
+// The backward primitive dx = y (g - sum_j g y): y positive with sums near 1, as a softmax's.
+TEST(CudaSoftmax, BackwardMatchesTheCpu) {
+  REQUIRE_CUDA();
+  std::vector<SoftmaxCase> cases = {{1, 1, 1},     {3, 7, 1}, {5, 1000, 1}, {4, 9, 256},  {2, 3, 1000},
+                                    {1000, 33, 1}, {7, 5, 3}, {2, 1, 5},    {1, 4097, 1}, {0, 3, 1}};
+  if (large_cases()) {
+    cases.push_back({8192, 512, 1});
+    cases.push_back({64, 64, 4096});
+  }
+  for (const SoftmaxCase& c : cases)
+    for (DType t : kDtypes)
+      run_case("softmax_backward " + std::string(dtype_label(t)) + " (" + std::to_string(c.outer) + ", " +
+                   std::to_string(c.dim) + ", " + std::to_string(c.inner) + ")",
+               [&] {
+                 const Shape s = {c.outer, c.dim, c.inner};
+                 Buffers y = uniform(s, t, 41, 0.0, 2.0 / double(c.dim)), g = uniform(s, t, 42);
+                 Buffers dx = filled(s, t);
+                 on_both([&](Device d) {
+                   backend(d).softmax_backward(t, c.outer, c.dim, c.inner, y.on(d), g.on(d), dx.on(d));
+                 });
+                 EXPECT_MATCH(dx, t == DType::f32 ? Tolerance{1e-6, 1e-5} : Tolerance{1e-15, 1e-13});
+               });
 }
 
 }  // namespace

@@ -31,6 +31,7 @@ Backend emulated_table() {
   b.copy_many = gpu::copy_many;
   b.reduce = gpu::reduce;
   b.softmax = gpu::softmax;
+  b.softmax_backward = gpu::softmax_backward;
   b.im2col = gpu::im2col;
   b.col2im = gpu::col2im;
   b.avg_pool2d = gpu::avg_pool2d;
