@@ -1,5 +1,7 @@
 // lstm.cpp: construction (PyTorch's init) and the forward of nn::LSTM: per layer one GEMM for
 // the input projections of all steps, then the fused recurrence (ops/lstm_recurrence.cpp).
+// Their forward GEMMs run as GemmPrecision::recurrent (ops/backend.h): TF32 on CUDA unless
+// switched off, as PyTorch's cuDNN LSTM.
 #include "nn/lstm.h"
 
 #include <cmath>
@@ -7,6 +9,7 @@
 
 #include "autograd/error.h"
 #include "nn/init.h"
+#include "ops/backend.h"
 
 namespace fpa::nn {
 
@@ -49,8 +52,12 @@ LSTMOutput LSTM::forward(const Tensor& x, const Tensor& h0, const Tensor& c0) co
   Tensor input = x;  // (T, B, in) of the current layer
   for (int64_t k = 0; k < num_layers; ++k) {
     // All steps' input projections and both biases at once: (T*B, in) W_ih^T + b_ih + b_hh -> (T, B, 4H).
-    Tensor xw = reshape(linear(reshape(input, {T * B, input.dim(2)}), weight_ih[k], bias_ih[k] + bias_hh[k]),
-                        {T, B, 4 * H});
+    Tensor xw;
+    {
+      GemmPrecisionScope recurrent(GemmPrecision::recurrent);  // its forward GEMM, as cuDNN's (its backward: matmul)
+      xw = reshape(linear(reshape(input, {T * B, input.dim(2)}), weight_ih[k], bias_ih[k] + bias_hh[k]),
+                   {T, B, 4 * H});
+    }
     Tensor hc = lstm_recurrence(xw, weight_hh[k], layer_state(h0, k, B, H, x), layer_state(c0, k, B, H, x));
     input = slice(hc, 0, 0, T);  // (T, B, H): h_1..h_T
     h_last.push_back(slice(hc, 0, T - 1, T));

@@ -1,4 +1,4 @@
-// backend.cpp: the device -> backend registry.
+// backend.cpp: the device -> backend registry, and the calling thread's GEMM precision class.
 #include "ops/backend.h"
 
 #include <cmath>
@@ -37,6 +37,16 @@ const Backend& backend(Device device) {
                                    : "no CPU backend registered");
   return *b;
 }
+
+static thread_local GemmPrecision current_gemm_precision = GemmPrecision::matmul;
+
+GemmPrecision gemm_precision() { return current_gemm_precision; }
+
+GemmPrecisionScope::GemmPrecisionScope(GemmPrecision p) : saved_(current_gemm_precision) {
+  current_gemm_precision = p;
+}
+
+GemmPrecisionScope::~GemmPrecisionScope() { current_gemm_precision = saved_; }
 
 void adam_bias_terms(double lr, double beta1, double beta2, int64_t step, double* step_size, double* bc2_sqrt) {
   const double bc1 = 1.0 - std::pow(beta1, double(step)), bc2 = 1.0 - std::pow(beta2, double(step));

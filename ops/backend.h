@@ -205,6 +205,24 @@ struct Backend {
   void (*graph_release)(void* graph);
 };
 
+// Which precision switch a float32 GEMM follows on a device with a faster reduced-precision
+// mode (TF32 on CUDA; the CPU has none): `matmul`, every GEMM's by default (PyTorch's
+// torch.backends.cuda.matmul switch, off), or `recurrent`, the LSTM's, which PyTorch runs in
+// cuDNN under the convolutions' switch (torch.backends.cudnn.allow_tf32, on). Set for the
+// calling thread by a GemmPrecisionScope; a backend's gemm reads gemm_precision().
+enum class GemmPrecision { matmul, recurrent };
+GemmPrecision gemm_precision();
+class GemmPrecisionScope {
+ public:
+  explicit GemmPrecisionScope(GemmPrecision p);
+  ~GemmPrecisionScope();
+  GemmPrecisionScope(const GemmPrecisionScope&) = delete;
+  GemmPrecisionScope& operator=(const GemmPrecisionScope&) = delete;
+
+ private:
+  GemmPrecision saved_;
+};
+
 void register_backend(Device device, const Backend* backend);
 // The backend of a device; throws a clear error when that device is not compiled in or unusable.
 const Backend& backend(Device device);

@@ -11,6 +11,7 @@
 // holds contiguously). lstm_recurrence_composed is its twin, a loop of composed ops: the tests
 // compare the two, backends without the fused primitives run it, and the fused backward falls
 // back to differentiating it when the gradient itself is being recorded (create_graph).
+// The GEMMs run as GemmPrecision::recurrent (ops/backend.h: TF32 on CUDA unless switched off).
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
@@ -52,6 +53,7 @@ Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, c
   Tensor cs = empty({T, B, H}, dt, xw.device());       // (T, B, H): c_1..c_T
   Tensor out = empty({T + 1, B, H}, dt, xw.device());  // (T + 1, B, H): h_1..h_T, c_T
   b.copy(gates.data(), xw.data(), xw.numel() * dtype_size(dt));
+  GemmPrecisionScope recurrent(GemmPrecision::recurrent);
   for (int64_t t = 0; t < T; ++t) {
     const void* h_prev = t == 0 ? h0.data() : at(out, (t - 1) * BH);  // (B, H)
     const void* c_prev = t == 0 ? c0.data() : at(cs, (t - 1) * BH);   // (B, H)
@@ -68,6 +70,7 @@ Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, c
           return composed_twin_gradients(twin, {xw, w_hh, h0, c0}, g, needs);
         }
         const Backend& b = backend(xw.device());  // g, saved: (T + 1, B, H)
+        GemmPrecisionScope recurrent(GemmPrecision::recurrent);
         Tensor dxw = empty(xw.shape(), dt, xw.device());  // (T, B, 4H): the preactivations' gradients
         // (T, B, H): row t starts as dL/dh_t from the output and becomes the whole gradient of h_t
         // once step t + 1 adds dgates_{t+1} W_hh; (B, H) for c, and for h0 when wanted.
@@ -101,6 +104,7 @@ Tensor lstm_recurrence(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, c
 Tensor lstm_recurrence_composed(const Tensor& xw, const Tensor& w_hh, const Tensor& h0, const Tensor& c0) {
   check_args("lstm_recurrence_composed", xw, w_hh, h0, c0);
   const int64_t T = xw.dim(0), B = xw.dim(1), H = w_hh.dim(1);
+  GemmPrecisionScope recurrent(GemmPrecision::recurrent);  // the forward's GEMMs (its backward's: matmul)
   Tensor h = h0, c = c0;  // (B, H)
   std::vector<Tensor> rows;
   rows.reserve(T + 1);

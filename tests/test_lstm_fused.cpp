@@ -2,7 +2,8 @@
 // against its composed twin: the output and the gradients of xw, W_hh, h0 and c0 in float64 to
 // 1e-10 of max|ref| for T = 1 and T > 1, B = 1 and B > 1, odd H; float32 against float64;
 // gradcheck and gradgradcheck cases (the second order runs the composed fallback, whose values
-// must equal the fused backward's); the same bits on 1 and 2 threads; and that nn::LSTM runs it.
+// must equal the fused backward's); the same bits on 1 and 2 threads; that nn::LSTM runs it,
+// its GEMMs in the recurrent precision class.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -12,7 +13,12 @@
 
 #include "autograd/generator.h"
 #include "nn/lstm.h"
+#include "ops/backend.h"
 #include "tests/test_util.h"
+
+namespace fpa {
+const Backend& cpu_backend();
+}
 
 namespace fpa::test {
 namespace {
@@ -122,6 +128,50 @@ TEST(LstmFused, ResultDoesNotDependOnThreadCount) {
     return bits;
   };
   EXPECT_EQ(with_threads(1, run), with_threads(std::max(2, threads), run));
+}
+
+// The CPU backend, its gemm noting the calling thread's GEMM precision class, while it lives.
+class GemmPrecisionLog {
+ public:
+  GemmPrecisionLog() : table_(cpu_backend()) {
+    table_.gemm = [](auto... a) {
+      seen().push_back(gemm_precision());
+      cpu_backend().gemm(a...);
+    };
+    seen().clear();
+    register_backend(Device::cpu, &table_);
+  }
+  ~GemmPrecisionLog() { register_backend(Device::cpu, &cpu_backend()); }
+  int64_t count(GemmPrecision p) const { return std::count(seen().begin(), seen().end(), p); }
+  void clear() { seen().clear(); }
+
+ private:
+  static std::vector<GemmPrecision>& seen() {
+    static std::vector<GemmPrecision> s;
+    return s;
+  }
+  Backend table_;
+};
+
+// nn::LSTM's GEMMs run as GemmPrecision::recurrent (CUDA gives them the cuDNN TF32 switch, as
+// PyTorch's cuDNN LSTM): the input projection's forward, each step's, and the recurrence's
+// backward; the input projection's backward and every other GEMM stay `matmul`.
+TEST(LstmFused, GemmsRunInTheRecurrentPrecisionClass) {
+  const int64_t T = 5;
+  nn::LSTM m(4, 3);
+  Tensor x = randn({T, 2, 4}).requires_grad_();
+  GemmPrecisionLog log;
+  Tensor out = m.forward(x).output;
+  EXPECT_EQ(log.count(GemmPrecision::recurrent), 1 + T);
+  EXPECT_EQ(log.count(GemmPrecision::matmul), 0);
+  log.clear();
+  backward(sum(out));
+  EXPECT_EQ(log.count(GemmPrecision::recurrent), (T - 1) + 2);  // dh_{t-1} per step, dW_hh in two
+  EXPECT_EQ(log.count(GemmPrecision::matmul), 2);               // dx and dW_ih of the projection
+  log.clear();
+  matmul(x, randn({4, 3}));
+  EXPECT_EQ(log.count(GemmPrecision::matmul), 1);
+  EXPECT_EQ(gemm_precision(), GemmPrecision::matmul);
 }
 
 TEST(LstmFused, LstmModuleUsesTheFusedOp) {

@@ -8,6 +8,9 @@
 #include "data/dataset_cache.h"
 #include "nn/state_dict.h"
 #include "ops/backend.h"
+#ifdef FPA_WITH_CUDA
+#include "ops/cuda/cuda_flags.h"
+#endif
 #include "tools/cli_verbs.h"
 #include "train/pictures.h"
 #include "train/train_run.h"
@@ -45,7 +48,8 @@ void make_dirs(const std::string& dir) {
 
 // Flags `train` reads itself, apart from configuration keys and train options.
 bool is_run_flag(const std::string& n) {
-  return n == "preset" || n == "size" || n == "resume" || n == "device" || n == "no-graph" || n == "help";
+  return n == "preset" || n == "size" || n == "resume" || n == "device" || n == "no-graph" || n == "no-tf32" ||
+         n == "help";
 }
 
 // The options of a fresh run: preset defaults, then configuration keys and train flags.
@@ -129,7 +133,11 @@ int train(const Args& a) {
   }
   o.device = device;
   o.graph = !a.flag("no-graph");
+  const bool strict_fp32 = a.flag("no-tf32");
   a.finish();
+#ifdef FPA_WITH_CUDA
+  if (device == Device::cuda && strict_fp32) set_cuda_tf32(false), set_cuda_matmul_tf32(false);
+#endif
   validate(o.model);
   make_dirs(o.out);
   bool cache_hit = false;

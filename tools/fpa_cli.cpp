@@ -62,7 +62,9 @@ const fpa::cli::Verb kVerbs[] = {
      "  --seed N  --device cpu|cuda  --lr X  --beta1 X  --beta2 X  --aug-prob P  --grad-accumulate N\n"
      "  --gp-every N  --gp-weight X  --ema-beta X  --ema-every N  --ema-start N  --ema-reset-until N\n"
      "  --sample-every N  --checkpoint-every N  --log-every N  --init-from CKPT (U-Net model)\n"
-     "  --no-graph             on CUDA, run every step eagerly instead of replaying a CUDA graph\n",
+     "  --no-graph             on CUDA, run every step eagerly instead of replaying a CUDA graph\n"
+     "  --no-tf32              on CUDA, float32 convolutions and the LSTM in strict FP32 (default: TF32,\n"
+     "                         as PyTorch's cuDNN defaults; other GEMMs are always FP32)\n",
      fpa::cli::train, true},
     {"sample", "a grid of samples from a checkpoint's EMA generator",
      "  --ckpt C  --out grid.png  [--n 64] [--seed N] [--no-ema]\n", fpa::cli::sample, false},

@@ -8,12 +8,14 @@
 
 namespace fpa {
 
-// TF32 tensor-core math for float32 convolutions (cuDNN). On by default, as in PyTorch
-// (torch.backends.cudnn.allow_tf32); parity tests against the CPU turn it off.
+// TF32 tensor-core math for float32 convolutions (cuDNN) and the LSTM's GEMMs (PyTorch's
+// nn.LSTM runs in cuDNN: GemmPrecision::recurrent in ops/backend.h). On by default, as in
+// PyTorch (torch.backends.cudnn.allow_tf32); parity tests against the CPU turn it off.
 void set_cuda_tf32(bool on);
 bool cuda_tf32();
 
-// TF32 for float32 GEMMs (cuBLAS). Off by default, as in PyTorch (torch.backends.cuda.matmul.allow_tf32).
+// TF32 for the other float32 GEMMs (cuBLAS). Off by default, as in PyTorch
+// (torch.backends.cuda.matmul.allow_tf32).
 void set_cuda_matmul_tf32(bool on);
 bool cuda_matmul_tf32();
 

@@ -5,8 +5,9 @@
 // C = op(A) op(B) (row-major) is computed as C^T = op(B)^T op(A)^T (column-major): the same
 // call with the operands swapped and M and N exchanged. One cuBLAS handle, on the backend's
 // stream, with its own 32 MiB workspace (so a CUDA graph capture never makes cuBLAS
-// allocate). float32 uses plain FP32 math unless set_cuda_matmul_tf32(true) (cuda_flags.h);
-// float64 is FP64 throughout. K == 0 is done here (C = beta C), since cuBLAS rejects the
+// allocate). float32 uses plain FP32 math unless its TF32 switch (cuda_flags.h) is on: the
+// matmul one, or for the LSTM's GEMMs (GemmPrecision::recurrent, ops/backend.h) the cuDNN
+// one, as PyTorch's nn.LSTM runs in cuDNN. float64 is FP64 throughout. K == 0 is done here (C = beta C), since cuBLAS rejects the
 // zero leading dimensions such operands come with. beta == 0 overwrites C (never read).
 #include <cublas_v2.h>
 
@@ -75,8 +76,8 @@ void gemm(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
   const int m = to_int(N, "N"), n = to_int(M, "M"), k = to_int(K, "K");
   const int ld_b = to_int(ldb, "ldb"), ld_a = to_int(lda, "lda"), ld_c = to_int(ldc, "ldc");
   if (t == DType::f32) {
-    check_cublas(cublasSetMathMode(h, cuda_matmul_tf32() ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH),
-                 "cublasSetMathMode");
+    const bool tf32 = gemm_precision() == GemmPrecision::recurrent ? cuda_tf32() : cuda_matmul_tf32();
+    check_cublas(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
     const float al = float(alpha), be = float(beta);
     auto a = static_cast<const float*>(A);
     auto b = static_cast<const float*>(B);

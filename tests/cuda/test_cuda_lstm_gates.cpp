@@ -1,7 +1,7 @@
 // test_cuda_lstm_gates.cpp: the LSTM gate primitives (lstm_gates_forward, lstm_gates_backward)
 // on CUDA against the CPU on the same inputs, float32 and float64 (the activations written in
-// place, c, h; dgates and dc_prev), odd sizes and one large case; and the fused recurrence op
-// on CUDA against its composed twin on CUDA, output and gradients.
+// place, c, h; dgates and dc_prev), odd sizes and one large case; the fused recurrence op on
+// CUDA against its composed twin on CUDA, output and gradients; and its TF32 switch.
 #include <string>
 
 #include "autograd/generator.h"
@@ -80,6 +80,40 @@ TEST(CudaLstmGates, FusedRecurrenceMatchesItsComposedTwinOnCuda) {
       const Tolerance tol = t == DType::f32 ? Tolerance{1e-5, 1e-5, true} : Tolerance{1e-12, 1e-12, true};
       for (size_t i = 0; i < fused.size(); ++i) EXPECT_TRUE(matches(fused[i], composed[i], tol)) << names[i];
     });
+}
+
+// With the cuDNN TF32 switch on (the default outside this suite), the recurrence's GEMMs run in
+// TF32, as PyTorch's cuDNN LSTM: close to the CPU at TF32's 10-bit mantissa, and exactly the
+// FP32 result again once the switch is off (the switch is restored afterwards).
+TEST(CudaLstmGates, RecurrenceFollowsTheCudnnTf32Switch) {
+  REQUIRE_CUDA();
+  run_case("lstm_recurrence float32, TF32 on then off", [&] {
+    const int64_t T = 8, B = 16, H = 256;
+    Generator gen(12);
+    std::vector<Tensor> xs = {rand({T, B, 4 * H}, DType::f32, Device::cpu, &gen, -1, 1),
+                              rand({4 * H, H}, DType::f32, Device::cpu, &gen, -0.1, 0.1),
+                              rand({B, H}, DType::f32, Device::cpu, &gen, -1, 1),
+                              rand({B, H}, DType::f32, Device::cpu, &gen, -1, 1)};
+    const Tensor cpu = lstm_recurrence(xs[0], xs[1], xs[2], xs[3]);
+    auto on_gpu = [&] {
+      return lstm_recurrence(xs[0].to(Device::cuda), xs[1].to(Device::cuda), xs[2].to(Device::cuda),
+                             xs[3].to(Device::cuda));
+    };
+    const Tensor fp32_before = on_gpu();
+    set_cuda_tf32(true);
+    Tensor tf32;
+    try {
+      tf32 = on_gpu();
+    } catch (...) {
+      set_cuda_tf32(false);
+      throw;
+    }
+    set_cuda_tf32(false);
+    const Tensor fp32_after = on_gpu();
+    EXPECT_TRUE(matches(tf32, cpu, Tolerance{3e-3, 1e-2, true})) << "TF32";
+    EXPECT_TRUE(matches(fp32_before, cpu, Tolerance{1e-5, 1e-5, true})) << "FP32";
+    EXPECT_TRUE(matches(fp32_after, fp32_before, kExact)) << "FP32 after the switch went off again";
+  });
 }
 
 }  // namespace

@@ -180,6 +180,9 @@ def main():
     steps = a.steps if a.steps > 0 else (4 if a.quick else 8)
     name = torch.cuda.get_device_name() if dev.type == "cuda" else f"cpu, {torch.get_num_threads()} threads"
     name = f"{name}, torch {torch.__version__}"
+    if dev.type == "cuda":  # the defaults both sides run with: cuDNN (convolutions, nn.LSTM) in TF32, matmul not
+        name += (f", TF32 cudnn {torch.backends.cudnn.allow_tf32}"
+                 f" matmul {torch.backends.cuda.matmul.allow_tf32}")
     only = set(filter(None, a.configs.split(",")))
     out = {"impl": "pytorch", "device": a.device, "device_name": name, "quick": a.quick, "configs": [],
            "painter": None}
