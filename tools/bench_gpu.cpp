@@ -1,9 +1,11 @@
 // bench_gpu.cpp: `make bench-gpu` (issue 5): per configuration, milliseconds per whole GAN
 // training step (train/trainer.h, random data), sampling images/s of the EMA generator at
-// batch 256 under no-grad, and the peak device memory of the training step (CUDA allocator;
-// n/a on the CPU); once, the fused painting (delta rule, key softmax, rate sigmoid) forward +
-// backward alone at B 20, C 3, S 64, T 64. --json writes the figures for tools/compare_bench.py,
-// rewritten after every configuration so a crash keeps what was measured. A benchmark, not a test.
+// batch 256 under no-grad (PyTorch's precision defaults, and strict FP32), and the peak device
+// memory of the training step (CUDA allocator: in use, and reserved, the graphs' pools
+// included; n/a on the CPU); once, the fused painting (delta rule, key softmax, rate sigmoid)
+// forward + backward alone at B 20, C 3, S 64, T 64. --json writes the figures for
+// tools/compare_bench.py, rewritten after every configuration so a crash keeps what was
+// measured. A benchmark, not a test.
 // Usage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]
 #include <omp.h>
 
@@ -49,7 +51,8 @@ struct Result {
   // its cuDNN LSTM), the others in FP32. This one: TF32 off everywhere (CUDA only).
   double sample_images_per_s_fp32 = -1;
   int64_t sample_batch = 0, steps = 0;
-  long long peak_bytes = -1;  // -1: not measured (CPU)
+  long long peak_bytes = -1;           // in use at most (torch.cuda.max_memory_allocated); -1: not measured (CPU)
+  long long peak_reserved_bytes = -1;  // held from the driver at most, graph pools included (max_memory_reserved)
   bool uses_graphs = false;   // the trainer replayed CUDA graphs
   std::string error;
 };
@@ -59,14 +62,18 @@ void synchronize(Device d) {
   if (d == Device::cuda) cuda_synchronize();
 #endif
 }
+// New peaks from an empty cache (what an earlier configuration left cached is not counted).
 void reset_peak(Device d) {
 #ifdef FPA_WITH_CUDA
-  if (d == Device::cuda) cuda_reset_peak_memory();
+  if (d == Device::cuda) cuda_empty_cache(), cuda_reset_peak_memory();
 #endif
 }
-long long peak_bytes(Device d) {
+long long peak_bytes(Device d, bool reserved) {
 #ifdef FPA_WITH_CUDA
-  if (d == Device::cuda) return (long long)cuda_memory_stats().peak_bytes_in_use;
+  if (d == Device::cuda) {
+    const CudaMemoryStats s = cuda_memory_stats();
+    return (long long)(reserved ? s.peak_bytes_reserved : s.peak_bytes_in_use);
+  }
 #endif
   return -1;
 }
@@ -118,7 +125,8 @@ void run_config(Result& r, Device dev, int64_t steps, bool quick) {
     std::optional<PendingStats> previous;
     r.ms_per_step = 1000.0 * seconds_per(dev, warm, steps, [&] { previous = t.step_async(); });
     r.steps = steps;
-    r.peak_bytes = peak_bytes(dev);
+    r.peak_bytes = peak_bytes(dev, false);
+    r.peak_reserved_bytes = peak_bytes(dev, true);
     r.uses_graphs = t.uses_graphs();
   }
   const GeneratorModel& ge = fallback.module ? fallback : t.ema_generator();
@@ -178,12 +186,13 @@ void write_json(const std::string& path, const std::string& device, const std::s
                  "%s\n  {\"name\": \"%s\", \"preset\": \"%s\", \"batch\": %lld, \"graph\": %s, \"steps\": %lld, "
                  "\"ms_per_step\": %s, "
                  "\"sample_batch\": %lld, \"sample_images_per_s\": %s, \"sample_images_per_s_fp32\": %s, "
-                 "\"peak_bytes\": %s, \"error\": \"%s\"}",
+                 "\"peak_bytes\": %s, \"peak_reserved_bytes\": %s, \"error\": \"%s\"}",
                  i ? "," : "", r.c.name.c_str(), r.c.preset.c_str(), (long long)r.c.batch,
                  r.uses_graphs ? "true" : "false", (long long)r.steps,
                  fmt(r.ms_per_step, "%.3f").c_str(), (long long)r.sample_batch,
                  fmt(r.sample_images_per_s, "%.1f").c_str(), fmt(r.sample_images_per_s_fp32, "%.1f").c_str(),
-                 r.peak_bytes < 0 ? "null" : std::to_string(r.peak_bytes).c_str(), err.c_str());
+                 r.peak_bytes < 0 ? "null" : std::to_string(r.peak_bytes).c_str(),
+                 r.peak_reserved_bytes < 0 ? "null" : std::to_string(r.peak_reserved_bytes).c_str(), err.c_str());
   }
   std::fprintf(f, "],\n \"painter\": {\"B\": %lld, \"C\": %lld, \"S\": %lld, \"T\": %lld, \"ms_fwd_bwd\": %s}}\n",
                (long long)pg[0], (long long)pg[1], (long long)pg[2], (long long)pg[3], fmt(pms, "%.4f").c_str());
@@ -229,7 +238,8 @@ int main(int argc, char** argv) {
   if (dev == Device::cuda) device_name = cuda_device_summary();
 #endif
   std::printf("fpa bench_gpu on %s, %lld timed steps per configuration\n", device_name.c_str(), (long long)steps);
-  std::printf("%-20s %6s %10s %12s %12s  %s\n", "config", "batch", "ms/step", "sample img/s", "peak MiB", "note");
+  std::printf("%-20s %6s %10s %12s %12s %12s  %s\n", "config", "batch", "ms/step", "sample img/s", "peak MiB",
+              "reserved MiB", "note");
   std::vector<Result> results;
   std::vector<int64_t> pg = quick ? std::vector<int64_t>{2, 1, 16, 8} : std::vector<int64_t>{20, 3, 64, 64};
   double pms = -1;
@@ -246,9 +256,10 @@ int main(int argc, char** argv) {
     if (!r.error.empty()) failed = 1;
     results.push_back(r);
     auto shown = [](double v, const char* f) { return v < 0 ? std::string("n/a") : fmt(v, f); };
-    std::printf("%-20s %6lld %10s %12s %12s  %s\n", c.name.c_str(), (long long)c.batch,
+    std::printf("%-20s %6lld %10s %12s %12s %12s  %s\n", c.name.c_str(), (long long)c.batch,
                 shown(r.ms_per_step, "%.2f").c_str(), shown(r.sample_images_per_s, "%.0f").c_str(),
                 shown(double(r.peak_bytes) / 1048576.0, "%.0f").c_str(),
+                shown(double(r.peak_reserved_bytes) / 1048576.0, "%.0f").c_str(),
                 !r.error.empty() ? r.error.c_str() : r.uses_graphs ? "CUDA graph replays" : "eager steps");
     std::fflush(stdout);
     write_json(json, device, device_name, quick, results, pg, pms);

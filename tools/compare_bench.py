@@ -77,6 +77,11 @@ def main():
     if fp32:
         print("ours, sampling with TF32 off everywhere (the table: the LSTM in TF32, as PyTorch's cuDNN LSTM)"
               " (images/s): " + ", ".join(f"{n} {v:,.0f}" for n, v in fp32))
+    held = [(n, mib(ours_by.get(n, {}).get("peak_reserved_bytes")), mib(by_name.get(n, {}).get("peak_reserved_bytes")))
+            for n in names]
+    if any(o is not None or r is not None for _, o, r in held):
+        print("device memory held at most (reserved: in use + cached, our graphs' pools included), MiB: "
+              + ", ".join(f"{n} ours {cell(o, '.0f')} / torch {cell(r, '.0f')}" for n, o, r in held))
     if errors:
         print("errors:\n" + "\n".join(errors))
 

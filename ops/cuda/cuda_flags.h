@@ -26,18 +26,21 @@ std::string cuda_device_summary();
 void cuda_synchronize();
 
 // The caching allocator: cudaMalloc calls so far (a steady training step adds none), bytes
-// handed out and not freed, bytes held in the free lists, and the most bytes in use at any
-// moment since the start or cuda_reset_peak_memory (as torch.cuda.max_memory_allocated).
+// handed out and not freed, bytes held in the free lists (the CUDA graphs' pools included),
+// and the most bytes in use at any moment since the start or cuda_reset_peak_memory (as
+// torch.cuda.max_memory_allocated); the most bytes held from the driver, in use or cached, over
+// the same time (as torch.cuda.max_memory_reserved: the device memory training really takes).
 struct CudaMemoryStats {
   int64_t device_mallocs = 0;
   size_t bytes_in_use = 0;
   size_t bytes_cached = 0;
   size_t peak_bytes_in_use = 0;
+  size_t peak_bytes_reserved = 0;
 };
 CudaMemoryStats cuda_memory_stats();
 // Returns every cached block to the driver (cudaFree); blocks in use stay.
 void cuda_empty_cache();
-// Starts a new peak: peak_bytes_in_use = bytes_in_use now.
+// Starts new peaks: peak_bytes_in_use = bytes_in_use now, peak_bytes_reserved = in use + cached now.
 void cuda_reset_peak_memory();
 
 }  // namespace fpa

@@ -130,12 +130,14 @@ class DeviceBlockCache {
     s.bytes_in_use = in_use_;
     s.bytes_cached = cached_;
     s.peak_bytes_in_use = peak_;
+    s.peak_bytes_reserved = peak_reserved_;
     return s;
   }
 
   void reset_peak() {
     std::lock_guard<std::mutex> lock(mu_);
     peak_ = in_use_;
+    peak_reserved_ = in_use_ + cached_;
   }
 
  private:
@@ -154,6 +156,7 @@ class DeviceBlockCache {
   void note_in_use(void* p, size_t size) {  // mu_ held
     in_use_ += size;
     if (in_use_ > peak_) peak_ = in_use_;
+    if (in_use_ + cached_ > peak_reserved_) peak_reserved_ = in_use_ + cached_;  // grows only here (cudaMalloc)
     live_[p] = Block{size, capturing_};
   }
 
@@ -161,7 +164,8 @@ class DeviceBlockCache {
   // pool -> rounded size -> cached blocks (pool 0: the shared cache)
   std::unordered_map<int, std::unordered_map<size_t, std::vector<void*>>> free_;
   std::unordered_map<void*, Block> live_;
-  size_t in_use_ = 0, cached_ = 0, peak_ = 0;  // peak_: the most in use since reset_peak
+  size_t in_use_ = 0, cached_ = 0;  // in_use_ + cached_: what is held from the driver
+  size_t peak_ = 0, peak_reserved_ = 0;  // the most in use, and held, since reset_peak
   int64_t mallocs_ = 0;
   int capturing_ = 0, next_pool_ = 1;  // the open capture's pool, or 0
 };

@@ -152,6 +152,30 @@ TEST(CudaMemory, AllocatorReusesFreedBlocks) {
   b.free(nullptr);  // ignored
 }
 
+// The peaks: in use counts handed-out blocks, reserved also the cached ones (a live graph's
+// pool stays cached); emptying the cache and starting new peaks gives back what was added.
+TEST(CudaMemory, PeaksOfBytesInUseAndReserved) {
+  REQUIRE_CUDA();
+  const Backend& b = backend(Device::cuda);
+  cuda_empty_cache();
+  cuda_reset_peak_memory();
+  const CudaMemoryStats start = cuda_memory_stats();
+  const size_t held = start.bytes_in_use + start.bytes_cached;
+  EXPECT_EQ(start.peak_bytes_in_use, start.bytes_in_use);
+  EXPECT_EQ(start.peak_bytes_reserved, held);
+  const size_t big = size_t(8) << 20;  // whole buckets
+  void* p = b.alloc(big);
+  b.free(p);
+  void* q = b.alloc(big / 2);  // another bucket: a second cudaMalloc while p's block stays cached
+  const CudaMemoryStats s = cuda_memory_stats();
+  EXPECT_EQ(s.peak_bytes_in_use, start.bytes_in_use + big);
+  EXPECT_EQ(s.peak_bytes_reserved, held + big + big / 2);
+  b.free(q);
+  cuda_empty_cache();
+  cuda_reset_peak_memory();
+  EXPECT_EQ(cuda_memory_stats().peak_bytes_reserved, held);
+}
+
 // from_host copies through pinned staging: the caller may change its memory as soon as the
 // call returns, and every upload still lands with the values it had then, also when more
 // uploads are in flight than there are staging buffers.

@@ -4,7 +4,7 @@ Per configuration: milliseconds per whole GAN training step as FPA_REFERENCE.md 
 it (D step: hinge on the main and 32x32 logits + aux MSE, the gradient penalty every 4th step,
 Adam; G step with D frozen, Adam; Adam lr 2e-4, betas (0.5, 0.9); the EMA schedule), on random
 data; sampling images/s of the EMA generator at batch 256 under no_grad; peak device memory of
-the training step (torch.cuda.max_memory_allocated, None on the CPU). Once: the delta-rule
+the training step (torch.cuda.max_memory_allocated, and max_memory_reserved; None on the CPU). Once: the delta-rule
 painting (key softmax, rate sigmoid) forward + backward alone at B 20, C 3, S 64, T 64. Same
 configuration names, step schedule and JSON layout as bench_gpu, for tools/compare_bench.py.
 
@@ -126,17 +126,20 @@ class Trainer:
 
 def run_config(name, preset, batch, dev, steps, quick):
     r = {"name": name, "preset": preset, "batch": batch, "steps": 0, "ms_per_step": None,
-         "sample_batch": 16 if quick else 256, "sample_images_per_s": None, "peak_bytes": None, "error": ""}
+         "sample_batch": 16 if quick else 256, "sample_images_per_s": None, "peak_bytes": None,
+         "peak_reserved_bytes": None, "error": ""}
     try:
         cfg = config(preset)
         torch.manual_seed(0)
         t = Trainer(cfg, batch, dev)
         if dev.type == "cuda":
+            torch.cuda.empty_cache()
             torch.cuda.reset_peak_memory_stats()
         r["ms_per_step"] = 1000 * seconds_per(dev, 2, steps, t.step)
         r["steps"] = steps
         if dev.type == "cuda":
             r["peak_bytes"] = torch.cuda.max_memory_allocated()
+            r["peak_reserved_bytes"] = torch.cuda.max_memory_reserved()
         n = r["sample_batch"]
         with torch.no_grad():
             s = seconds_per(dev, 1, 2 if quick else 5, lambda: t.GE(torch.randn(n, t.L, device=dev)))

@@ -63,6 +63,7 @@ bool cuda_matmul_tf32() { return matmul_tf32; }
 void cuda_synchronize() {}
 CudaMemoryStats cuda_memory_stats() { return {}; }
 void cuda_empty_cache() {}
+void cuda_reset_peak_memory() {}
 std::string cuda_device_summary() { return "host emulation of the CUDA kernels (tests/cuda/emulation)"; }
 
 }  // namespace fpa

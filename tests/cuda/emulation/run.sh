@@ -39,4 +39,4 @@ mapfile -t library < <(ls "$OUT"/cpu/obj/{autograd,ops,ops/cpu,ops/stub,nn,fpa,t
 g++ "${library[@]}" "${objects[@]}" -o "$OUT/fpa_tests_emulated" -lgtest -lgtest_main -fopenmp -ldl -lpthread -lz \
   -lpng -ljpeg -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -Wl,--as-needed -lcudnn -lcudart
 FPA_CUDA_TEST_SMALL=${FPA_CUDA_TEST_SMALL:-1} "$OUT/fpa_tests_emulated" \
-  --gtest_filter='-CudaBackend.*:CudaMemory.AllocatorReusesFreedBlocks' "$@"
+  --gtest_filter='-CudaBackend.*:CudaMemory.AllocatorReusesFreedBlocks:CudaMemory.PeaksOfBytesInUseAndReserved' "$@"
