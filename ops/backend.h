@@ -158,6 +158,17 @@ struct Backend {
   void (*local_attention_backward)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel,
                                    const void* q, const void* key, const void* value, const void* attn,
                                    const void* dout, void* dq, void* dkey, void* dvalue);
+  // Its pieces, one at a time (what second-order gradients differentiate): maps (planes, d, H,
+  // W), neighbourhood weights (planes, J, H, W), J = kernel^2, the same offsets off_j.
+  // neighbour_dot: out[j, n] = sum_c a[c, n] b[c, n + off_j]; neighbour_sum: out[c, n] =
+  // sum_j w[j, n] x[c, n + off_j]; neighbour_transpose: out[j, n] = w[J-1-j, n + off_j] (0
+  // outside), so that sum_j w[j, m - off_j] x[c, m - off_j] = neighbour_sum(transpose(w), x).
+  void (*neighbour_dot)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* a,
+                        const void* b, void* out);
+  void (*neighbour_sum)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* w,
+                        const void* x, void* out);
+  void (*neighbour_transpose)(DType t, int64_t planes, int64_t H, int64_t W, int64_t kernel, const void* w,
+                              void* out);
 
   // The whole painting in one call. k, v (T, N, S); beta (T, N, rate_dim), null for hebb;
   // w0 (N, S, S) or null (no start matrix); W (N, S, S) = W_T. Per step, k and beta after the

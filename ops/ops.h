@@ -101,10 +101,18 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const Shape& weight
 Tensor unfold(const Tensor& x, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
 Tensor fold(const Tensor& cols, int64_t H, int64_t W, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
 
+// --- neighbourhood.cpp: kernel x kernel neighbourhoods of (P, d, H, W) maps, J = kernel^2
+// neighbours n_j = n + off_j (zero outside); weights are (P, J, H, W). Closed under
+// differentiation (each one's gradients are these ops), never materialising unfolded maps.
+Tensor neighbour_dot(const Tensor& a, const Tensor& b, int64_t kernel);  // [j, n] = sum_c a[c, n] b[c, n_j]
+Tensor neighbour_sum(const Tensor& w, const Tensor& x, int64_t kernel);  // [c, n] = sum_j w[j, n] x[c, n_j]
+Tensor neighbour_transpose(const Tensor& w, int64_t kernel);             // [j, n] = w[J-1-j, n_j]
+
 // --- local_attention.cpp: each position of (P, d, H, W) maps attends over its kernel x kernel
 // neighbourhood (zero padding): out[c, n] = sum_j softmax_j(sum_c' q[c', n] k[c', n_j]) v[c, n_j].
-// Fused forward and backward; `local_attention_composed` is its twin from unfold, mul, sum and
-// softmax (what the fused backward falls back to when a graph of the gradient is built).
+// Fused forward and backward; `local_attention_composed` is its twin from neighbour_dot,
+// softmax and neighbour_sum (what the fused backward differentiates when a graph of the
+// gradient is built).
 Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_t kernel);
 Tensor local_attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, int64_t kernel);
 

@@ -193,6 +193,9 @@ Backend standin_table() {
   b.adam_step = QUEUED(adam_step);
   b.local_attention = QUEUED(local_attention);
   b.local_attention_backward = QUEUED(local_attention_backward);
+  b.neighbour_dot = QUEUED(neighbour_dot);
+  b.neighbour_sum = QUEUED(neighbour_sum);
+  b.neighbour_transpose = QUEUED(neighbour_transpose);
   b.paint_forward = QUEUED(paint_forward);
   b.paint_backward = QUEUED(paint_backward);
   b.lstm_gates_forward = QUEUED(lstm_gates_forward);

@@ -8,12 +8,16 @@
 // exact and the same on every machine, no GPU needed. The Trainer runs the step directly,
 // as a capture records it: the CPU table cannot capture.
 // Usage: count_kernels [preset (paper-rgb64-T64)] [batch (the preset's)] [--aug-prob P]
-// Prints a row per primitive, the totals, and their mean over the preset's penalty cycle.
+// Prints a row per primitive, the totals, and their mean over the preset's penalty cycle; and
+// the most device memory in use during each step (the live tensors' bytes, parameters and
+// optimiser state included, unrounded: the CUDA allocator's 512 B / 128 KiB buckets add a little).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <algorithm>
 #include <map>
 #include <string>
+#include <unordered_map>
 
 #include "ops/backend.h"
 #include "train/trainer.h"
@@ -29,6 +33,16 @@ namespace {
 std::map<std::string, int64_t>& counts() {
   static std::map<std::string, int64_t> c;
   return c;
+}
+
+// The counted device's live allocations, bytes in use, and the most since the last reset.
+struct DeviceMemory {
+  std::unordered_map<void*, size_t> live;
+  size_t in_use = 0, peak = 0;
+};
+DeviceMemory& memory() {
+  static DeviceMemory m;
+  return m;
 }
 
 const char* unary_name(UnaryOp op) {
@@ -54,6 +68,18 @@ const char* binary_name(BinaryOp op) {
 Backend counting_table() {
   Backend b = cpu_backend();
   b.name = "cpu (counting, as cuda)";
+  b.alloc = [](size_t bytes) {
+    void* p = cpu_backend().alloc(bytes);
+    DeviceMemory& m = memory();
+    m.live[p] = bytes, m.in_use += bytes, m.peak = std::max(m.peak, m.in_use);
+    return p;
+  };
+  b.free = [](void* p) {
+    DeviceMemory& m = memory();
+    auto it = m.live.find(p);
+    if (it != m.live.end()) m.in_use -= it->second, m.live.erase(it);
+    cpu_backend().free(p);
+  };
   b.copy = COUNTED(copy);
   b.copy_many = COUNTED(copy_many);
   b.cast = COUNTED(cast);
@@ -85,6 +111,9 @@ Backend counting_table() {
   b.adam_step = COUNTED(adam_step);
   b.local_attention = COUNTED(local_attention);
   b.local_attention_backward = COUNTED(local_attention_backward);
+  b.neighbour_dot = COUNTED(neighbour_dot);
+  b.neighbour_sum = COUNTED(neighbour_sum);
+  b.neighbour_transpose = COUNTED(neighbour_transpose);
   b.paint_forward = COUNTED(paint_forward);
   b.paint_backward = COUNTED(paint_backward);
   b.lstm_gates_forward = COUNTED(lstm_gates_forward);
@@ -94,10 +123,13 @@ Backend counting_table() {
   return b;
 }
 
-// The primitives of one capture-ready step (the host's uploads and reads are not kernels).
-std::map<std::string, int64_t> count_step(Trainer& t) {
+// The primitives of one capture-ready step (the host's uploads and reads are not kernels), and
+// the most bytes in use during it.
+std::map<std::string, int64_t> count_step(Trainer& t, size_t& peak_bytes) {
   counts().clear();
+  memory().peak = memory().in_use;
   t.step_capture_ready();
+  peak_bytes = memory().peak;
   return counts();
 }
 
@@ -134,8 +166,9 @@ int main(int argc, char** argv) {
   o.ema_every = 0;
   Trainer t(o, std::make_shared<const ImageDataset>(
                    random_dataset(o.batch * 2, o.model.g.channels, o.model.g.image_size)));
-  std::map<std::string, int64_t> with_gp = count_step(t);
-  std::map<std::string, int64_t> without_gp = count_step(t);
+  size_t peak_with_gp = 0, peak_without_gp = 0;
+  std::map<std::string, int64_t> with_gp = count_step(t, peak_with_gp);
+  std::map<std::string, int64_t> without_gp = count_step(t, peak_without_gp);
   std::printf("primitives per training step (kernel launches), %s, batch %lld, DiffAugment p %g\n",
               preset.c_str(), (long long)o.batch, aug_prob);
   std::printf("%-28s %10s %10s\n", "primitive", "no penalty", "penalty");
@@ -147,5 +180,8 @@ int main(int argc, char** argv) {
   if (gp_every > 0)
     std::printf("mean over the preset's cycle (the penalty every %lld steps): %.0f per step\n", (long long)gp_every,
                 (double(gp_every - 1) * double(total(without_gp)) + double(total(with_gp))) / double(gp_every));
+  std::printf("device memory in use at most (live tensors, parameters and Adam state included): %.0f MiB in the "
+              "step with the penalty, %.0f MiB without\n",
+              double(peak_with_gp) / 1048576.0, double(peak_without_gp) / 1048576.0);
   return 0;
 }

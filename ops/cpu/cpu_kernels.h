@@ -49,6 +49,11 @@ void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean
 void adam_step(DType t, int64_t n, const AdamArgs& args, void* param, const void* grad, void* m, void* v);
 
 // cpu_local_attention.cpp
+void neighbour_dot(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* a,
+                   const void* b, void* out);
+void neighbour_sum(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* w,
+                   const void* x, void* out);
+void neighbour_transpose(DType t, int64_t planes, int64_t H, int64_t W, int64_t kernel, const void* w, void* out);
 void local_attention(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* q,
                      const void* key, const void* value, void* out, void* attn);
 void local_attention_backward(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel,

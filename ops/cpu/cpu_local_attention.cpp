@@ -14,6 +14,9 @@
 //           dsim = attn (dattn - sum_j attn dattn);
 //           dq[c, n] = sum_j dsim[j, n] k[c, n + off_j];
 //           dk[c, n + off_j] += dsim[j, n] q[c, n];  dv[c, n + off_j] += attn[j, n] dout[c, n].
+// The neighbourhood primitives (what the gradient penalty differentiates twice, ops/
+// neighbourhood.cpp) are the same loops one at a time: neighbour_dot = sim, neighbour_sum =
+// out's sum over j, neighbour_transpose moves w[J-1-j, n + off_j] to [j, n].
 // Planes run in parallel; within a plane the order of every sum is fixed, so results do not
 // depend on the thread count.
 #include <algorithm>
@@ -113,7 +116,75 @@ void backward_plane(int64_t d, int64_t H, int64_t W, int64_t kernel, const T* q,
     }
 }
 
+// out (J, N) [j, n] = sum_c a[c, n] b[c, n + off_j]: the forward's sim.
+template <typename T>
+void neighbour_dot_plane(int64_t d, int64_t H, int64_t W, int64_t kernel, const T* a, const T* b, T* out) {
+  const int64_t N = H * W, J = kernel * kernel;
+  std::fill(out, out + J * N, T(0));
+  for (int64_t j = 0; j < J; ++j) {
+    const NeighbourRange nr = neighbour_range(j, kernel, H, W);
+    for (int64_t c = 0; c < d; ++c) fma_rect(nr, W, a + c * N, b + c * N, out + j * N);
+  }
+}
+
+// out (d, N) [c, n] = sum_j w[j, n] x[c, n + off_j]: the forward's output sum.
+template <typename T>
+void neighbour_sum_plane(int64_t d, int64_t H, int64_t W, int64_t kernel, const T* w, const T* x, T* out) {
+  const int64_t N = H * W, J = kernel * kernel;
+  std::fill(out, out + d * N, T(0));
+  for (int64_t c = 0; c < d; ++c)
+    for (int64_t j = 0; j < J; ++j) fma_rect(neighbour_range(j, kernel, H, W), W, w + j * N, x + c * N, out + c * N);
+}
+
+// out (J, N) [j, n] = w[J-1-j, n + off_j], 0 where n + off_j is outside.
+template <typename T>
+void neighbour_transpose_plane(int64_t H, int64_t W, int64_t kernel, const T* w, T* out) {
+  const int64_t N = H * W, J = kernel * kernel;
+  std::fill(out, out + J * N, T(0));
+  for (int64_t j = 0; j < J; ++j) {
+    const NeighbourRange nr = neighbour_range(j, kernel, H, W);
+    const T* src = w + (J - 1 - j) * N + nr.offset;
+    T* dst = out + j * N;
+    for (int64_t y = nr.y0; y < nr.y1; ++y)
+      for (int64_t x = nr.x0; x < nr.x1; ++x) dst[y * W + x] = src[y * W + x];
+  }
+}
+
 }  // namespace
+
+void neighbour_dot(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* a,
+                   const void* b, void* out) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t map = d * H * W, att = kernel * kernel * H * W;
+#pragma omp parallel for schedule(static) if (planes > 1 && planes * map > kParallelGrain)
+    for (int64_t p = 0; p < planes; ++p)
+      neighbour_dot_plane<T>(d, H, W, kernel, static_cast<const T*>(a) + p * map, static_cast<const T*>(b) + p * map,
+                             static_cast<T*>(out) + p * att);
+  });
+}
+
+void neighbour_sum(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* w,
+                   const void* x, void* out) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t map = d * H * W, att = kernel * kernel * H * W;
+#pragma omp parallel for schedule(static) if (planes > 1 && planes * map > kParallelGrain)
+    for (int64_t p = 0; p < planes; ++p)
+      neighbour_sum_plane<T>(d, H, W, kernel, static_cast<const T*>(w) + p * att, static_cast<const T*>(x) + p * map,
+                             static_cast<T*>(out) + p * map);
+  });
+}
+
+void neighbour_transpose(DType t, int64_t planes, int64_t H, int64_t W, int64_t kernel, const void* w, void* out) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    const int64_t att = kernel * kernel * H * W;
+#pragma omp parallel for schedule(static) if (planes > 1 && planes * att > kParallelGrain)
+    for (int64_t p = 0; p < planes; ++p)
+      neighbour_transpose_plane<T>(H, W, kernel, static_cast<const T*>(w) + p * att, static_cast<T*>(out) + p * att);
+  });
+}
 
 void local_attention(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* q,
                      const void* key, const void* value, void* out, void* attn) {

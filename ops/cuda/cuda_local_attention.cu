@@ -16,7 +16,9 @@
 // forward keeps the similarities in the attn output itself (J values per position). The
 // backward first writes dsim (planes, J, N) to scratch, then gathers dq, dk and dv per
 // position (dk and dv from the neighbours that read it): no atomics, deterministic, each sum
-// in the CPU's order (j ascending; channels ascending inside a similarity).
+// in the CPU's order (j ascending; channels ascending inside a similarity). The neighbourhood
+// primitives (neighbour_dot, neighbour_sum, neighbour_transpose; ops/backend.h), which second-
+// order gradients are written with, are the same sums one at a time, a thread per position.
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -148,6 +150,57 @@ __global__ void local_attention_grads_kernel(int64_t tiles, int64_t d, int64_t H
   }
 }
 
+// ---- the neighbourhood primitives (ops/neighbourhood.cpp), a thread per position, sums in the CPU's order
+
+// out (planes, J, N) [j, n] = sum_c a[c, n] b[c, n + off_j].
+template <typename T>
+__global__ void neighbour_dot_kernel(int64_t tiles, int64_t d, int64_t H, int64_t W, int64_t kernel, const T* a,
+                                     const T* b, T* out) {
+  const Position at = position_of_thread(tiles, H, W);
+  if (!at.valid) return;
+  const int64_t N = H * W, J = kernel * kernel;
+  const T* ap = a + at.plane * d * N;
+  const T* bp = b + at.plane * d * N;
+  for (int64_t j = 0; j < J; ++j) {
+    const Neighbour nb = neighbour(at.y, at.x, j, kernel, H, W);
+    T acc = 0;
+    if (nb.inside)
+      for (int64_t c = 0; c < d; ++c) acc += ap[c * N + at.n] * bp[c * N + nb.y * W + nb.x];
+    out[(at.plane * J + j) * N + at.n] = acc;
+  }
+}
+
+// out (planes, d, N) [c, n] = sum_j w[j, n] x[c, n + off_j].
+template <typename T>
+__global__ void neighbour_sum_kernel(int64_t tiles, int64_t d, int64_t H, int64_t W, int64_t kernel, const T* w,
+                                     const T* x, T* out) {
+  const Position at = position_of_thread(tiles, H, W);
+  if (!at.valid) return;
+  const int64_t N = H * W, J = kernel * kernel;
+  const T* wp = w + at.plane * J * N;
+  const T* xp = x + at.plane * d * N;
+  for (int64_t c = 0; c < d; ++c) {
+    T acc = 0;
+    for (int64_t j = 0; j < J; ++j) {
+      const Neighbour nb = neighbour(at.y, at.x, j, kernel, H, W);
+      if (nb.inside) acc += wp[j * N + at.n] * xp[c * N + nb.y * W + nb.x];
+    }
+    out[(at.plane * d + c) * N + at.n] = acc;
+  }
+}
+
+// out (planes, J, N) [j, n] = w[J-1-j, n + off_j], 0 outside.
+template <typename T>
+__global__ void neighbour_transpose_kernel(int64_t tiles, int64_t H, int64_t W, int64_t kernel, const T* w, T* out) {
+  const Position at = position_of_thread(tiles, H, W);
+  if (!at.valid) return;
+  const int64_t N = H * W, J = kernel * kernel;
+  for (int64_t j = 0; j < J; ++j) {
+    const Neighbour nb = neighbour(at.y, at.x, j, kernel, H, W);
+    out[(at.plane * J + j) * N + at.n] = nb.inside ? w[(at.plane * J + J - 1 - j) * N + nb.y * W + nb.x] : T(0);
+  }
+}
+
 // Checks the kernel size and returns the tiles per plane.
 int64_t tiles_per_plane(int64_t planes, int64_t H, int64_t W, int64_t kernel) {
   FPA_CHECK(kernel >= 1 && kernel % 2 == 1, "cuda local_attention: kernel must be odd and positive, got ", kernel);
@@ -186,6 +239,38 @@ void local_attention_backward(DType t, int64_t planes, int64_t d, int64_t H, int
            kPositionsPerBlock, tiles, d, H, W, kernel, static_cast<const T*>(q), static_cast<const T*>(key),
            static_cast<const T*>(attn), static_cast<const T*>(dout), dsim.as<T>(), static_cast<T*>(dq),
            static_cast<T*>(dkey), static_cast<T*>(dvalue));
+  });
+}
+
+void neighbour_dot(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* a,
+                   const void* b, void* out) {
+  if (planes == 0 || H == 0 || W == 0) return;
+  const int64_t tiles = tiles_per_plane(planes, H, W, kernel);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    launch("neighbour_dot", neighbour_dot_kernel<T>, unsigned(planes * tiles), kPositionsPerBlock, tiles, d, H, W,
+           kernel, static_cast<const T*>(a), static_cast<const T*>(b), static_cast<T*>(out));
+  });
+}
+
+void neighbour_sum(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* w,
+                   const void* x, void* out) {
+  if (planes == 0 || H == 0 || W == 0 || d == 0) return;
+  const int64_t tiles = tiles_per_plane(planes, H, W, kernel);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    launch("neighbour_sum", neighbour_sum_kernel<T>, unsigned(planes * tiles), kPositionsPerBlock, tiles, d, H, W,
+           kernel, static_cast<const T*>(w), static_cast<const T*>(x), static_cast<T*>(out));
+  });
+}
+
+void neighbour_transpose(DType t, int64_t planes, int64_t H, int64_t W, int64_t kernel, const void* w, void* out) {
+  if (planes == 0 || H == 0 || W == 0) return;
+  const int64_t tiles = tiles_per_plane(planes, H, W, kernel);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    launch("neighbour_transpose", neighbour_transpose_kernel<T>, unsigned(planes * tiles), kPositionsPerBlock, tiles,
+           H, W, kernel, static_cast<const T*>(w), static_cast<T*>(out));
   });
 }
 

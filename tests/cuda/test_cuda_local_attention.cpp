@@ -1,7 +1,8 @@
 // test_cuda_local_attention.cpp: the fused local attention primitives on CUDA against the CPU
 // (out, the saved attn, and dq, dk, dv), float32 and float64: kernels 1 to 7, maps smaller
 // than the kernel, odd sizes that leave part of a tile idle, the discriminator's shape
-// (d = 64, kernel 3), many planes; and the op (forward and gradients) on both devices.
+// (d = 64, kernel 3), many planes; the op (forward and gradients) on both devices; and the
+// neighbourhood primitives its second order is written with.
 #include <cmath>
 
 #include "autograd/generator.h"
@@ -66,7 +67,7 @@ TEST(CudaLocalAttention, ForwardAndBackwardMatchTheCpu) {
 }
 
 // The op on CUDA: the fused forward and its gradients against the same op on the CPU, and
-// against its composed twin (unfold, mul, sum, softmax) on CUDA.
+// against its composed twin (neighbour_dot, softmax, neighbour_sum) on CUDA.
 TEST(CudaLocalAttention, OpAndItsComposedTwinAgreeAcrossDevices) {
   REQUIRE_CUDA();
   for (DType t : kDtypes)
@@ -89,6 +90,30 @@ TEST(CudaLocalAttention, OpAndItsComposedTwinAgreeAcrossDevices) {
         EXPECT_TRUE(matches(composed[i], cpu[i], attention_tolerance(t))) << "composed " << names[i];
       }
     });
+}
+
+// The neighbourhood primitives (what the penalty's second order runs) against the CPU.
+TEST(CudaNeighbourhood, PrimitivesMatchTheCpu) {
+  REQUIRE_CUDA();
+  std::vector<AttentionCase> cases = {{1, 1, 1, 1, 3}, {2, 4, 5, 7, 3}, {3, 8, 8, 8, 1}, {2, 5, 6, 9, 5},
+                                      {1, 3, 4, 4, 7}, {2, 2, 1, 9, 3}, {16, 64, 16, 16, 3}};
+  if (large_cases()) cases.push_back({64, 64, 32, 32, 3});
+  for (const AttentionCase& c : cases)
+    for (DType t : kDtypes)
+      run_case(attention_label("neighbour_dot, neighbour_sum, neighbour_transpose", c, t), [&] {
+        const Shape maps = {c.planes, c.d, c.H, c.W}, weights = {c.planes, c.kernel * c.kernel, c.H, c.W};
+        Buffers a = uniform(maps, t, 11, -2, 2), b = uniform(maps, t, 12, -2, 2), w = uniform(weights, t, 13);
+        Buffers dot = filled(weights, t), sum = filled(maps, t), transposed = filled(weights, t);
+        on_both([&](Device d) {
+          const Backend& be = backend(d);
+          be.neighbour_dot(t, c.planes, c.d, c.H, c.W, c.kernel, a.on(d), b.on(d), dot.on(d));
+          be.neighbour_sum(t, c.planes, c.d, c.H, c.W, c.kernel, w.on(d), b.on(d), sum.on(d));
+          be.neighbour_transpose(t, c.planes, c.H, c.W, c.kernel, w.on(d), transposed.on(d));
+        });
+        EXPECT_MATCH(dot, attention_tolerance(t));
+        EXPECT_MATCH(sum, attention_tolerance(t));
+        EXPECT_MATCH(transposed, kExact);
+      });
 }
 
 }  // namespace

@@ -43,6 +43,9 @@ Backend emulated_table() {
   b.adam_step = gpu::adam_step;
   b.local_attention = gpu::local_attention;
   b.local_attention_backward = gpu::local_attention_backward;
+  b.neighbour_dot = gpu::neighbour_dot;
+  b.neighbour_sum = gpu::neighbour_sum;
+  b.neighbour_transpose = gpu::neighbour_transpose;
   b.paint_forward = gpu::paint_forward;
   b.paint_backward = gpu::paint_backward;
   b.lstm_gates_forward = gpu::lstm_gates_forward;
