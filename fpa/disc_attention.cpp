@@ -8,6 +8,21 @@
 
 namespace fpa::disc {
 
+namespace {
+CheckpointAttention g_checkpoint_attention = CheckpointAttention::automatic;
+}  // namespace
+
+CheckpointAttentionScope::CheckpointAttentionScope(CheckpointAttention mode) : previous_(g_checkpoint_attention) {
+  g_checkpoint_attention = mode;
+}
+
+CheckpointAttentionScope::~CheckpointAttentionScope() { g_checkpoint_attention = previous_; }
+
+bool checkpoints_attention(Device device) {
+  if (g_checkpoint_attention == CheckpointAttention::automatic) return device == Device::cuda;
+  return g_checkpoint_attention == CheckpointAttention::always;
+}
+
 Tensor Sequential::forward(const Tensor& x) const {
   Tensor y = x;
   for (const Step& s : steps_) y = s(y);

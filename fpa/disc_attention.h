@@ -11,7 +11,8 @@
 //           unfold gathers it (zero padding: padded neighbours have k = v = 0 and take part
 //           in the softmax with logit 0), through the fused op ops/local_attention.cpp.
 // Everything else is composed from differentiable ops; the fused op falls back to its composed
-// twin when second-order gradients (the gradient penalty) are recorded. Not here: the U-Net's attention
+// twin when second-order gradients (the gradient penalty) are recorded. On CUDA the PreNorm
+// blocks are checkpointed (CheckpointAttention). Not here: the U-Net's attention
 // (fpa/unet.h), the discriminator itself (fpa/discriminator.h).
 #pragma once
 #include <functional>
@@ -55,6 +56,26 @@ class SumBranches : public nn::Module {
   std::vector<Sequential*> branches_;
 };
 
+// Whether PreNorm blocks (the attention) are checkpointed (ops/ops.h checkpoint(): their
+// intermediates, maps of 512 and 1024 channels, recomputed in the backward instead of kept):
+// `automatic`, the default, does it on CUDA, where those maps dominate device memory, and not
+// on the CPU, where the recompute costs about a fifth of a grey32-T32 step. The numbers are the
+// same either way.
+enum class CheckpointAttention { automatic, always, never };
+bool checkpoints_attention(Device device);
+// Sets the mode while it lives, then the previous one again (tests that compare devices bit
+// for bit run both the same way).
+class CheckpointAttentionScope {
+ public:
+  explicit CheckpointAttentionScope(CheckpointAttention mode);
+  ~CheckpointAttentionScope();
+  CheckpointAttentionScope(const CheckpointAttentionScope&) = delete;
+  CheckpointAttentionScope& operator=(const CheckpointAttentionScope&) = delete;
+
+ private:
+  CheckpointAttention previous_;
+};
+
 // fn(norm(x)), norm a ChanNorm (names fn.*, norm.g, norm.b).
 template <typename Fn>
 class PreNorm : public nn::Module {
@@ -63,7 +84,11 @@ class PreNorm : public nn::Module {
     fn = register_module("fn", f);
     norm = register_module("norm", std::make_shared<nn::ChanNorm>(dim));
   }
-  Tensor forward(const Tensor& x) const { return fn->forward(norm->forward(x)); }
+  Tensor forward(const Tensor& x) const {
+    if (!checkpoints_attention(x.device())) return fn->forward(norm->forward(x));
+    return checkpoint([this](const std::vector<Tensor>& in) { return fn->forward(norm->forward(in[0])); }, {x},
+                      parameter_slots());
+  }
   Fn* fn;
   nn::ChanNorm* norm;
 };

@@ -22,11 +22,17 @@ std::vector<std::pair<std::string, Tensor*>> Module::named_parameters(const std:
   return out;
 }
 
-std::vector<Tensor*> Module::parameters() {
+std::vector<Tensor*> Module::parameter_slots() const {
   std::vector<Tensor*> out;
-  for (auto& p : named_parameters()) out.push_back(p.second);
+  for (const auto& p : params_) out.push_back(p.second);
+  for (const auto& c : children_) {
+    std::vector<Tensor*> sub = c.second->parameter_slots();
+    out.insert(out.end(), sub.begin(), sub.end());
+  }
   return out;
 }
+
+std::vector<Tensor*> Module::parameters() { return parameter_slots(); }
 
 int64_t Module::parameter_count() {
   int64_t n = 0;

@@ -24,6 +24,8 @@ class Module {
   // Every parameter below this module, depth first in registration order, with dotted names.
   std::vector<std::pair<std::string, Tensor*>> named_parameters(const std::string& prefix = "");
   std::vector<Tensor*> parameters();
+  // The same slots from a const module (a forward passes them to checkpoint()).
+  std::vector<Tensor*> parameter_slots() const;
   int64_t parameter_count();
   // The parameter with this dotted name, or null.
   Tensor* find_parameter(const std::string& name);

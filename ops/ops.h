@@ -3,6 +3,7 @@
 // rules); everything else requires exact shapes and throws an fpa::Error naming the op and
 // the shapes otherwise. All ops run on any registered backend, in float32 and float64.
 #pragma once
+#include <functional>
 #include <utility>
 #include <vector>
 
@@ -100,6 +101,13 @@ Tensor conv2d_weight_grad(const Tensor& x, const Tensor& dy, const Shape& weight
 // --- unfold.cpp: im2col / col2im, x (N, C, H, W) <-> (N, C*k*k, L)
 Tensor unfold(const Tensor& x, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
 Tensor fold(const Tensor& cols, int64_t H, int64_t W, int64_t kernel, int64_t stride = 1, int64_t padding = 0);
+
+// --- checkpoint.cpp: fn(inputs) as one node that keeps none of fn's intermediates: the
+// backward runs fn again (recorded) and differentiates it, to any order. `params`: the
+// slots of the tensors fn reads besides its inputs (a module's parameters), so their gradients
+// flow too; the recomputation sees them holding what they held in the forward.
+Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
+                  const std::vector<Tensor*>& params);
 
 // --- neighbourhood.cpp: kernel x kernel neighbourhoods of (P, d, H, W) maps, J = kernel^2
 // neighbours n_j = n + off_j (zero outside); weights are (P, J, H, W). Closed under

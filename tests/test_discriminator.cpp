@@ -256,6 +256,32 @@ TEST(Discriminator, PairIsTwoCalls) {
   }
 }
 
+// Checkpointed attention blocks (as on CUDA) give the same outputs, penalty and gradients,
+// a second derivative included, as blocks that keep their intermediates (as on the CPU).
+TEST(Discriminator, CheckpointedAttentionIsTheSame) {
+  auto D = tiny_d();
+  Tensor real = rand64({2, 3, 16, 16}, 23, 0, 1).requires_grad_(true);
+  std::vector<Tensor> inputs = {real};
+  for (auto& [name, p] : D->named_parameters()) inputs.push_back(*p);
+  auto values_and_grads = [&](disc::CheckpointAttention mode) {
+    const disc::CheckpointAttentionScope scope(mode);
+    DiscOutput o = D->forward(real, true);
+    Tensor gp = gradient_penalty(real, o);
+    Tensor loss = add(add(sum(o.logits), sum(o.logits32)), add(o.aux_loss, gp));
+    std::vector<Tensor> r = grad({loss}, inputs);
+    r.insert(r.begin(), {o.logits, o.logits32, gp});
+    return r;
+  };
+  EXPECT_FALSE(disc::checkpoints_attention(Device::cpu));
+  const std::vector<Tensor> kept = values_and_grads(disc::CheckpointAttention::never);
+  const std::vector<Tensor> recomputed = values_and_grads(disc::CheckpointAttention::always);
+  for (size_t i = 0; i < kept.size(); ++i) {
+    SCOPED_TRACE(i < 3 ? "logits, logits32, penalty " + std::to_string(i) : "gradient " + std::to_string(i - 3));
+    ASSERT_TRUE(recomputed[i].defined());
+    EXPECT_CLOSE_TOL(recomputed[i], kept[i], 1e-12, 1e-10);
+  }
+}
+
 // ---- LinearAttention against direct loops
 
 // Both branches from the module's own projections (convs are tested elsewhere), by loops.

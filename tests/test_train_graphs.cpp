@@ -10,6 +10,7 @@
 #include <optional>
 #include <sstream>
 
+#include "fpa/disc_attention.h"
 #include "nn/safetensors.h"
 #include "ops/backend.h"
 #include "tests/stream_standin.h"
@@ -94,6 +95,7 @@ const Backend& failing_capture_backend() {
 }
 
 TEST(Train, FailedCaptureFallsBackToEagerSteps) {
+  const disc::CheckpointAttentionScope like_for_like(disc::CheckpointAttention::always);  // CPU and stand-in
   const Backend* real_cuda = has_backend(Device::cuda) ? &backend(Device::cuda) : nullptr;
   register_backend(Device::cuda, &failing_capture_backend());
   TrainOptions o = tiny(temp_dir("failed_capture"), 6);
@@ -117,6 +119,7 @@ TEST(Train, FailedCaptureFallsBackToEagerSteps) {
 // at its first use, every later step a replay; each step queued before the previous one's
 // losses are read. The losses and every parameter are those of the eager CPU run.
 TEST(Train, GraphReplaysOnAQueuedStreamAreTheEagerRun) {
+  const disc::CheckpointAttentionScope like_for_like(disc::CheckpointAttention::always);  // CPU and stand-in
   StreamStandinAsCuda standin;
   for (const RunKind& kind : kRunKinds) {
     SCOPED_TRACE(describe(kind));
@@ -167,6 +170,7 @@ std::vector<std::string> loss_rows(const std::string& csv_path) {
 // last one, none queued past a step that writes pictures or a checkpoint) logs the losses and
 // saves the checkpoint of the eager CPU run.
 TEST(Train, PipelinedRunOnAQueuedStreamIsTheCpuRun) {
+  const disc::CheckpointAttentionScope like_for_like(disc::CheckpointAttention::always);  // CPU and stand-in
   StreamStandinAsCuda standin;
   const std::string cpu_dir = temp_dir("pipelined_cpu"), stream_dir = temp_dir("pipelined_stream");
   TrainOptions o = tiny(cpu_dir, 12);  // DiffAugment on (p 0.5)
