@@ -69,10 +69,12 @@ Tensor LinearAttention::linear_branch(const Tensor& fmap) const {
   Tensor q = heads_view(to_lin_q->forward(fmap));
   std::vector<Tensor> kv = chunk(to_lin_kv->forward(fmap), 2, 1);
   Tensor k = heads_view(kv[0]), v = heads_view(kv[1]);
-  q = mul_scalar(softmax(q, 2), scale);  // over the head's features
-  k = softmax(k, 3);                     // over positions
-  Tensor context = matmul_t(k, v, false, true);     // (B, h, d, e) = sum_n k[d, n] v[e, n]
-  Tensor out = matmul_t(context, q, true, false);   // (B, h, e, N) = sum_d context[d, e] q[d, n]
+  q = softmax(q, 2);  // over the head's features
+  k = softmax(k, 3);  // over positions
+  // The reference scales q; the scale goes on the small context instead, which keeps one
+  // (B, h, d, N) map fewer (the same numbers where the scale is a power of two, as 64^-0.5).
+  Tensor context = mul_scalar(matmul_t(k, v, false, true), scale);  // (B, h, d, e) = s sum_n k[d, n] v[e, n]
+  Tensor out = matmul_t(context, q, true, false);                   // (B, h, e, N) = sum_d context[d, e] q[d, n]
   return gelu(reshape(out, {B, heads * dim_head, X, Y}));
 }
 
