@@ -8,13 +8,9 @@
 #include <vector>
 
 #include "autograd/generator.h"
-#include "ops/backend.h"
+#include "tests/cpu_memory_log.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
-
-namespace fpa {
-const Backend& cpu_backend();
-}
 
 namespace fpa::test {
 namespace {
@@ -74,41 +70,6 @@ TEST(Checkpoint, FrozenParametersGetNoGradient) {
   EXPECT_CLOSE(grad({sum(out)}, {x})[0], grad({sum(block(x, w))}, {x})[0]);
 }
 
-// The CPU backend counting the bytes its live allocations hold, while it lives.
-class BytesInUse {
- public:
-  BytesInUse() : table_(cpu_backend()) {
-    table_.alloc = [](size_t bytes) {
-      void* p = cpu_backend().alloc(bytes);
-      live().push_back({p, bytes});
-      return p;
-    };
-    table_.free = [](void* p) {
-      for (size_t i = 0; i < live().size(); ++i)
-        if (live()[i].first == p) {
-          live().erase(live().begin() + long(i));
-          break;
-        }
-      cpu_backend().free(p);
-    };
-    live().clear();
-    register_backend(Device::cpu, &table_);
-  }
-  ~BytesInUse() { register_backend(Device::cpu, &cpu_backend()); }
-  size_t now() const {
-    size_t n = 0;
-    for (const auto& [p, bytes] : live()) n += bytes;
-    return n;
-  }
-
- private:
-  static std::vector<std::pair<void*, size_t>>& live() {
-    static std::vector<std::pair<void*, size_t>> l;
-    return l;
-  }
-  Backend table_;
-};
-
 // After the forward, a chain of 8 maps keeps only its output (the plain chain keeps all 8).
 TEST(Checkpoint, ForwardKeepsNoIntermediates) {
   Tensor x = random({64, 64}, 8).requires_grad_();
@@ -120,12 +81,12 @@ TEST(Checkpoint, ForwardKeepsNoIntermediates) {
   const size_t map = 64 * 64 * sizeof(double);
   size_t plain = 0, checkpointed = 0;
   {
-    BytesInUse bytes;
+    CpuMemoryLog bytes;
     Tensor y = chain({x});
     plain = bytes.now();
   }
   {
-    BytesInUse bytes;
+    CpuMemoryLog bytes;
     Tensor y = checkpoint(chain, {x}, {});
     checkpointed = bytes.now();
   }

@@ -11,13 +11,9 @@
 #include <vector>
 
 #include "autograd/generator.h"
-#include "ops/backend.h"
+#include "tests/cpu_memory_log.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
-
-namespace fpa {
-const Backend& cpu_backend();
-}
 
 namespace fpa::test {
 namespace {
@@ -149,44 +145,6 @@ TEST(Neighbourhood, RejectsBadArguments) {
   EXPECT_ERROR(neighbour_transpose(w, 5), "weights must be (2, 25, 4, 4)");
 }
 
-// The CPU backend, its alloc and free tracking the bytes in use and their peak, while it lives.
-class PeakBytes {
- public:
-  PeakBytes() : table_(cpu_backend()) {
-    table_.alloc = [](size_t bytes) {
-      void* p = cpu_backend().alloc(bytes);
-      state().live.push_back({p, bytes});
-      state().in_use += bytes, state().peak = std::max(state().peak, state().in_use);
-      return p;
-    };
-    table_.free = [](void* p) {
-      auto& live = state().live;
-      for (size_t i = 0; i < live.size(); ++i)
-        if (live[i].first == p) {
-          state().in_use -= live[i].second;
-          live.erase(live.begin() + i);
-          break;
-        }
-      cpu_backend().free(p);
-    };
-    state() = State();
-    register_backend(Device::cpu, &table_);
-  }
-  ~PeakBytes() { register_backend(Device::cpu, &cpu_backend()); }
-  size_t peak() const { return state().peak; }
-
- private:
-  struct State {
-    std::vector<std::pair<void*, size_t>> live;
-    size_t in_use = 0, peak = 0;
-  };
-  static State& state() {
-    static State s;
-    return s;
-  }
-  Backend table_;
-};
-
 // The penalty's second order through local attention: the recorded graph keeps a handful of
 // maps and (P, J, H, W) weights, never the unfolded keys and values (each J maps large).
 TEST(Neighbourhood, SecondOrderThroughLocalAttentionKeepsNoUnfoldedMaps) {
@@ -196,7 +154,7 @@ TEST(Neighbourhood, SecondOrderThroughLocalAttentionKeepsNoUnfoldedMaps) {
   const size_t map_bytes = size_t(P * d * H * W) * sizeof(double);
   size_t peak = 0;
   {
-    PeakBytes bytes;
+    CpuMemoryLog bytes;
     Tensor out = local_attention(q, k, v, 3);
     Tensor gq = grad({sum(square(out))}, {q}, {}, true, true)[0];
     backward(sum(square(gq)));
