@@ -63,8 +63,10 @@ Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, c
     for (size_t i = 0; i < all.size(); ++i) {
       if (!needs[i]) continue;
       if (i < n_inputs) {  // seen through an identity node, where the nested grad() stops
-        x[i] = record("checkpoint_input", alias(all[i], all[i].shape()), {all[i]},
-                      [](const Tensor& gi, const Tensor&, const std::vector<bool>&) { return std::vector<Tensor>{gi}; });
+        auto pass_through = [](const Tensor& gi, const Tensor&, const std::vector<bool>&) {
+          return std::vector<Tensor>{gi};
+        };
+        x[i] = record("checkpoint_input", alias(all[i], all[i].shape()), {all[i]}, pass_through);
       }
       asked.push_back(i < n_inputs ? x[i] : all[i]), which.push_back(i);
     }

@@ -7,8 +7,9 @@
 // stream, with its own 32 MiB workspace (so a CUDA graph capture never makes cuBLAS
 // allocate). float32 uses plain FP32 math unless its TF32 switch (cuda_flags.h) is on: the
 // matmul one, or for the LSTM's GEMMs (GemmPrecision::recurrent, ops/backend.h) the cuDNN
-// one, as PyTorch's nn.LSTM runs in cuDNN. float64 is FP64 throughout. K == 0 is done here (C = beta C), since cuBLAS rejects the
-// zero leading dimensions such operands come with. beta == 0 overwrites C (never read).
+// one, as PyTorch's nn.LSTM runs in cuDNN. float64 is FP64 throughout. K == 0 is done here
+// (C = beta C), since cuBLAS rejects the zero leading dimensions such operands come with.
+// beta == 0 overwrites C (never read).
 #include <cublas_v2.h>
 
 #include <mutex>
