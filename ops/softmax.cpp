@@ -1,11 +1,36 @@
-// softmax.cpp: softmax over one axis (max-subtracted in the kernel); its backward is one primitive
-// (Backend::softmax_backward) unless the gradient itself is being recorded.
+// softmax.cpp: softmax over one axis (max-subtracted in the kernel). Its backward,
+// dx = y (g - sum(g y, axis)), is one primitive (Backend::softmax_backward), also while the
+// gradient itself is recorded (create_graph): then as a node of its own, whose backward is
+//   dg = y (u - sum(u y)) (the same primitive),  dy = u (g - sum(g y)) - g sum(u y),
+// so a recorded gradient keeps y and g only, not the composed form's intermediate maps.
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
 namespace fpa {
 
 FPA_REGISTER_OP("softmax", true, "softmax");
+
+namespace {
+
+// dx = y (g - sum(g y, axis)), through the primitive where the backend has it; recorded (with
+// the backward above) when grad mode is on.
+Tensor softmax_grad(const Tensor& y, const Tensor& g, int ax) {
+  const Backend& be = backend(y.device());
+  if (!be.supports("softmax_backward")) return mul(y, sub(g, sum(mul(g, y), {ax}, true)));
+  int64_t outer = 1, inner = 1;
+  for (int i = 0; i < ax; ++i) outer *= y.shape()[i];
+  for (int i = ax + 1; i < y.ndim(); ++i) inner *= y.shape()[i];
+  Tensor dx = empty(y.shape(), y.dtype(), y.device());
+  be.softmax_backward(y.dtype(), outer, y.shape()[ax], inner, y.data(), g.data(), dx.data());
+  return record("softmax_grad", dx, {y, g}, [y, g, ax](const Tensor& u, const Tensor&, const std::vector<bool>& needs) {
+    Tensor dy, dg;
+    if (needs[0]) dy = sub(mul(u, sub(g, sum(mul(g, y), {ax}, true))), mul(g, sum(mul(u, y), {ax}, true)));
+    if (needs[1]) dg = softmax_grad(y, u, ax);
+    return std::vector<Tensor>{dy, dg};
+  });
+}
+
+}  // namespace
 
 Tensor softmax(const Tensor& a, int axis) {
   check_defined("softmax", a, "input");
@@ -15,15 +40,8 @@ Tensor softmax(const Tensor& a, int axis) {
   for (int i = ax + 1; i < a.ndim(); ++i) inner *= a.shape()[i];
   Tensor y = empty(a.shape(), a.dtype(), a.device());
   backend(a.device()).softmax(a.dtype(), outer, a.shape()[ax], inner, a.data(), y.data());
-  return record("softmax", y, {a}, [ax, outer, inner](const Tensor& g, const Tensor& out, const std::vector<bool>&) {
-    // dx = y * (g - sum(g * y, axis)): one primitive, or composed ops when the gradient is
-    // recorded (create_graph) or the backend lacks it.
-    const Backend& be = backend(out.device());
-    if (grad_enabled() || !be.supports("softmax_backward"))
-      return std::vector<Tensor>{mul(out, sub(g, sum(mul(g, out), {ax}, true)))};
-    Tensor dx = empty(out.shape(), out.dtype(), out.device());
-    be.softmax_backward(out.dtype(), outer, out.shape()[ax], inner, out.data(), g.data(), dx.data());
-    return std::vector<Tensor>{dx};
+  return record("softmax", y, {a}, [ax](const Tensor& g, const Tensor& out, const std::vector<bool>&) {
+    return std::vector<Tensor>{softmax_grad(out, g, ax)};
   }, true);
 }
 
