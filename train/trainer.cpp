@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "autograd/error.h"
+#include "fpa/disc_attention.h"
 #include "fpa/gan_losses.h"
 #include "nn/state_dict.h"
 #include "ops/backend.h"
@@ -193,10 +194,13 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
   }
   capturable ? opt_d_->apply_step() : opt_d_->step();
 
-  // Generator step: fresh latents; D's own gradients are not needed.
+  // Generator step: fresh latents; D's own gradients are not needed. D's attention blocks keep
+  // their intermediates here even on CUDA: D on one batch peaks below the D step's pair of
+  // batches (bench-kernels: the same peak, 66 launches fewer at paper-rgb64-T64 batch 20).
   opt_g_->zero_grad();
   {
     FrozenScope frozen(*D_);
+    const disc::CheckpointAttentionScope below_the_peak(disc::CheckpointAttention::never);
     for (int64_t a = 0; a < o_.grad_accumulate; ++a) {
       Tensor fake = src.augment(G_.forward(src.g_latents(a)), 2 * o_.grad_accumulate + a);
       Tensor loss = generator_loss(D_->forward(fake, false));
