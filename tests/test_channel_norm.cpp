@@ -4,7 +4,6 @@
 // gradgradcheck cases (the second order runs the composed fallback); the same bits on 1 and 2
 // threads; bad shapes named; and that nn::ChanNorm runs it.
 #include <gtest/gtest.h>
-#include <omp.h>
 
 #include <array>
 #include <string>
@@ -49,11 +48,6 @@ V forward_and_grads(const Inputs& in, bool fused, double eps = 1e-5) {
   return r;
 }
 
-void expect_near_max(const Tensor& a, const Tensor& ref, double tol, const std::string& what) {
-  CheckResult r = allclose_to_max(a.to(DType::f64), ref.to(DType::f64), tol);
-  EXPECT_TRUE(r.ok) << what << ": " << r.message;
-}
-
 const char* kNames[] = {"y", "dx", "dg", "db"};
 
 TEST(ChannelNorm, MatchesComposedTwinFloat64) {
@@ -90,12 +84,8 @@ TEST(ChannelNorm, SecondOrderFallbackMatchesFusedFirstOrder) {
 
 TEST(ChannelNorm, ResultDoesNotDependOnThreadCount) {
   Inputs in = make_inputs(4, 96, 16, 16, DType::f32, 21);
-  const int before = omp_get_max_threads();
-  omp_set_num_threads(1);
-  V one = forward_and_grads(in, true);
-  omp_set_num_threads(2);
-  V two = forward_and_grads(in, true);
-  omp_set_num_threads(before);
+  V one = with_threads(1, [&] { return forward_and_grads(in, true); });
+  V two = with_threads(2, [&] { return forward_and_grads(in, true); });
   for (size_t i = 0; i < one.size(); ++i) {
     SCOPED_TRACE(kNames[i]);
     EXPECT_CLOSE_TOL(one[i], two[i], 0.0, 0.0);

@@ -51,12 +51,6 @@ Inputs make_inputs(int64_t T, int64_t B, int64_t H, DType dt, uint64_t seed) {
   return in;
 }
 
-// max |a - ref| <= tol * max|ref| (tol itself when ref is all zeros).
-void expect_near_max(const Tensor& a, const Tensor& ref, double tol, const std::string& what) {
-  CheckResult r = allclose_to_max(a.to(DType::f64), ref.to(DType::f64), tol);
-  EXPECT_TRUE(r.ok) << what << ": " << r.message;
-}
-
 const char* kNames[] = {"dxw", "dW_hh", "dh0", "dc0"};
 
 // Output and all input gradients for one random upstream gradient; `fused` picks the op.

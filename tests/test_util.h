@@ -51,6 +51,12 @@ inline ::testing::AssertionResult same_bits(const Tensor& a, const Tensor& b) {
   return ::testing::AssertionSuccess();
 }
 
+// max |a - ref| <= tol * max|ref| (tol itself when ref is all zeros), both read as float64.
+inline void expect_near_max(const Tensor& a, const Tensor& ref, double tol, const std::string& what) {
+  CheckResult r = allclose_to_max(a.to(DType::f64), ref.to(DType::f64), tol);
+  EXPECT_TRUE(r.ok) << what << ": " << r.message;
+}
+
 // fn() run on `threads` OpenMP threads, the thread count restored afterwards.
 template <typename F>
 auto with_threads(int threads, F&& fn) {
