@@ -131,15 +131,44 @@ bool overlap(const Window& a, const Window& b) {
   return true;
 }
 
+// The part of `g` a window covers.
+Tensor window_of(const Tensor& g, const std::vector<int64_t>& origin, const Shape& shape) {
+  Tensor part = g;
+  for (int d = 0; d < g.ndim(); ++d)
+    if (shape[d] != g.dim(d)) part = slice(part, d, origin[d], origin[d] + shape[d]);
+  return part;
+}
+
+// Disjoint windows written into one buffer of `shape` (zeros only where they leave gaps).
+// Recorded when the gradient is (create_graph): its backward hands each window its part.
+Tensor assemble(const std::vector<Window>& windows, const Shape& shape, int64_t covered) {
+  const Tensor& first = windows[0].values;
+  Tensor whole = covered == shape.numel() ? empty(shape, first.dtype(), first.device())
+                                          : zeros(shape, first.dtype(), first.device());
+  std::vector<Tensor> parts;
+  std::vector<std::vector<int64_t>> origins;
+  std::vector<Shape> shapes;
+  for (const Window& w : windows) {
+    copy_into(w.values, whole, w.origin);
+    parts.push_back(w.values), origins.push_back(w.origin), shapes.push_back(w.values.shape());
+  }
+  auto backward = [origins, shapes](const Tensor& g, const Tensor&, const std::vector<bool>& needs) {
+    std::vector<Tensor> r(needs.size());
+    for (size_t i = 0; i < needs.size(); ++i)
+      if (needs[i]) r[i] = window_of(g, origins[i], shapes[i]);
+    return r;
+  };
+  return record("gradient_windows", whole, parts, backward);
+}
+
 // The gradient a node's output received: the dense part plus its windows, written into one
-// buffer (zeros only where they leave gaps; windows that overlap are padded and added).
+// buffer (windows that overlap are padded and added).
 struct PendingGrad {
   Tensor dense;
   std::vector<Window> windows;
 };
 Tensor materialize(const PendingGrad& p, const Shape& shape) {
   if (p.windows.empty()) return p.dense;
-  const Tensor& first = p.windows[0].values;
   bool disjoint = true;
   int64_t covered = 0;
   for (size_t i = 0; i < p.windows.size(); ++i) {
@@ -148,9 +177,7 @@ Tensor materialize(const PendingGrad& p, const Shape& shape) {
   }
   Tensor sum;
   if (disjoint) {
-    sum = covered == shape.numel() ? empty(shape, first.dtype(), first.device())
-                                   : zeros(shape, first.dtype(), first.device());
-    for (const Window& w : p.windows) copy_into(w.values, sum, w.origin);
+    sum = assemble(p.windows, shape, covered);
   } else {
     for (const Window& w : p.windows) {
       std::vector<std::pair<int64_t, int64_t>> pads;  // last dim first, as pad() takes them
@@ -261,7 +288,6 @@ Tensor ones_like_checked(const Tensor& t, const char* op) {
 }  // namespace
 
 Tensor gradient_window(const Tensor& window, const Shape& full, const std::vector<int64_t>& origin) {
-  FPA_CHECK(!grad_enabled(), "gradient_window: only for backward functions whose gradient is not recorded");
   FPA_CHECK(window.ndim() == full.ndim && int(origin.size()) == full.ndim, "gradient_window: window ",
             window.shape(), " does not fit ", full);
   for (int d = 0; d < full.ndim; ++d)

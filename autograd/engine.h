@@ -61,11 +61,12 @@ Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, B
               bool save_output = false);
 
 // A gradient that is zero outside a window: `window` placed at `origin` in a tensor of shape
-// `full`, as a slice's backward returns it while the gradient is not recorded. The engine
-// collects the windows an input receives and writes them into one buffer, zero-filled only
-// where they leave gaps, instead of padding each to the full shape and adding them: the k
-// pieces of a split cost k copies, not k fills, k copies and k - 1 additions. For backward
-// functions only (the engine consumes it), with grad mode off.
+// `full`, as a slice's backward returns it. The engine collects the windows an input receives
+// and writes them into one buffer, zero-filled only where they leave gaps, instead of padding
+// each to the full shape and adding them: the k pieces of a split cost k copies, not k fills,
+// k copies and k - 1 additions, and one buffer instead of k + 1. When the gradient is recorded,
+// so is that writing (its backward slices each window's part). For backward functions only
+// (the engine consumes it).
 Tensor gradient_window(const Tensor& window, const Shape& full, const std::vector<int64_t>& origin);
 
 // Accumulates d(loss)/d(leaf) into every reachable leaf's .grad(). `grad_out` defaults to

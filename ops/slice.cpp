@@ -1,6 +1,6 @@
 // slice.cpp: slice, split, chunk, concat and constant pad. slice and pad are each other's
-// adjoints (unrecorded, a slice's gradient goes to the engine as a gradient_window instead of
-// a pad); concat's backward slices the gradient.
+// adjoints, but a slice's gradient goes to the engine as a gradient_window instead of a pad
+// (the engine writes a split's pieces into one buffer); concat's backward slices the gradient.
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
@@ -45,15 +45,10 @@ Tensor slice(const Tensor& a, int axis, int64_t start, int64_t end) {
   backend(a.device()).copy_strided(a.dtype(), L, src, y.data());
   int nd = a.ndim();
   Shape full = a.shape();
-  return record("slice", y, {a}, [ax, nd, start, end, n, full](const Tensor& g, const Tensor&, const Needs&) {
-    if (!grad_enabled()) {  // the engine writes it into the input's gradient, no padding
-      std::vector<int64_t> origin(nd, 0);
-      origin[ax] = start;
-      return Grads{gradient_window(g, full, origin)};
-    }
-    std::vector<std::pair<int64_t, int64_t>> pads(nd - ax, {0, 0});
-    pads[nd - 1 - ax] = {start, n - end};
-    return Grads{pad(g, pads)};
+  return record("slice", y, {a}, [ax, nd, start, full](const Tensor& g, const Tensor&, const Needs&) {
+    std::vector<int64_t> origin(nd, 0);  // the engine writes it into the input's gradient, no padding
+    origin[ax] = start;
+    return Grads{gradient_window(g, full, origin)};
   });
 }
 
