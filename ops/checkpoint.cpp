@@ -7,11 +7,14 @@
 // `params` are the slots of the tensors fn reads without taking them as inputs (a module's
 // parameters): the tensors they hold are inputs of the node too, so their gradients flow, and
 // the recomputation runs with the slots holding those same tensors again (whatever was put in
-// them since, as tests that swap parameters do). The backward asks the recomputed
-// graph for the gradients of identity nodes standing for `inputs` (so only fn's part is
-// differentiated, never the caller's graph) and of the `params` leaves. When the gradient is
-// itself recorded (create_graph, as for the gradient penalty), that recomputed graph stays in
-// the recorded gradient, and second-order gradients flow through it as through fn.
+// them since, as tests that swap parameters do).
+//
+// When the gradient is itself recorded (create_graph, as for the gradient penalty), the
+// backward returns the gradients as a checkpoint of their own: of the function (inputs,
+// grad_out) -> fn's gradients, packed into one flat tensor. So the recorded gradient keeps
+// no graph of fn, and what differentiates it later rebuilds that graph block by block, one
+// at a time, instead of finding every block's graph alive at once. That rebuilding is the
+// moment nested checkpoints pay off (recomputing_for_recorded_gradient()).
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
@@ -20,6 +23,10 @@ namespace fpa {
 FPA_REGISTER_OP("checkpoint", true, "checkpoint");
 
 namespace {
+
+thread_local bool t_recomputing_for_recorded_gradient = false;
+
+using CheckpointFn = std::function<Tensor(const std::vector<Tensor>&)>;
 
 // While it lives, each slot holds the tensor it held when fn ran first; then what it holds now.
 class SlotValues {
@@ -38,10 +45,47 @@ class SlotValues {
   std::vector<Tensor> now_;
 };
 
+// The gradients of <fn(x), g> with respect to the needed entries of `all` (fn's inputs x, then
+// the tensors the slots `params` hold), from fn run again, recorded; undefined where not needed
+// or unused, recorded themselves when create_graph. fn sees each needed entry through an
+// identity node, and the nested grad() asks for those nodes: fresh nodes that nothing in the
+// caller's graph leads to, so it returns partial derivatives (also where an input is computed
+// from a parameter) and never runs, nor frees, a node of the caller's graph.
+std::vector<Tensor> gradients_of(const CheckpointFn& fn, const std::vector<Tensor>& all, size_t n_inputs,
+                                 const std::vector<Tensor*>& params, const Tensor& g, const std::vector<bool>& needs,
+                                 bool create_graph) {
+  GradModeGuard recorded(true);
+  const bool was_recording = t_recomputing_for_recorded_gradient;
+  t_recomputing_for_recorded_gradient = create_graph;
+  struct Restore {
+    bool value;
+    ~Restore() { t_recomputing_for_recorded_gradient = value; }
+  } restore{was_recording};
+  std::vector<Tensor> seen(all), asked;  // seen: what fn reads
+  std::vector<size_t> which;
+  for (size_t i = 0; i < all.size(); ++i) {
+    if (!needs[i]) continue;
+    auto pass_through = [](const Tensor& gi, const Tensor&, const std::vector<bool>&) {
+      return std::vector<Tensor>{gi};
+    };
+    seen[i] = record("checkpoint_input", alias(all[i], all[i].shape()), {all[i]}, pass_through);
+    asked.push_back(seen[i]), which.push_back(i);
+  }
+  std::vector<Tensor> r(all.size());
+  if (asked.empty()) return r;
+  const SlotValues reading(params, std::vector<Tensor>(seen.begin() + n_inputs, seen.end()));
+  const Tensor out = fn(std::vector<Tensor>(seen.begin(), seen.begin() + n_inputs));
+  std::vector<Tensor> found = grad({out}, asked, {g}, /*retain_graph=*/create_graph, create_graph,
+                                   /*allow_unused=*/true);
+  for (size_t j = 0; j < which.size(); ++j) r[which[j]] = found[j];
+  return r;
+}
+
 }  // namespace
 
-Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
-                  const std::vector<Tensor*>& params) {
+bool recomputing_for_recorded_gradient() { return t_recomputing_for_recorded_gradient; }
+
+Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs, const std::vector<Tensor*>& params) {
   for (const Tensor& x : inputs) check_defined("checkpoint", x, "input");
   std::vector<Tensor> all(inputs);
   for (const Tensor* p : params) {
@@ -55,26 +99,38 @@ Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, c
   }
   const size_t n_inputs = inputs.size();
   auto backward = [fn, all, params, n_inputs](const Tensor& g, const Tensor&, const std::vector<bool>& needs) {
-    const bool create_graph = grad_enabled();
-    GradModeGuard recorded(true);
     const SlotValues as_in_the_forward(params, std::vector<Tensor>(all.begin() + n_inputs, all.end()));
-    std::vector<Tensor> x(all.begin(), all.begin() + n_inputs), asked;
-    std::vector<size_t> which;
-    for (size_t i = 0; i < all.size(); ++i) {
-      if (!needs[i]) continue;
-      if (i < n_inputs) {  // seen through an identity node, where the nested grad() stops
-        auto pass_through = [](const Tensor& gi, const Tensor&, const std::vector<bool>&) {
-          return std::vector<Tensor>{gi};
-        };
-        x[i] = record("checkpoint_input", alias(all[i], all[i].shape()), {all[i]}, pass_through);
+    if (!grad_enabled()) return gradients_of(fn, all, n_inputs, params, g, needs, /*create_graph=*/false);
+    // Recorded: the gradients as a checkpoint of (x, g) -> the needed gradients packed into
+    // one flat tensor (see the top); in its forward they are found unrecorded.
+    std::vector<Shape> shapes;
+    for (size_t i = 0; i < all.size(); ++i)
+      if (needs[i]) shapes.push_back(all[i].shape());
+    auto packed_gradients = [fn, params, n_inputs, needs](const std::vector<Tensor>& in) {  // in: x..., g
+      std::vector<Tensor> all_now(in.begin(), in.end() - 1);
+      for (const Tensor* p : params) all_now.push_back(*p);
+      const bool create_graph = grad_enabled();
+      std::vector<Tensor> found = gradients_of(fn, all_now, n_inputs, params, in.back(), needs, create_graph);
+      std::vector<Tensor> flat;
+      for (size_t i = 0; i < all_now.size(); ++i) {
+        if (!needs[i]) continue;
+        const Tensor& d = found[i].defined() ? found[i] : zeros(all_now[i].shape(), all_now[i].dtype(),
+                                                                  all_now[i].device());
+        flat.push_back(reshape(d, {-1}));
       }
-      asked.push_back(i < n_inputs ? x[i] : all[i]), which.push_back(i);
-    }
+      return concat(flat, 0);
+    };
+    std::vector<Tensor> in(all.begin(), all.begin() + n_inputs);
+    in.push_back(g);
+    const Tensor packed = checkpoint(packed_gradients, in, params);
     std::vector<Tensor> r(all.size());
-    if (asked.empty()) return r;
-    std::vector<Tensor> found = grad({fn(x)}, asked, {g}, /*retain_graph=*/create_graph, create_graph,
-                                     /*allow_unused=*/true);
-    for (size_t j = 0; j < which.size(); ++j) r[which[j]] = found[j];
+    int64_t at = 0;
+    for (size_t i = 0, j = 0; i < all.size(); ++i) {
+      if (!needs[i]) continue;
+      const Shape& shape = shapes[j++];
+      r[i] = reshape(slice(packed, 0, at, at + shape.numel()), shape);
+      at += shape.numel();
+    }
     return r;
   };
   return record("checkpoint", out, all, backward);

@@ -105,9 +105,15 @@ Tensor fold(const Tensor& cols, int64_t H, int64_t W, int64_t kernel, int64_t st
 // --- checkpoint.cpp: fn(inputs) as one node that keeps none of fn's intermediates: the
 // backward runs fn again (recorded) and differentiates it, to any order. `params`: the
 // slots of the tensors fn reads besides its inputs (a module's parameters), so their gradients
-// flow too; the recomputation sees them holding what they held in the forward.
+// flow too; the recomputation sees them holding what they held in the forward. A recorded
+// gradient (create_graph) keeps no graph of fn either: its own backward rebuilds it.
 Tensor checkpoint(const std::function<Tensor(const std::vector<Tensor>&)>& fn, const std::vector<Tensor>& inputs,
                   const std::vector<Tensor*>& params);
+// Whether a checkpoint is now re-running its fn to record fn's gradient, the graph that the
+// second order then differentiates (the gradient penalty's): where checkpoints nested in fn
+// split that graph, which is fn's forward and backward, into pieces rebuilt one at a time.
+// In a first-order recompute (false) they would only add work.
+bool recomputing_for_recorded_gradient();
 
 // --- neighbourhood.cpp: kernel x kernel neighbourhoods of (P, d, H, W) maps, J = kernel^2
 // neighbours n_j = n + off_j (zero outside); weights are (P, J, H, W). Closed under
