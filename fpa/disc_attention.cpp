@@ -93,7 +93,23 @@ Tensor LinearAttention::local_branch(const Tensor& fmap) const {
 Tensor LinearAttention::forward(const Tensor& fmap) const {
   FPA_CHECK(fmap.ndim() == 4 && fmap.dim(1) == dim, "LinearAttention(", dim, "): input must be (B, ", dim,
             ", X, Y), got ", fmap.shape());
-  return to_out->forward(concat({linear_branch(fmap), local_branch(fmap)}, 1));
+  if (!checkpoints_attention(fmap.device()) || !recomputing_for_recorded_gradient())
+    return to_out->forward(concat({linear_branch(fmap), local_branch(fmap)}, 1));
+  // Rebuilt to record the block's gradient, which the penalty's second order differentiates:
+  // each branch checkpointed, so its forward and backward maps (about fifteen of 512 or 1024
+  // channels) are rebuilt one branch at a time (1,762 instead of 2,010 MiB at paper-rgb64-T64,
+  // batch 20, for 198 more launches in that step).
+  auto checkpointed = [&](Tensor (LinearAttention::*branch)(const Tensor&) const,
+                          std::initializer_list<const nn::Module*> reads) {
+    std::vector<Tensor*> slots;
+    for (const nn::Module* m : reads)
+      for (Tensor* p : m->parameter_slots()) slots.push_back(p);
+    return checkpoint([this, branch](const std::vector<Tensor>& in) { return (this->*branch)(in[0]); }, {fmap},
+                      slots);
+  };
+  Tensor linear = checkpointed(&LinearAttention::linear_branch, {to_lin_q, to_lin_kv});
+  Tensor local = checkpointed(&LinearAttention::local_branch, {to_q, to_kv});
+  return to_out->forward(concat({linear, local}, 1));
 }
 
 }  // namespace fpa::disc

@@ -12,7 +12,8 @@
 //           in the softmax with logit 0), through the fused op ops/local_attention.cpp.
 // Everything else is composed from differentiable ops; the fused op falls back to its composed
 // twin when second-order gradients (the gradient penalty) are recorded. On CUDA the PreNorm
-// blocks are checkpointed (CheckpointAttention). Not here: the U-Net's attention
+// blocks are checkpointed (CheckpointAttention), and so are the two branches while a block is
+// rebuilt to record its gradient (the penalty's second order). Not here: the U-Net's attention
 // (fpa/unet.h), the discriminator itself (fpa/discriminator.h).
 #pragma once
 #include <functional>
