@@ -47,24 +47,33 @@ Tensor gradient_penalty(const Discriminator& D, const Tensor& real_images, doubl
   return gradient_penalty(x, D.forward(x, false), weight);
 }
 
-Discriminator::Pair d_forward(const Discriminator& D, const Tensor& fake, const Tensor& real, bool apply_gp) {
-  if (!apply_gp) return D.forward_pair(fake, real);
-  return {D.forward(fake, false), D.forward(real, true)};
+DStepForward d_forward(const Discriminator& D, const Tensor& fake, const Tensor& real, const Tensor& penalized,
+                       double gp_weight) {
+  DStepForward r;
+  if (!penalized.defined()) {
+    Discriminator::Pair pair = D.forward_pair(fake, real);
+    r.fake = pair.fake, r.real = pair.real;
+    return r;
+  }
+  r.real = D.forward(real, true);
+  r.gp = gradient_penalty(penalized, r.real, gp_weight);
+  r.fake = D.forward(fake, false);
+  return r;
 }
 
 DiscLoss discriminator_loss(const Discriminator& D, const Tensor& real_images, const Tensor& fake_images,
                             bool apply_gp, HingeKind kind, double gp_weight) {
   Tensor real = real_images;
   if (apply_gp && !real.requires_grad()) real = real_images.detach().requires_grad_(true);
-  const auto [fake_out, real_out] = d_forward(D, fake_images.detach(), real, apply_gp);
+  const DStepForward f = d_forward(D, fake_images.detach(), real, apply_gp ? real : Tensor(), gp_weight);
   DiscLoss r;
-  r.divergence = hinge(kind, real_out.logits, fake_out.logits);
-  r.divergence32 = hinge(kind, real_out.logits32, fake_out.logits32);
-  r.aux = real_out.aux_loss;
+  r.divergence = hinge(kind, f.real.logits, f.fake.logits);
+  r.divergence32 = hinge(kind, f.real.logits32, f.fake.logits32);
+  r.aux = f.real.aux_loss;
   r.without_gp = add(add(r.divergence, r.divergence32), r.aux);
   r.total = r.without_gp;
   if (apply_gp) {
-    r.gp = gradient_penalty(real, real_out, gp_weight);
+    r.gp = f.gp;
     r.total = add(r.without_gp, r.gp);
   }
   return r;

@@ -43,11 +43,21 @@ struct DiscLoss {
   Tensor gp;             // undefined unless apply_gp
 };
 
-// D on the fakes (no aux) and the reals (with aux) of one D step: in one batch
-// (Discriminator::forward_pair: on a GPU, half the kernel launches of two calls), except with
-// the penalty, whose double backward would then run over the fakes too (zero gradients, twice
-// the work: about 40% more time for a CPU step): two calls then.
-Discriminator::Pair d_forward(const Discriminator& D, const Tensor& fake, const Tensor& real, bool apply_gp);
+// D on the fakes (no aux) and the reals (with aux) of one D step, and the penalty when
+// `penalized` is defined: the tensor it differentiates against (real itself, or the images
+// real was augmented from; it must require grad). Without the penalty in one batch
+// (Discriminator::forward_pair: on a GPU, half the kernel launches of two calls); with it in
+// two calls, as the penalty's double backward would otherwise run over the fakes too (zero
+// gradients, twice the work: about 40% more time for a CPU step): the reals and their penalty
+// first, the fakes last, so the backward (newest first) frees the fakes' graph before it
+// reaches the penalty's second order, the step's peak of memory (83 MiB less at
+// paper-rgb64-T64, batch 20).
+struct DStepForward {
+  DiscOutput fake, real;
+  Tensor gp;  // undefined without the penalty
+};
+DStepForward d_forward(const Discriminator& D, const Tensor& fake, const Tensor& real, const Tensor& penalized,
+                       double gp_weight);
 
 // One D step's loss: D on fakes (detached, no aux) and on reals (with aux) by d_forward, hinge
 // on both heads, plus the gradient penalty on the reals' forward when apply_gp (step % 4 == 0).

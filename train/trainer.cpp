@@ -172,11 +172,12 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
     if (apply_gp) real.requires_grad_(true);
     Tensor fake_seen = src.augment(fake, 2 * a);  // the fakes' draws first, as the reference makes them
     Tensor real_seen = src.augment(real, 2 * a + 1);
-    const auto [fo, ro] = d_forward(*D_, fake_seen, real_seen, apply_gp);
+    const DStepForward f = d_forward(*D_, fake_seen, real_seen, apply_gp ? real : Tensor(), o_.gp_weight);
+    const DiscOutput &fo = f.fake, &ro = f.real;
     Tensor divergence = hinge(kind, ro.logits, fo.logits);
     Tensor loss = add(add(divergence, hinge(kind, ro.logits32, fo.logits32)), ro.aux_loss);
     if (apply_gp) {
-      Tensor gp = gradient_penalty(real, ro, o_.gp_weight);
+      const Tensor& gp = f.gp;
       if (capturable) {  // skipping a NaN penalty needs its value on the host: captured, it is always added
         loss = add(loss, gp), accumulate(gp_sum, gp);
       } else {
