@@ -115,9 +115,11 @@ struct Backend {
   void (*reduce)(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);
   // y = softmax of x over the middle dim of (outer, dim, inner).
   void (*softmax)(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, void* y);
-  // Its backward from the output: dx = y (g - sum over dim of g y), g the gradient of y, same layout.
+  // Its backward from the output: dx = y (g - sum over dim of g y), g the gradient of y, same
+  // layout. With u (null for that), the backward of this dx along u with respect to y, which
+  // second-order gradients need: dx = u (g - sum g y) - g sum u y.
   void (*softmax_backward)(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g,
-                           void* dx);
+                           const void* u, void* dx);
 
   // Row-major strided-batched GEMM: C[b] = alpha op(A[b]) op(B[b]) + beta C[b], op = transpose if t*.
   void (*gemm)(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,

@@ -227,40 +227,48 @@ TEST(ReduceKernels, SoftmaxPathsMatchFormula) {
   }
 }
 
-// The backward primitive dx = y (g - sum_j g y) on the same paths, against the formula in long
-// double, per element within a bound scaled by y (|g| + |s|) (the rounding of s, g - s and the
-// product), and against the recorded composed ops that create_graph differentiates.
+// The backward primitive dx = y (g - sum_j g y), and with u dx = u (g - s) - g t (s = sum g y,
+// t = sum u y), on the same paths, against the formula in long double, per element within a
+// bound scaled by the terms' sizes (the rounding of s, t, the differences and the products),
+// and against the recorded composed ops that create_graph differentiates.
 TEST(ReduceKernels, SoftmaxBackwardPathsMatchFormula) {
   Generator gen(5);
   const Backend& be = backend(Device::cpu);
   for (auto [s, axis] : std::vector<std::pair<Shape, int>>{
            {{2, 5, 1100}, 1}, {{3, 37}, 1}, {{6, 9, 3}, 1}, {{4, 2, 100}, 2}, {{5, 7}, 1}}) {
     for (DType dt : {DType::f64, DType::f32}) {
-      Tensor y = softmax(mul_scalar(randn(s, dt, Device::cpu, &gen), 3.0), axis);
-      Tensor g = randn(s, dt, Device::cpu, &gen), dx = empty(s, dt, Device::cpu);
-      int64_t dim = s[axis], inner = 1, outer = 1;
-      for (int d = axis + 1; d < s.ndim; ++d) inner *= s[d];
-      for (int d = 0; d < axis; ++d) outer *= s[d];
-      be.softmax_backward(dt, outer, dim, inner, y.data(), g.data(), dx.data());
-      std::vector<double> yv = y.to_vector(), gv = g.to_vector(), got = dx.to_vector();
-      double worst = 0;
-      for (int64_t o = 0; o < outer; ++o)
-        for (int64_t i = 0; i < inner; ++i) {
-          long double sum = 0;
-          for (int64_t j = 0; j < dim; ++j) {
-            const int64_t k = (o * dim + j) * inner + i;
-            sum += (long double)yv[k] * gv[k];
+      for (bool with_u : {false, true}) {
+        SCOPED_TRACE(with_u ? "with u" : "without u");
+        Tensor y = softmax(mul_scalar(randn(s, dt, Device::cpu, &gen), 3.0), axis);
+        Tensor g = randn(s, dt, Device::cpu, &gen), u = randn(s, dt, Device::cpu, &gen);
+        Tensor dx = empty(s, dt, Device::cpu);
+        int64_t dim = s[axis], inner = 1, outer = 1;
+        for (int d = axis + 1; d < s.ndim; ++d) inner *= s[d];
+        for (int d = 0; d < axis; ++d) outer *= s[d];
+        be.softmax_backward(dt, outer, dim, inner, y.data(), g.data(), with_u ? u.data() : nullptr, dx.data());
+        std::vector<double> yv = y.to_vector(), gv = g.to_vector(), uv = u.to_vector(), got = dx.to_vector();
+        double worst = 0;
+        for (int64_t o = 0; o < outer; ++o)
+          for (int64_t i = 0; i < inner; ++i) {
+            long double sg = 0, su = 0;
+            for (int64_t j = 0; j < dim; ++j) {
+              const int64_t k = (o * dim + j) * inner + i;
+              sg += (long double)yv[k] * gv[k], su += (long double)uv[k] * yv[k];
+            }
+            for (int64_t j = 0; j < dim; ++j) {
+              const int64_t k = (o * dim + j) * inner + i;
+              const double a = with_u ? uv[k] : yv[k];
+              long double ref = a * (gv[k] - sg) - (with_u ? gv[k] * su : 0);
+              double scale = std::fabs(a) * (std::fabs(gv[k]) + std::fabs(double(sg))) +
+                             (with_u ? std::fabs(gv[k] * double(su)) : 0.0);
+              worst = std::max(worst, double(std::fabs(got[k] - ref) / scale));
+            }
           }
-          for (int64_t j = 0; j < dim; ++j) {
-            int64_t k = (o * dim + j) * inner + i;
-            long double ref = yv[k] * (gv[k] - sum);
-            double scale = std::fabs(yv[k]) * (std::fabs(gv[k]) + std::fabs(double(sum)));
-            worst = std::max(worst, double(std::fabs(got[k] - ref) / scale));
-          }
-        }
-      EXPECT_LE(worst, dt == DType::f32 ? 2.5e-7 : 1e-15) << s << " axis " << axis;
-      Tensor composed = mul(y, sub(g, sum(mul(g, y), {axis}, true)));
-      EXPECT_CLOSE_SCALED(dx, composed, dt == DType::f32 ? 1e-6 : 1e-14, 0);
+        EXPECT_LE(worst, dt == DType::f32 ? 2.5e-7 : 1e-15) << s << " axis " << axis;
+        Tensor s_g = sum(mul(g, y), {axis}, true);
+        Tensor composed = with_u ? sub(mul(u, sub(g, s_g)), mul(g, sum(mul(u, y), {axis}, true))) : mul(y, sub(g, s_g));
+        EXPECT_CLOSE_SCALED(dx, composed, dt == DType::f32 ? 1e-6 : 1e-14, 0);
+      }
     }
   }
 }
@@ -280,10 +288,16 @@ TEST(ReduceKernels, ResultsDoNotDependOnThreadCount) {
     Tensor x = y.detach().requires_grad_(true);
     return grad({sum(mul(softmax(x, axis), y))}, {x})[0];
   };
+  auto softmax_second_order = [](const Tensor& y, int axis) {  // the primitive with u
+    Tensor x = y.detach().requires_grad_(true);
+    Tensor g = grad({sum(mul(softmax(x, axis), y))}, {x}, {}, true, true)[0];
+    return grad({sum(mul(g, y))}, {x})[0];
+  };
   auto all = [&] {
     return std::vector<Tensor>{sum(a, {0, 2, 3}), sum(b, {1}), max(b, {1}), sum(c), sum(d, {0}), max(d, {0}),
                                sum(e, {0, 2}), sum(e, {1}), max(e, {0, 2}), softmax(d, -1), softmax(f, 1),
-                               softmax_backward(d, -1), softmax_backward(f, 1)};
+                               softmax_backward(d, -1), softmax_backward(f, 1), softmax_second_order(d, -1),
+                               softmax_second_order(f, 1)};
   };
   omp_set_num_threads(1);
   std::vector<Tensor> ref = all();

@@ -21,7 +21,8 @@ void binary(DType t, BinaryOp op, const StridedLoop& loop, const void* a, const 
 void copy_strided(DType t, const StridedLoop& loop, const void* src, void* dst);
 void reduce(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);
 void softmax(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, void* y);
-void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, void* dx);
+void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, const void* u,
+                      void* dx);
 
 void gemm(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
           const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,

@@ -339,47 +339,68 @@ double dot_row(const T* a, const T* b, int64_t n) {
   return lane[0];
 }
 
+// dx = y (g - s) with s = sum g y; with u: dx = u (g - s) - g t, t = sum u y (sums in double).
 template <typename T>
-void softmax_backward_rows(int64_t rows, int64_t n, const T* y, const T* g, T* dx) {
+void softmax_backward_rows(int64_t rows, int64_t n, const T* y, const T* g, const T* u, T* dx) {
   for (int64_t r = 0; r < rows; ++r) {
     const T *yr = y + r * n, *gr = g + r * n;
     const T s = T(dot_row(yr, gr, n));
     T* dr = dx + r * n;
+    if (!u) {
 #pragma omp simd
-    for (int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
+      for (int64_t i = 0; i < n; ++i) dr[i] = yr[i] * (gr[i] - s);
+      continue;
+    }
+    const T* ur = u + r * n;
+    const T t = T(dot_row(ur, yr, n));
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) dr[i] = ur[i] * (gr[i] - s) - gr[i] * t;
   }
 }
 
 // Columns [0, n) of `slabs` consecutive (dim, inner) slabs, n <= kColBlock.
 template <typename T>
-void softmax_backward_columns(int64_t slabs, int64_t dim, int64_t inner, int64_t n, const T* y, const T* g, T* dx) {
-  double s[kColBlock];
-  T st[kColBlock];
+void softmax_backward_columns(int64_t slabs, int64_t dim, int64_t inner, int64_t n, const T* y, const T* g,
+                              const T* u, T* dx) {
+  double s[kColBlock], t[kColBlock];
+  T st[kColBlock], tt[kColBlock];
   for (int64_t b = 0; b < slabs; ++b) {
     const int64_t off = b * dim * inner;
-    for (int64_t c = 0; c < n; ++c) s[c] = 0;
+    for (int64_t c = 0; c < n; ++c) s[c] = 0, t[c] = 0;
     for (int64_t j = 0; j < dim; ++j) {
       const T *yr = y + off + j * inner, *gr = g + off + j * inner;
 #pragma omp simd
       for (int64_t c = 0; c < n; ++c) s[c] += double(yr[c]) * double(gr[c]);
+      if (!u) continue;
+      const T* ur = u + off + j * inner;
+#pragma omp simd
+      for (int64_t c = 0; c < n; ++c) t[c] += double(ur[c]) * double(yr[c]);
     }
-    for (int64_t c = 0; c < n; ++c) st[c] = T(s[c]);
+    for (int64_t c = 0; c < n; ++c) st[c] = T(s[c]), tt[c] = T(t[c]);
     for (int64_t j = 0; j < dim; ++j) {
       const T *yr = y + off + j * inner, *gr = g + off + j * inner;
       T* dr = dx + off + j * inner;
+      if (!u) {
 #pragma omp simd
-      for (int64_t c = 0; c < n; ++c) dr[c] = yr[c] * (gr[c] - st[c]);
+        for (int64_t c = 0; c < n; ++c) dr[c] = yr[c] * (gr[c] - st[c]);
+        continue;
+      }
+      const T* ur = u + off + j * inner;
+#pragma omp simd
+      for (int64_t c = 0; c < n; ++c) dr[c] = ur[c] * (gr[c] - st[c]) - gr[c] * tt[c];
     }
   }
 }
 
 template <typename T>
-void softmax_backward_typed(int64_t outer, int64_t dim, int64_t inner, const T* y, const T* g, T* dx) {
+void softmax_backward_typed(int64_t outer, int64_t dim, int64_t inner, const T* y, const T* g, const T* u, T* dx) {
   for_softmax_tasks(
       outer, dim, inner,
-      [&](int64_t off, int64_t rows) { softmax_backward_rows(rows, dim, y + off, g + off, dx + off); },
+      [&](int64_t off, int64_t rows) {
+        softmax_backward_rows(rows, dim, y + off, g + off, u ? u + off : nullptr, dx + off);
+      },
       [&](int64_t off, int64_t slabs, int64_t n) {
-        softmax_backward_columns(slabs, dim, inner, n, y + off, g + off, dx + off);
+        softmax_backward_columns(slabs, dim, inner, n, y + off, g + off, u ? u + off : nullptr, dx + off);
       });
 }
 
@@ -402,10 +423,12 @@ void softmax(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, 
   });
 }
 
-void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, void* dx) {
+void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, const void* u,
+                      void* dx) {
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
-    softmax_backward_typed(outer, dim, inner, static_cast<const T*>(y), static_cast<const T*>(g), static_cast<T*>(dx));
+    softmax_backward_typed(outer, dim, inner, static_cast<const T*>(y), static_cast<const T*>(g),
+                           static_cast<const T*>(u), static_cast<T*>(dx));
   });
 }
 

@@ -103,7 +103,8 @@ void copy_many(int64_t count, const CopySpan* spans);
 // cuda_reduce.cu
 void reduce(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);
 void softmax(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, void* y);
-void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, void* dx);
+void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, const void* u,
+                      void* dx);
 
 // cuda_gemm.cu
 void gemm(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const void* A,

@@ -258,32 +258,46 @@ __global__ void softmax_columns_kernel(int64_t outer, int64_t dim, int64_t inner
   }
 }
 
-// Backward, dx = y (g - s) with s = sum over dim of g y in double: the forward's layouts.
+// Backward, dx = y (g - s) with s = sum over dim of g y in double: the forward's layouts. With
+// u: dx = u (g - s) - g t, t = sum u y (the second order's term).
 template <typename T>
-__global__ void softmax_backward_rows_kernel(int64_t outer, int64_t dim, const T* y, const T* g, T* dx) {
+__global__ void softmax_backward_rows_kernel(int64_t outer, int64_t dim, const T* y, const T* g, const T* u, T* dx) {
   const int lane = threadIdx.x % 32;
   const int64_t warps = int64_t(gridDim.x) * (blockDim.x / 32);
   for (int64_t row = int64_t(blockIdx.x) * (blockDim.x / 32) + threadIdx.x / 32; row < outer; row += warps) {
-    const T *yr = y + row * dim, *gr = g + row * dim;
-    double sum = 0;
-    for (int64_t j = lane; j < dim; j += 32) sum += double(yr[j]) * double(gr[j]);
-    for (int w = 16; w > 0; w /= 2) sum += __shfl_xor_sync(0xffffffffu, sum, w);
-    const T s = T(sum);
-    for (int64_t j = lane; j < dim; j += 32) dx[row * dim + j] = yr[j] * (gr[j] - s);
+    const T *yr = y + row * dim, *gr = g + row * dim, *ur = u ? u + row * dim : nullptr;
+    double sum = 0, sum_u = 0;
+    for (int64_t j = lane; j < dim; j += 32) {
+      sum += double(yr[j]) * double(gr[j]);
+      if (ur) sum_u += double(ur[j]) * double(yr[j]);
+    }
+    for (int w = 16; w > 0; w /= 2) {
+      sum += __shfl_xor_sync(0xffffffffu, sum, w);
+      sum_u += __shfl_xor_sync(0xffffffffu, sum_u, w);
+    }
+    const T s = T(sum), t = T(sum_u);
+    if (!ur)
+      for (int64_t j = lane; j < dim; j += 32) dx[row * dim + j] = yr[j] * (gr[j] - s);
+    else
+      for (int64_t j = lane; j < dim; j += 32) dx[row * dim + j] = ur[j] * (gr[j] - s) - gr[j] * t;
   }
 }
 
 template <typename T>
 __global__ void softmax_backward_columns_kernel(int64_t outer, int64_t dim, int64_t inner, const T* y, const T* g,
-                                                T* dx) {
+                                                const T* u, T* dx) {
   FPA_GRID_STRIDE_LOOP(col, outer * inner) {
     const int64_t o = col / inner, c = col - o * inner, base = o * dim * inner + c;
-    double sum = 0;
-    for (int64_t j = 0; j < dim; ++j) sum += double(y[base + j * inner]) * double(g[base + j * inner]);
-    const T s = T(sum);
+    double sum = 0, sum_u = 0;
     for (int64_t j = 0; j < dim; ++j) {
       const int64_t i = base + j * inner;
-      dx[i] = y[i] * (g[i] - s);
+      sum += double(y[i]) * double(g[i]);
+      if (u) sum_u += double(u[i]) * double(y[i]);
+    }
+    const T s = T(sum), t = T(sum_u);
+    for (int64_t j = 0; j < dim; ++j) {
+      const int64_t i = base + j * inner;
+      dx[i] = u ? u[i] * (g[i] - s) - g[i] * t : y[i] * (g[i] - s);
     }
   }
 }
@@ -317,20 +331,22 @@ void softmax(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, 
   });
 }
 
-void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, void* dx) {
+void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, const void* u,
+                      void* dx) {
   if (outer == 0 || dim == 0 || inner == 0) return;
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
     auto yp = static_cast<const T*>(y);
     auto gp = static_cast<const T*>(g);
+    auto up = static_cast<const T*>(u);
     auto dxp = static_cast<T*>(dx);
     if (inner == 1) {
       const int64_t rows_per_block = kThreads / 32;
       launch("softmax_backward (rows)", softmax_backward_rows_kernel<T>, blocks_for(outer, int(rows_per_block)),
-             kThreads, outer, dim, yp, gp, dxp);
+             kThreads, outer, dim, yp, gp, up, dxp);
     } else {
       launch("softmax_backward (columns)", softmax_backward_columns_kernel<T>, blocks_for(outer * inner), kThreads,
-             outer, dim, inner, yp, gp, dxp);
+             outer, dim, inner, yp, gp, up, dxp);
     }
   });
 }

@@ -33,7 +33,7 @@ const Backend& stub_backend() {
       STUB("copy_strided", DType, const StridedLoop&, const void*, void*),
       STUB("reduce", DType, ReduceOp, const Shape&, unsigned, const void*, void*),
       STUB("softmax", DType, int64_t, int64_t, int64_t, const void*, void*),
-      STUB("softmax_backward", DType, int64_t, int64_t, int64_t, const void*, const void*, void*),
+      STUB("softmax_backward", DType, int64_t, int64_t, int64_t, const void*, const void*, const void*, void*),
       STUB("gemm", DType, bool, bool, int64_t, int64_t, int64_t, double, const void*, int64_t, int64_t,
            const void*, int64_t, int64_t, double, void*, int64_t, int64_t, int64_t),
       STUB("conv2d_forward", DType, const ConvGeom&, const void*, const void*, void*),

@@ -142,7 +142,8 @@ TEST(CudaSoftmax, MatchesTheCpu) {
                  });
 }
 
-// The backward primitive dx = y (g - sum_j g y): y positive with sums near 1, as a softmax's.
+// The backward primitive dx = y (g - sum_j g y), and with u (the second order's term)
+// dx = u (g - sum g y) - g sum u y: y positive with sums near 1, as a softmax's.
 TEST(CudaSoftmax, BackwardMatchesTheCpu) {
   REQUIRE_CUDA();
   std::vector<SoftmaxCase> cases = {{1, 1, 1},     {3, 7, 1}, {5, 1000, 1}, {4, 9, 256},  {2, 3, 1000},
@@ -153,17 +154,19 @@ TEST(CudaSoftmax, BackwardMatchesTheCpu) {
   }
   for (const SoftmaxCase& c : cases)
     for (DType t : kDtypes)
-      run_case("softmax_backward " + std::string(dtype_label(t)) + " (" + std::to_string(c.outer) + ", " +
-                   std::to_string(c.dim) + ", " + std::to_string(c.inner) + ")",
-               [&] {
-                 const Shape s = {c.outer, c.dim, c.inner};
-                 Buffers y = uniform(s, t, 41, 0.0, 2.0 / double(c.dim)), g = uniform(s, t, 42);
-                 Buffers dx = filled(s, t);
-                 on_both([&](Device d) {
-                   backend(d).softmax_backward(t, c.outer, c.dim, c.inner, y.on(d), g.on(d), dx.on(d));
+      for (bool with_u : {false, true})
+        run_case("softmax_backward " + std::string(dtype_label(t)) + (with_u ? " with u" : "") + " (" +
+                     std::to_string(c.outer) + ", " + std::to_string(c.dim) + ", " + std::to_string(c.inner) + ")",
+                 [&] {
+                   const Shape s = {c.outer, c.dim, c.inner};
+                   Buffers y = uniform(s, t, 41, 0.0, 2.0 / double(c.dim)), g = uniform(s, t, 42);
+                   Buffers u = uniform(s, t, 43), dx = filled(s, t);
+                   on_both([&](Device d) {
+                     backend(d).softmax_backward(t, c.outer, c.dim, c.inner, y.on(d), g.on(d),
+                                                 with_u ? u.on(d) : nullptr, dx.on(d));
+                   });
+                   EXPECT_MATCH(dx, t == DType::f32 ? Tolerance{1e-6, 1e-5} : Tolerance{1e-15, 1e-13});
                  });
-                 EXPECT_MATCH(dx, t == DType::f32 ? Tolerance{1e-6, 1e-5} : Tolerance{1e-15, 1e-13});
-               });
 }
 
 }  // namespace
