@@ -578,6 +578,11 @@ TEST(GanLosses, DiscriminatorLossComposesAndBackpropagates) {
     ASSERT_TRUE(p->grad().defined()) << name;
     p->zero_grad();
   }
+  // With the penalty the fakes' forward is recorded after it, so the backward frees it first.
+  Tensor penalized = real.detach().requires_grad_(true);
+  DStepForward f = d_forward(*D, fake, penalized, penalized, 10.0);
+  EXPECT_GT(f.fake.logits.grad_fn()->seq, f.gp.grad_fn()->seq);
+  EXPECT_GT(f.gp.grad_fn()->seq, f.real.logits.grad_fn()->seq);
   DiscLoss l2 = discriminator_loss(*D, real, fake, false, HingeKind::pooled);
   EXPECT_FALSE(l2.gp.defined());
   EXPECT_NEAR(l2.total.item(), pooled_hinge_loss(ro.logits, fo.logits).item() +
