@@ -25,12 +25,15 @@ class Standin {
  public:
   void* alloc(size_t bytes) {
     const size_t size = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
-    std::vector<void*>& blocks = free_[capturing_][size];
     void* p = nullptr;
-    if (!blocks.empty()) {
+    for (int pool : {capturing_, 0}) {  // a capture takes the shared cache's blocks too
+      std::vector<void*>& blocks = free_[pool][size];
+      if (blocks.empty()) continue;
       p = blocks.back();
       blocks.pop_back();
-    } else {
+      break;
+    }
+    if (!p) {
       p = std::aligned_alloc(64, size);
       FPA_CHECK(p != nullptr, "stream stand-in: out of memory");
     }

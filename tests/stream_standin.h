@@ -6,7 +6,8 @@
 // bytes at the call, as cuda_staging.cu does. Between
 // capture_begin and capture_end the primitives are recorded instead, and graph_replay queues
 // the recording again. Its memory is its own, with the pool rules of the CUDA allocator
-// (cuda_memory.cu): a capture allocates from a pool of its own, kept until graph_release.
+// (cuda_memory.cu): a capture allocates from a pool of its own (taking the shared cache's
+// free blocks into it), kept until graph_release.
 // So a host that runs ahead of the device, or a replay that touches freed memory, shows.
 #pragma once
 #include <cstdint>

@@ -9,9 +9,10 @@
 // queued behind its last one. When cudaMalloc runs out, the cache is returned to the driver
 // and the allocation retried. The cache is never destroyed (tensors may outlive static
 // teardown), and freeing never calls the driver, so it is safe from destructors at exit.
-// Capture pools (cuda_graph.cu): while a capture is open, blocks come from and go back to a
-// pool of that capture's own, never to the shared free lists, so nothing else can be handed
-// a block a replay will write; releasing the graph returns the pool to the cache.
+// Capture pools (cuda_graph.cu): while a capture is open, blocks come from a pool of that
+// capture's own (or the shared cache, when it has none of the size) and go back to it, never
+// to the shared free lists, so nothing else can be handed a block a replay will write;
+// releasing the graph returns the pool to the cache.
 // Everything is asynchronous except to_host, which waits for the copy (and so for all work
 // queued before it).
 #include <cstdio>
@@ -47,8 +48,12 @@ class DeviceBlockCache {
     const size_t size = bucket_size(bytes);
     {
       std::lock_guard<std::mutex> lock(mu_);
-      std::vector<void*>& blocks = free_[capturing_][size];
-      if (!blocks.empty()) {
+      // A capture takes the shared cache's blocks too (then they are the capture's): their
+      // last users are queued before any replay, and the eager warm-up steps leave the cache
+      // holding what the captured steps need, which would otherwise be held twice.
+      for (int pool : {capturing_, 0}) {
+        std::vector<void*>& blocks = free_[pool][size];
+        if (blocks.empty()) continue;
         void* p = blocks.back();
         blocks.pop_back();
         cached_ -= size;

@@ -249,6 +249,30 @@ TEST(CudaMemory, CapturedBlocksStayWithTheirGraph) {
   b.free(r);
 }
 
+// A capture takes a block the shared cache holds instead of calling cudaMalloc (the eager
+// warm-up steps leave the cache holding what the captured steps need); freed, the block stays
+// with the graph until it is released.
+TEST(CudaMemory, CaptureTakesTheCachesBlocks) {
+  REQUIRE_CUDA();
+  const Backend& b = backend(Device::cuda);
+  if (!b.supports("capture_begin")) GTEST_SKIP() << "this CUDA backend does not capture (emulation)";
+  const size_t bytes = 3 * 4096 * sizeof(float);  // a size no other test uses
+  void* cached = b.alloc(bytes);
+  b.free(cached);
+  const int64_t mallocs = cuda_memory_stats().device_mallocs;
+  b.capture_begin();
+  void* p = b.alloc(bytes);
+  b.fill(DType::f32, 3 * 4096, 1.0, p);
+  b.free(p);
+  void* graph = b.capture_end();
+  EXPECT_EQ(p, cached) << "the capture did not take the cached block";
+  EXPECT_EQ(cuda_memory_stats().device_mallocs, mallocs);
+  void* q = b.alloc(bytes);
+  EXPECT_NE(q, p) << "a block of the graph was handed out while the graph lives";
+  b.graph_release(graph);
+  b.free(q);
+}
+
 // A small training-like step (conv, matmul, softmax, backward) repeated: after the first
 // one every allocation comes from the cache.
 TEST(CudaMemory, RepeatedStepDoesNoCudaMalloc) {
