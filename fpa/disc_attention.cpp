@@ -97,8 +97,8 @@ Tensor LinearAttention::forward(const Tensor& fmap) const {
     return to_out->forward(concat({linear_branch(fmap), local_branch(fmap)}, 1));
   // Rebuilt to record the block's gradient, which the penalty's second order differentiates:
   // each branch checkpointed, so its forward and backward maps (about fifteen of 512 or 1024
-  // channels) are rebuilt one branch at a time (1,762 instead of 2,010 MiB at paper-rgb64-T64,
-  // batch 20, for 198 more launches in that step).
+  // channels) are rebuilt one branch at a time (1,630 instead of 1,944 MiB at paper-rgb64-T64,
+  // batch 20, for 200 more launches in that step).
   auto checkpointed = [&](Tensor (LinearAttention::*branch)(const Tensor&) const,
                           std::initializer_list<const nn::Module*> reads) {
     std::vector<Tensor*> slots;
