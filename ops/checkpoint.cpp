@@ -47,10 +47,10 @@ class SlotValues {
 
 // The gradients of <fn(x), g> with respect to the needed entries of `all` (fn's inputs x, then
 // the tensors the slots `params` hold), from fn run again, recorded; undefined where not needed
-// or unused, recorded themselves when create_graph. fn sees each needed entry through an
-// identity node, and the nested grad() asks for those nodes: fresh nodes that nothing in the
-// caller's graph leads to, so it returns partial derivatives (also where an input is computed
-// from a parameter) and never runs, nor frees, a node of the caller's graph.
+// or unused, recorded themselves when create_graph. fn reads every entry, the parameters
+// through their slots, as composed_twin_gradients (ops/op_util.h) hands it them: the needed
+// ones through identity nodes that nothing in the caller's graph leads to, so the results are
+// partial derivatives (also where an input is computed from a parameter).
 std::vector<Tensor> gradients_of(const CheckpointFn& fn, const std::vector<Tensor>& all, size_t n_inputs,
                                  const std::vector<Tensor*>& params, const Tensor& g, const std::vector<bool>& needs,
                                  bool create_graph) {
@@ -61,24 +61,11 @@ std::vector<Tensor> gradients_of(const CheckpointFn& fn, const std::vector<Tenso
     bool value;
     ~Restore() { t_recomputing_for_recorded_gradient = value; }
   } restore{was_recording};
-  std::vector<Tensor> seen(all), asked;  // seen: what fn reads
-  std::vector<size_t> which;
-  for (size_t i = 0; i < all.size(); ++i) {
-    if (!needs[i]) continue;
-    auto pass_through = [](const Tensor& gi, const Tensor&, const std::vector<bool>&) {
-      return std::vector<Tensor>{gi};
-    };
-    seen[i] = record("checkpoint_input", alias(all[i], all[i].shape()), {all[i]}, pass_through);
-    asked.push_back(seen[i]), which.push_back(i);
-  }
-  std::vector<Tensor> r(all.size());
-  if (asked.empty()) return r;
-  const SlotValues reading(params, std::vector<Tensor>(seen.begin() + n_inputs, seen.end()));
-  const Tensor out = fn(std::vector<Tensor>(seen.begin(), seen.begin() + n_inputs));
-  std::vector<Tensor> found = grad({out}, asked, {g}, /*retain_graph=*/create_graph, create_graph,
-                                   /*allow_unused=*/true);
-  for (size_t j = 0; j < which.size(); ++j) r[which[j]] = found[j];
-  return r;
+  auto fn_reading_slots = [&](const std::vector<Tensor>& seen) {
+    const SlotValues reading(params, std::vector<Tensor>(seen.begin() + n_inputs, seen.end()));
+    return fn(std::vector<Tensor>(seen.begin(), seen.begin() + n_inputs));
+  };
+  return composed_twin_gradients(fn_reading_slots, all, g, needs, create_graph);
 }
 
 }  // namespace

@@ -57,7 +57,7 @@ Shape reduced_shape(const Shape& shape, const std::vector<int>& axes, bool keepd
 
 std::vector<Tensor> composed_twin_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& twin,
                                             const std::vector<Tensor>& inputs, const Tensor& grad_out,
-                                            const std::vector<bool>& needs) {
+                                            const std::vector<bool>& needs, bool create_graph) {
   auto identity = [](const Tensor& x) {  // x itself, seen through a node where grad() can stop
     return record("twin_input", alias(x, x.shape()), {x},
                   [](const Tensor& g, const Tensor&, const std::vector<bool>&) { return std::vector<Tensor>{g}; });
@@ -66,7 +66,7 @@ std::vector<Tensor> composed_twin_gradients(const std::function<Tensor(const std
   std::vector<size_t> which;
   for (size_t i = 0; i < inputs.size(); ++i)
     if (needs[i]) x[i] = identity(inputs[i]), asked.push_back(x[i]), which.push_back(i);
-  std::vector<Tensor> found = grad({twin(x)}, asked, {grad_out}, /*retain_graph=*/true, /*create_graph=*/true,
+  std::vector<Tensor> found = grad({twin(x)}, asked, {grad_out}, /*retain_graph=*/create_graph, create_graph,
                                    /*allow_unused=*/true);
   std::vector<Tensor> r(inputs.size());
   for (size_t j = 0; j < which.size(); ++j) r[which[j]] = found[j];

@@ -30,8 +30,10 @@ void copy_into(const Tensor& src, Tensor& dst, const std::vector<int64_t>& origi
 // recorded, from the op's composed twin. Each needed input enters through an identity node
 // and the nested grad() asks for those nodes, so it returns partial derivatives even when one
 // input is computed from another, and never runs (nor frees) a node of the caller's graph.
+// create_graph false (checkpoint's first-order backward): unrecorded, twin's graph freed.
+// Grad mode must be on (twin's ops are recorded).
 std::vector<Tensor> composed_twin_gradients(const std::function<Tensor(const std::vector<Tensor>&)>& twin,
                                             const std::vector<Tensor>& inputs, const Tensor& grad_out,
-                                            const std::vector<bool>& needs);
+                                            const std::vector<bool>& needs, bool create_graph = true);
 
 }  // namespace fpa
