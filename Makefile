@@ -94,7 +94,7 @@ bench-train: deps $(BUILD)/bench_train
 	$(BUILD)/bench_train $(BENCH_ARGS)
 
 # Kernel launches per training step (the step a CUDA graph records), counted on the CPU.
-$(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o
+$(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o $(OBJ)/tools/alloc_trace.o
 	$(CXX) $^ -o $@ $(LDLIBS)
 
 bench-kernels: deps $(BUILD)/count_kernels

@@ -212,7 +212,11 @@ struct Backend {
   // the host meanwhile. capture_end returns the graph; graph_replay runs it again, reading
   // whatever the recorded pointers hold then; graph_release waits for it and frees it and its
   // pool. Backends that run eagerly (CPU) answer supports("capture_begin") false.
-  void (*capture_begin)();
+  // capture_begin(graph) records into the pool of `graph` (live) instead of a new one, reusing
+  // what that capture freed: then the graphs must replay one at a time, and what one leaves
+  // for later (its outputs) must be read, or be no longer needed, before another replays. The
+  // pool is freed with the last of its graphs.
+  void (*capture_begin)(void* share_pool_of);
   void* (*capture_end)();
   void (*graph_replay)(void* graph);
   void (*graph_release)(void* graph);

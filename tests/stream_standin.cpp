@@ -1,16 +1,18 @@
 // stream_standin.cpp: the queued CPU backend of stream_standin.h.
 #include "tests/stream_standin.h"
 
+#include <sys/mman.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <deque>
 #include <functional>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "autograd/error.h"
+#include "ops/block_cache.h"
 
 namespace fpa {
 const Backend& cpu_backend();
@@ -21,34 +23,30 @@ namespace {
 
 using Work = std::function<void()>;
 
+// The allocator's driver on host memory: segments from aligned_alloc; the growing range as
+// addresses reserved inaccessible (mmap) and made readable and writable as it grows.
+void* host_alloc(size_t bytes) { return std::aligned_alloc(4096, bytes); }
+void* host_reserve(size_t& capacity) {
+  capacity = size_t(64) << 30;
+  void* p = mmap(nullptr, capacity, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+  return p == MAP_FAILED ? nullptr : p;
+}
+bool host_map(void* at, size_t bytes) { return mprotect(at, bytes, PROT_READ | PROT_WRITE) == 0; }
+void host_unmap(void* at, size_t bytes) {
+  madvise(at, bytes, MADV_DONTNEED);
+  mprotect(at, bytes, PROT_NONE);  // a later touch faults
+}
+
 class Standin {
  public:
+  // The CUDA backend's allocator (ops/block_cache.h) on host memory.
   void* alloc(size_t bytes) {
-    const size_t size = bytes == 0 ? 64 : (bytes + 63) / 64 * 64;
-    void* p = nullptr;
-    for (int pool : {capturing_, 0}) {  // a capture takes the shared cache's blocks too
-      std::vector<void*>& blocks = free_[pool][size];
-      if (blocks.empty()) continue;
-      p = blocks.back();
-      blocks.pop_back();
-      break;
-    }
-    if (!p) {
-      p = std::aligned_alloc(64, size);
-      FPA_CHECK(p != nullptr, "stream stand-in: out of memory");
-    }
-    live_[p] = Block{size, capturing_};
+    void* p = memory_.alloc(bytes);
+    FPA_CHECK(p != nullptr, "stream stand-in: out of memory");
     return p;
   }
-  void free(void* p) {
-    auto it = live_.find(p);
-    if (it == live_.end()) {  // called from destructors: report, never throw (as cuda_memory.cu)
-      std::fprintf(stderr, "stream stand-in: free of unknown pointer %p ignored\n", p);
-      return;
-    }
-    free_[it->second.pool][it->second.size].push_back(p);
-    live_.erase(it);
-  }
+  void free(void* p) { memory_.free(p); }
+  BlockCacheStats memory() const { return memory_.stats(); }
 
   void enqueue(Work w) { (recording_ ? recorded_ : queue_).push_back(std::move(w)); }
   // Runs the queued work in order, all of it or until *done is set (the host waits for the
@@ -71,17 +69,16 @@ class Standin {
     std::deque<Work> work;
     int pool;
   };
-  void capture_begin() {
+  void capture_begin(void* share_pool_of) {
     FPA_CHECK(!recording_, "stream stand-in: captures do not nest");
+    memory_.begin_pool(share_pool_of ? static_cast<Graph*>(share_pool_of)->pool : 0);
     recording_ = true;
-    capturing_ = next_pool_++;
   }
   void* capture_end() {
     FPA_CHECK(recording_, "stream stand-in: capture_end without capture_begin");
-    auto* g = new Graph{std::move(recorded_), capturing_};
+    auto* g = new Graph{std::move(recorded_), memory_.end_pool()};
     recorded_.clear();
     recording_ = false;
-    capturing_ = 0;
     ++captures_;
     return g;
   }
@@ -92,25 +89,16 @@ class Standin {
   void release(void* graph) {
     std::unique_ptr<Graph> g(static_cast<Graph*>(graph));
     wait("graph_release");
-    for (auto& [size, blocks] : free_[g->pool])
-      for (void* p : blocks) free_[0][size].push_back(p);
-    free_.erase(g->pool);
-    for (auto& [p, block] : live_)
-      if (block.pool == g->pool) block.pool = 0;
+    memory_.release_pool(g->pool);
   }
 
   StreamStandinCounts counts() const { return {int64_t(queue_.size()), waits_, captures_, replays_}; }
 
  private:
-  struct Block {
-    size_t size;
-    int pool;  // 0: shared; otherwise the capture that allocated it
-  };
-  std::unordered_map<int, std::unordered_map<size_t, std::vector<void*>>> free_;  // pool -> size -> blocks
-  std::unordered_map<void*, Block> live_;
+  // Blocks over 4 KiB (not 1 MiB) in the range: the tests' tiny models use it too.
+  BlockCache memory_{{host_alloc, std::free, host_reserve, host_map, host_unmap}, 4096};
   std::deque<Work> queue_, recorded_;
   bool recording_ = false;
-  int capturing_ = 0, next_pool_ = 1;
   int64_t waits_ = 0, captures_ = 0, replays_ = 0;
 };
 
@@ -205,7 +193,7 @@ Backend standin_table() {
   b.lstm_gates_backward = QUEUED(lstm_gates_backward);
   b.channel_norm_forward = QUEUED(channel_norm_forward);
   b.channel_norm_backward = QUEUED(channel_norm_backward);
-  b.capture_begin = [] { standin().capture_begin(); };
+  b.capture_begin = [](void* share_pool_of) { standin().capture_begin(share_pool_of); };
   b.capture_end = [] { return standin().capture_end(); };
   b.graph_replay = [](void* g) { standin().replay(g); };
   b.graph_release = [](void* g) { standin().release(g); };
@@ -220,6 +208,7 @@ const Backend& standin_backend() {
 }  // namespace
 
 StreamStandinCounts stream_standin_counts() { return standin().counts(); }
+BlockCacheStats stream_standin_memory() { return standin().memory(); }
 
 StreamStandinAsCuda::StreamStandinAsCuda()
     : previous_(has_backend(Device::cuda) ? &backend(Device::cuda) : nullptr) {

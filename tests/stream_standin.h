@@ -13,6 +13,7 @@
 #include <cstdint>
 
 #include "ops/backend.h"
+#include "ops/block_cache.h"
 
 namespace fpa::test {
 
@@ -23,6 +24,8 @@ struct StreamStandinCounts {
   int64_t replays = 0;   // graph_replay calls, ever
 };
 StreamStandinCounts stream_standin_counts();
+// The stand-in's device memory: in use, cached, and their peaks (as cuda_memory_stats).
+BlockCacheStats stream_standin_memory();
 
 // Registers the stand-in as Device::cuda while it lives, then puts back what was there.
 class StreamStandinAsCuda {

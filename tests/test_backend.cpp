@@ -31,11 +31,21 @@ TEST(Backend, CpuSupportsEverythingButCapture) {
   EXPECT_TRUE(b.supports("paint_backward"));
   for (const char* capture : {"capture_begin", "capture_end", "graph_replay", "graph_release"})
     EXPECT_FALSE(b.supports(capture)) << capture;
-  EXPECT_ERROR(b.capture_begin(), "capture_begin: the CPU backend runs eagerly");
+  EXPECT_ERROR(b.capture_begin(nullptr), "capture_begin: the CPU backend runs eagerly");
 }
 
 // The bias-corrected terms read from memory (what a captured Adam step does) give the bits of
 // the terms computed from the step count, in both dtypes, over several steps.
+// free ignores nullptr and reports (never throws, never crashes on) a pointer it did not hand out.
+TEST(Backend, CpuFreeIgnoresNullAndUnknownPointers) {
+  const Backend& b = backend(Device::cpu);
+  b.free(nullptr);
+  int not_ours = 0;
+  testing::internal::CaptureStderr();
+  b.free(&not_ours);
+  EXPECT_NE(testing::internal::GetCapturedStderr().find("did not hand out"), std::string::npos);
+}
+
 TEST(Backend, AdamStepFromBiasTermsInMemoryIsTheSameStep) {
   for (DType t : {DType::f32, DType::f64}) {
     SCOPED_TRACE(dtype_name(t));

@@ -10,7 +10,11 @@
 // Usage: count_kernels [preset (paper-rgb64-T64)] [batch (the preset's)] [--aug-prob P]
 // Prints a row per primitive, the totals, and their mean over the preset's penalty cycle; and
 // the most device memory in use during each step (the live tensors' bytes, parameters and
-// optimiser state included, unrounded: the CUDA allocator's 512 B / 128 KiB buckets add a little).
+// optimiser state included, unrounded); and the memory a GPU run would hold (reserved): the
+// steps' allocations played back into the CUDA allocator (tools/alloc_trace.h) as a run makes
+// them, an eager step of each kind, then each kind captured, with the graphs in one shared
+// memory pool (as the trainer does) and, beside it, in pools of their own. (cuBLAS's and
+// cuDNN's own workspaces, and the CUDA context, come on top.)
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -20,6 +24,7 @@
 #include <unordered_map>
 
 #include "ops/backend.h"
+#include "tools/alloc_trace.h"
 #include "train/trainer.h"
 
 namespace fpa {
@@ -39,6 +44,7 @@ std::map<std::string, int64_t>& counts() {
 struct DeviceMemory {
   std::unordered_map<void*, size_t> live;
   size_t in_use = 0, peak = 0;
+  tools::AllocTrace trace;
 };
 DeviceMemory& memory() {
   static DeviceMemory m;
@@ -72,12 +78,14 @@ Backend counting_table() {
     void* p = cpu_backend().alloc(bytes);
     DeviceMemory& m = memory();
     m.live[p] = bytes, m.in_use += bytes, m.peak = std::max(m.peak, m.in_use);
+    m.trace.alloc(p, bytes);
     return p;
   };
   b.free = [](void* p) {
     DeviceMemory& m = memory();
     auto it = m.live.find(p);
     if (it != m.live.end()) m.in_use -= it->second, m.live.erase(it);
+    m.trace.free(p);
     cpu_backend().free(p);
   };
   b.copy = COUNTED(copy);
@@ -124,11 +132,13 @@ Backend counting_table() {
 }
 
 // The primitives of one capture-ready step (the host's uploads and reads are not kernels), and
-// the most bytes in use during it.
+// the most bytes in use during it; its allocations marked as a capture's.
 std::map<std::string, int64_t> count_step(Trainer& t, size_t& peak_bytes) {
   counts().clear();
   memory().peak = memory().in_use;
+  memory().trace.begin_capture();
   t.step_capture_ready();
+  memory().trace.end_capture();
   peak_bytes = memory().peak;
   return counts();
 }
@@ -163,9 +173,10 @@ int main(int argc, char** argv) {
   o.aug_prob = aug_prob;
   const int64_t gp_every = o.gp_every;  // the preset's
   o.gp_every = 2;                       // here step 0 with the penalty, step 1 without
-  o.ema_every = 0;
+  o.ema_every = 0, o.ema_reset_until = -1;  // no EMA work in the counted steps
   Trainer t(o, std::make_shared<const ImageDataset>(
                    random_dataset(o.batch * 2, o.model.g.channels, o.model.g.image_size)));
+  t.step_capture_ready(), t.step_capture_ready();  // the eager steps before the captures, as in training
   size_t peak_with_gp = 0, peak_without_gp = 0;
   std::map<std::string, int64_t> with_gp = count_step(t, peak_with_gp);
   std::map<std::string, int64_t> without_gp = count_step(t, peak_without_gp);
@@ -183,5 +194,14 @@ int main(int argc, char** argv) {
   std::printf("device memory in use at most (live tensors, parameters and Adam state included): %.0f MiB in the "
               "step with the penalty, %.0f MiB without\n",
               double(peak_with_gp) / 1048576.0, double(peak_without_gp) / 1048576.0);
+  const tools::AllocTrace& trace = memory().trace;
+  const BlockCacheStats run = trace.play(true, true), segments = trace.play(true, false),
+                        own_pools = trace.play(false, true);
+  auto mib = [](size_t bytes) { return double(bytes) / 1048576.0; };
+  std::printf("device memory held by the CUDA allocator, eager steps and captures (reserved, at most): %.0f MiB, "
+              "%.0f MiB in use (large blocks in cudaMalloc segments instead of the address range: %.0f MiB; the two "
+              "step graphs in pools of their own: %.0f MiB)\n",
+              mib(run.peak_bytes_reserved), mib(run.peak_bytes_in_use), mib(segments.peak_bytes_reserved),
+              mib(own_pools.peak_bytes_reserved));
   return 0;
 }

@@ -22,7 +22,9 @@
 #
 # Environment: OUT (results folder), JOBS (16), CUDA_HOME (/usr/local/cuda),
 # SANITIZER=0 (skip compute-sanitizer), TIME_BUDGET (seconds, 290: later steps are skipped past it;
-# the bench's time is not counted), BENCH=0 (skip the bench), BENCH_LIMIT (seconds, 240).
+# the bench's time is not counted), BENCH=0 (skip the bench), BENCH_LIMIT (seconds, 240);
+# FPA_CUDA_ADDRESS_RANGE=0 (large blocks from cudaMalloc instead of the allocator's growing
+# address range: to tell whether a memory fault comes from it; never run on a GPU before).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "$0")/.." && pwd)

@@ -112,8 +112,9 @@ PendingStats Trainer::step_async() {
   StepStats st;
   CapturedStep& captured = captured_[apply_gp ? 1 : 0];
   if (use_graphs_ && captured.warmed && launch_captured_step(captured, apply_gp, true)) {
+    // Copied before any other replay: the other kind of step shares the graph's memory.
+    PendingStats losses(PendingRead(captured.stats));
     finish_step();  // the EMA update (a graph of its own) queued behind the step's
-    PendingStats losses(PendingRead(captured.stats));  // copied before a next replay rewrites them
     // The next step's host work while this one runs on the device, when it will be a replay.
     if (use_graphs_ && captured_[apply_gp_now() ? 1 : 0].warmed) prefetch_step_inputs();
     return losses;
@@ -194,6 +195,7 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
     }
   }
   capturable ? opt_d_->apply_step() : opt_d_->step();
+  opt_d_->zero_grad();  // the gradients are in Adam's flat buffer now: not held through the G step
 
   // Generator step: fresh latents; D's own gradients are not needed. D's attention blocks keep
   // their intermediates here even on CUDA: D on one batch peaks below the D step's pair of
@@ -211,6 +213,7 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
     }
   }
   capturable ? opt_g_->apply_step() : opt_g_->step();
+  opt_g_->zero_grad();  // nor through the next D step
   if (!capturable) return Tensor();
   if (!gp_sum.defined()) gp_sum = zeros({}, DType::f32, o_.device);
   return concat({reshape(d_sum, Shape{1}), reshape(g_sum, Shape{1}), reshape(gp_sum, Shape{1}),
@@ -281,7 +284,12 @@ bool Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool r
     return true;
   }
   if (!captured.graph) {
-    captured.graph = capture("the training step", [&] { captured.stats = run_step(fixed, apply_gp, true, unused); });
+    // The two kinds of step share one pool: they replay one at a time, their losses are read
+    // before the next replay (step_async), and nothing else they make outlives them (the
+    // gradients are dropped after each optimiser step).
+    void* other = captured_[apply_gp ? 0 : 1].graph;
+    captured.graph = capture(
+        "the training step", [&] { captured.stats = run_step(fixed, apply_gp, true, unused); }, other);
     if (!captured.graph) {  // nothing ran on the device: put back what the host advanced
       captured.stats = Tensor();
       rewind_prefetch();
@@ -294,11 +302,11 @@ bool Trainer::launch_captured_step(CapturedStep& captured, bool apply_gp, bool r
   return true;
 }
 
-void* Trainer::capture(const char* what, const std::function<void()>& body) {
+void* Trainer::capture(const char* what, const std::function<void()>& body, void* share_pool_of) {
   const Backend& be = backend(o_.device);
   bool recording = false;
   try {
-    be.capture_begin();
+    be.capture_begin(share_pool_of);
     recording = true;
     {
       HostTrafficGuard guard(what);

@@ -115,9 +115,10 @@ class Trainer {
   // False when the capture failed: the host state is put back and graphs are off from then on
   // (said on stderr), so the caller runs the step eagerly.
   bool launch_captured_step(CapturedStep& captured, bool apply_gp, bool record);
-  // body() recorded as a graph under a HostTrafficGuard named `what`; on failure null, graphs
-  // off from then on, and a message on stderr.
-  void* capture(const char* what, const std::function<void()>& body);
+  // body() recorded as a graph under a HostTrafficGuard named `what`, in the memory pool of
+  // share_pool_of when given (see Backend::capture_begin); on failure null, graphs off from
+  // then on, and a message on stderr.
+  void* capture(const char* what, const std::function<void()>& body, void* share_pool_of = nullptr);
   void update_ema();  // a replay of the captured EMA update where graphs are on
   // Draws and uploads the next step's inputs now, keeping the state from before for a
   // checkpoint; an eager step rewinds to that state and draws its own (rewind_prefetch).

@@ -4,6 +4,7 @@
 // Memory comes from a cache of freed blocks keyed by size: a training step allocates the
 // same sizes every step, so after the first one nothing reaches the OS (no page faults on
 // fresh pages, which cost as much as a large GEMM here). Up to 2 GiB is kept cached.
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -38,8 +39,13 @@ class BlockCache {
     return p;
   }
   void free(void* p) {
+    if (!p) return;
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(p);
+    if (it == live_.end()) {  // as the CUDA allocator: report, never throw (destructors call this)
+      std::fprintf(stderr, "fpa: cpu free of a pointer it did not hand out (%p) ignored\n", p);
+      return;
+    }
     size_t size = it->second;
     live_.erase(it);
     if (cached_ + size > kMaxCached) return std::free(p);
@@ -160,7 +166,7 @@ const Backend& cpu_backend() {
       cpu::lstm_gates_backward,
       cpu::channel_norm_forward,
       cpu::channel_norm_backward,
-      NO_CAPTURE("capture_begin"),
+      NO_CAPTURE("capture_begin", void*),
       [](void) -> void* { fail("capture_end: the CPU backend runs eagerly and does not capture"); },
       NO_CAPTURE("graph_replay", void*),
       NO_CAPTURE("graph_release", void*),

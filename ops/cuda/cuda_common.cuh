@@ -33,10 +33,16 @@ cudaStream_t stream();
 // Device memory from the caching allocator (never cudaMalloc in the steady state).
 void* device_alloc(size_t bytes);
 void device_free(void* ptr);
-// Capture pools (cuda_graph.cu): begin_capture_pool routes allocations and frees into a new
-// pool (throws while one is open) until end_capture_pool, which returns it (0 when none was
-// open); release_capture_pool hands its blocks back to the cache.
-int begin_capture_pool();
+// Capture pools (cuda_graph.cu; the rules in ops/block_cache.h): begin_capture_pool routes
+// allocations and frees into a new pool, or into `share` (a live pool), and throws while one is
+// open, until end_capture_pool, which returns it (0 when none was open); release_capture_pool
+// says one capture of the pool is done, and after the last its blocks are the cache's.
+int begin_capture_pool(int share);
+// The allocator's growing address range (cuda_address_range.cu; BlockCache::Driver's reserve,
+// map, unmap): nullptr from reserve where the device cannot, or FPA_CUDA_ADDRESS_RANGE=0.
+void* address_range_reserve(size_t& capacity);
+bool address_range_map(void* at, size_t bytes);
+void address_range_unmap(void* at, size_t bytes);
 int end_capture_pool();
 void release_capture_pool(int pool);
 
@@ -165,7 +171,7 @@ void* to_host_start(const void* src, size_t bytes);
 void to_host_finish(void* ticket, void* host_dst);
 
 // cuda_graph.cu
-void capture_begin();
+void capture_begin(void* share_pool_of);
 void* capture_end();
 void graph_replay(void* graph);
 void graph_release(void* graph);

@@ -25,7 +25,8 @@ std::string cuda_device_summary();
 // Waits until every queued kernel and copy has finished; throws on a device fault.
 void cuda_synchronize();
 
-// The caching allocator: cudaMalloc calls so far (a steady training step adds none), bytes
+// The caching allocator (ops/block_cache.h): cudaMalloc calls and growths of its address range
+// so far (a steady training step adds none), bytes
 // handed out and not freed, bytes held in the free lists (the CUDA graphs' pools included),
 // and the most bytes in use at any moment since the start or cuda_reset_peak_memory (as
 // torch.cuda.max_memory_allocated); the most bytes held from the driver, in use or cached, over
@@ -36,9 +37,11 @@ struct CudaMemoryStats {
   size_t bytes_cached = 0;
   size_t peak_bytes_in_use = 0;
   size_t peak_bytes_reserved = 0;
+  size_t bytes_in_address_range = 0;  // of the held: mapped in the growing address range (large blocks)
 };
 CudaMemoryStats cuda_memory_stats();
-// Returns every cached block to the driver (cudaFree); blocks in use stay.
+// Returns the cache's wholly free segments (cudaFree) and the free end of its address range
+// (unmapped, after waiting for the device) to the driver; blocks in use stay.
 void cuda_empty_cache();
 // Starts new peaks: peak_bytes_in_use = bytes_in_use now, peak_bytes_reserved = in use + cached now.
 void cuda_reset_peak_memory();

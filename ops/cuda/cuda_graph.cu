@@ -1,12 +1,13 @@
 // cuda_graph.cu: capture and replay (the backend table's capture_begin, capture_end,
 // graph_replay, graph_release) with CUDA graphs.
 //
-// capture_begin opens a capture pool in the allocator (cuda_memory.cu) and starts capturing
+// capture_begin opens a capture pool in the allocator (cuda_memory.cu; or reopens the pool of
+// the graph it is given, which the two then share) and starts capturing
 // the backend's one stream, so every kernel, copy, cuBLAS and cuDNN call queued until
 // capture_end is recorded instead of run. Relaxed mode: cudaMalloc may still be called while
 // recording (a pool that needs a new block gets one). capture_end instantiates the graph;
 // graph_replay launches it on the stream (asynchronous, like any kernel); graph_release waits
-// for the stream, destroys the graph and returns its pool to the cache.
+// for the stream, destroys the graph and returns its pool to the cache (after its last graph).
 // What the caller must guarantee (train/trainer.cpp does): everything a capture reads that
 // changes between replays lives in device buffers allocated before the capture and refilled
 // before each replay (stream-ordered copies); nothing reads device memory on the host while
@@ -24,8 +25,9 @@ struct CapturedGraph {
 
 }  // namespace
 
-void capture_begin() {
-  begin_capture_pool();  // throws while another capture is open
+void capture_begin(void* share_pool_of) {
+  // throws while another capture is open, or when the graph to share with is released
+  begin_capture_pool(share_pool_of ? static_cast<CapturedGraph*>(share_pool_of)->pool : 0);
   const cudaError_t e = cudaStreamBeginCapture(stream(), cudaStreamCaptureModeRelaxed);
   if (e != cudaSuccess) {
     release_capture_pool(end_capture_pool());

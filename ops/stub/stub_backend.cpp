@@ -65,7 +65,7 @@ const Backend& stub_backend() {
            void*, void*, void*),
       STUB("channel_norm_backward", DType, int64_t, int64_t, int64_t, const void*, const void*, const void*,
            const void*, const void*, void*, void*, void*),
-      STUB("capture_begin"),
+      STUB("capture_begin", void*),
       []() -> void* { fail("unimplemented: capture_end (stub backend)"); },
       STUB("graph_replay", void*),
       STUB("graph_release", void*),

@@ -137,14 +137,14 @@ TEST(CudaMemory, CastAndFillMatchTheCpuBitForBit) {
   });
 }
 
+// (The allocator's rules are tested on the CPU: tests/test_block_cache.cpp. Here: on the device.)
 TEST(CudaMemory, AllocatorReusesFreedBlocks) {
   REQUIRE_CUDA();
   const Backend& b = backend(Device::cuda);
   void* p = b.alloc(12345);
   b.free(p);
   const CudaMemoryStats before = cuda_memory_stats();
-  void* q = b.alloc(12345);  // same bucket: the cached block, no cudaMalloc
-  EXPECT_EQ(q, p);
+  void* q = b.alloc(12345);  // a cached block, no cudaMalloc
   EXPECT_EQ(cuda_memory_stats().device_mallocs, before.device_mallocs);
   EXPECT_GE(cuda_memory_stats().bytes_in_use, before.bytes_in_use + 12345);
   b.free(q);
@@ -154,6 +154,8 @@ TEST(CudaMemory, AllocatorReusesFreedBlocks) {
 
 // The peaks: in use counts handed-out blocks, reserved also the cached ones (a live graph's
 // pool stays cached); emptying the cache and starting new peaks gives back what was added.
+// Large blocks come from the growing address range (cuda_address_range.cu), which the H200
+// supports: written and read back there, and its free end unmapped by cuda_empty_cache.
 TEST(CudaMemory, PeaksOfBytesInUseAndReserved) {
   REQUIRE_CUDA();
   const Backend& b = backend(Device::cuda);
@@ -163,17 +165,23 @@ TEST(CudaMemory, PeaksOfBytesInUseAndReserved) {
   const size_t held = start.bytes_in_use + start.bytes_cached;
   EXPECT_EQ(start.peak_bytes_in_use, start.bytes_in_use);
   EXPECT_EQ(start.peak_bytes_reserved, held);
-  const size_t big = size_t(8) << 20;  // whole buckets
+  const size_t big = size_t(64) << 20, n = big / sizeof(float);
   void* p = b.alloc(big);
+  b.fill(DType::f32, int64_t(n), 1.5, p);
+  std::vector<float> back(n);
+  b.to_host(back.data(), p, big);
+  EXPECT_EQ(back[0], 1.5f);
+  EXPECT_EQ(back[n - 1], 1.5f);
+  EXPECT_GT(cuda_memory_stats().bytes_in_address_range, 0u) << "large blocks did not come from the address range";
   b.free(p);
-  void* q = b.alloc(big / 2);  // another bucket: a second cudaMalloc while p's block stays cached
+  void* q = b.alloc(big / 2);  // from the cached block: nothing more reserved
   const CudaMemoryStats s = cuda_memory_stats();
   EXPECT_EQ(s.peak_bytes_in_use, start.bytes_in_use + big);
-  EXPECT_EQ(s.peak_bytes_reserved, held + big + big / 2);
+  EXPECT_LE(s.peak_bytes_reserved, held + big);
   b.free(q);
   cuda_empty_cache();
   cuda_reset_peak_memory();
-  EXPECT_EQ(cuda_memory_stats().peak_bytes_reserved, held);
+  EXPECT_LE(cuda_memory_stats().peak_bytes_reserved, held);
 }
 
 // from_host copies through pinned staging: the caller may change its memory as soon as the
@@ -230,7 +238,7 @@ TEST(CudaMemory, CapturedBlocksStayWithTheirGraph) {
   const Backend& b = backend(Device::cuda);
   if (!b.supports("capture_begin")) GTEST_SKIP() << "this CUDA backend does not capture (emulation)";
   const size_t bytes = 4096 * sizeof(float);
-  b.capture_begin();
+  b.capture_begin(nullptr);
   void* p = b.alloc(bytes);
   b.fill(DType::f32, 4096, 2.5, p);  // recorded, not run
   void* graph = b.capture_end();
@@ -242,9 +250,10 @@ TEST(CudaMemory, CapturedBlocksStayWithTheirGraph) {
   b.to_host(back.data(), p, bytes);
   EXPECT_EQ(back[0], 2.5f);
   EXPECT_EQ(back[4095], 2.5f);
+  const int64_t mallocs = cuda_memory_stats().device_mallocs;
   b.graph_release(graph);
-  void* r = b.alloc(bytes);
-  EXPECT_EQ(r, p) << "the released graph's block should be back in the cache";
+  void* r = b.alloc(bytes);  // the released graph's block is the cache's again
+  EXPECT_EQ(cuda_memory_stats().device_mallocs, mallocs);
   b.free(q);
   b.free(r);
 }
@@ -260,13 +269,12 @@ TEST(CudaMemory, CaptureTakesTheCachesBlocks) {
   void* cached = b.alloc(bytes);
   b.free(cached);
   const int64_t mallocs = cuda_memory_stats().device_mallocs;
-  b.capture_begin();
+  b.capture_begin(nullptr);
   void* p = b.alloc(bytes);
   b.fill(DType::f32, 3 * 4096, 1.0, p);
   b.free(p);
   void* graph = b.capture_end();
-  EXPECT_EQ(p, cached) << "the capture did not take the cached block";
-  EXPECT_EQ(cuda_memory_stats().device_mallocs, mallocs);
+  EXPECT_EQ(cuda_memory_stats().device_mallocs, mallocs) << "the capture did not take a cached block";
   void* q = b.alloc(bytes);
   EXPECT_NE(q, p) << "a block of the graph was handed out while the graph lives";
   b.graph_release(graph);
