@@ -14,7 +14,8 @@
 // steps' allocations played back into the CUDA allocator (tools/alloc_trace.h) as a run makes
 // them, an eager step of each kind, then each kind captured, with the graphs in one shared
 // memory pool (as the trainer does) and, beside it, in pools of their own. (cuBLAS's and
-// cuDNN's own workspaces, and the CUDA context, come on top.)
+// cuDNN's own workspaces, and the CUDA context, come on top.) Last, the primitives of one
+// sampling call (the EMA generator's forward without gradients; the same at any batch size).
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -203,5 +204,12 @@ int main(int argc, char** argv) {
               "step graphs in pools of their own: %.0f MiB)\n",
               mib(run.peak_bytes_reserved), mib(run.peak_bytes_in_use), mib(segments.peak_bytes_reserved),
               mib(own_pools.peak_bytes_reserved));
+  counts().clear();
+  {
+    NoGradGuard no_grad;
+    t.ema_generator().forward(randn({16, o.model.g.latent_dim}, DType::f32, Device::cuda));
+  }
+  std::printf("sampling (the EMA generator's forward, no gradients): %lld primitives a batch (any batch size)\n",
+              (long long)total(counts()));
   return 0;
 }
