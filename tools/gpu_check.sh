@@ -156,6 +156,12 @@ if [ $cuda_rc -ne 0 ]; then
     run_logged 120 build/fpa_tests_cuda --gtest_filter="$suite.*" >"$RESULTS/.suite_out"
     rc=$?
     say "  $suite: exit $rc $(grep -cE '^\[  FAILED  \] [A-Za-z]+\.[A-Za-z]+ \(' "$RESULTS/.suite_out") failed"
+    if [ $rc -ne 0 ]; then  # is the allocator's address range (CUDA virtual memory, new) the cause?
+      FPA_CUDA_ADDRESS_RANGE=0 run_logged 120 build/fpa_tests_cuda --gtest_filter="$suite.*" >"$RESULTS/.suite_out"
+      rc=$?
+      say "  $suite with FPA_CUDA_ADDRESS_RANGE=0: exit $rc" \
+        "$(grep -cE '^\[  FAILED  \] [A-Za-z]+\.[A-Za-z]+ \(' "$RESULTS/.suite_out") failed"
+    fi
   done
 fi
 rm -f "$RESULTS/.cuda_out" "$RESULTS/.suite_out"

@@ -4,6 +4,7 @@
 // the caching allocator (freed blocks reused, no cudaMalloc in a repeated step, capture pools),
 // and copies through pinned staging (uploads, and reads started ahead).
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 
 #include "autograd/generator.h"
@@ -172,7 +173,10 @@ TEST(CudaMemory, PeaksOfBytesInUseAndReserved) {
   b.to_host(back.data(), p, big);
   EXPECT_EQ(back[0], 1.5f);
   EXPECT_EQ(back[n - 1], 1.5f);
-  EXPECT_GT(cuda_memory_stats().bytes_in_address_range, 0u) << "large blocks did not come from the address range";
+  const char* range = std::getenv("FPA_CUDA_ADDRESS_RANGE");
+  if (!range || std::strcmp(range, "0") != 0) {
+    EXPECT_GT(cuda_memory_stats().bytes_in_address_range, 0u) << "large blocks did not come from the address range";
+  }
   b.free(p);
   void* q = b.alloc(big / 2);  // from the cached block: nothing more reserved
   const CudaMemoryStats s = cuda_memory_stats();
