@@ -12,6 +12,9 @@
 #include "train/metrics.h"
 #include "train/pictures.h"
 #include "train/progress.h"
+#ifdef FPA_WITH_CUDA
+#include "ops/cuda/cuda_flags.h"
+#endif
 
 namespace fpa {
 namespace {
@@ -22,9 +25,15 @@ void on_interrupt(int) {
   if (++g_interrupts >= 2) std::_Exit(130);  // a second Ctrl-C does not wait
 }
 
-std::string stats_text(const StepStats& s) {
-  char buf[160];
-  std::snprintf(buf, sizeof buf, "D %.3f  G %.3f  GP %.3f  aux %.4f", s.d_loss, s.g_loss, s.gp, s.aux_loss);
+// The losses; on a GPU also the most device memory the allocator has held so far.
+std::string stats_text(const StepStats& s, Device device) {
+  char buf[200];
+  int n = std::snprintf(buf, sizeof buf, "D %.3f  G %.3f  GP %.3f  aux %.4f", s.d_loss, s.g_loss, s.gp, s.aux_loss);
+#ifdef FPA_WITH_CUDA
+  const size_t held = device == Device::cuda ? cuda_memory_stats().peak_bytes_reserved : 0;
+  if (held > 0) std::snprintf(buf + n, sizeof buf - size_t(n), "  GPU mem %.2f GiB", double(held) / (1 << 30));
+#endif
+  (void)n, (void)device;
   return buf;
 }
 
@@ -84,7 +93,7 @@ int run_training(Trainer& t, bool resumed) {
     seconds += dt;
     double ips = double(o.batch * o.grad_accumulate) / dt;
     metrics.append({step, seconds, s.d_loss, s.g_loss, s.gp, s.aux_loss, ips});
-    progress.update(step, ips, stats_text(s));
+    progress.update(step, ips, stats_text(s, o.device));
     if (pictures) write_pictures(t), metrics.write_curve();
     if (checkpoint) t.save_checkpoint(ckpt);
     if (g_interrupts > 0 && !next) {  // a step already queued is finished (and logged) first
