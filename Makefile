@@ -94,7 +94,7 @@ bench-train: deps $(BUILD)/bench_train
 	$(BUILD)/bench_train $(BENCH_ARGS)
 
 # Kernel launches per training step (the step a CUDA graph records), counted on the CPU.
-$(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o $(OBJ)/tools/alloc_trace.o
+$(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o $(OBJ)/tools/alloc_trace.o $(OBJ)/tools/fresh_base.o
 	$(CXX) $^ -o $@ $(LDLIBS)
 
 bench-kernels: deps $(BUILD)/count_kernels
@@ -106,7 +106,7 @@ bench-kernels: deps $(BUILD)/count_kernels
 # BENCH_DEVICE=cpu BENCH_ARGS=--quick (both sides take BENCH_ARGS).
 BENCH_DEVICE ?= cuda
 BENCH_OUT    ?= $(BUILD)/bench
-$(BUILD)/bench_gpu: $(LIB_OBJ) $(OBJ)/tools/bench_gpu.o
+$(BUILD)/bench_gpu: $(LIB_OBJ) $(OBJ)/tools/bench_gpu.o $(OBJ)/tools/fresh_base.o
 	$(CXX) $^ -o $@ $(LDLIBS)
 
 bench-gpu: $(BUILD)/bench_gpu

@@ -12,16 +12,14 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
-#include <filesystem>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "fpa/learning_rules.h"
-#include "nn/safetensors.h"
-#include "nn/state_dict.h"
 #include "ops/backend.h"
+#include "tools/fresh_base.h"
 #include "train/trainer.h"
 #ifdef FPA_WITH_CUDA
 #include "ops/cuda/cuda_flags.h"
@@ -88,17 +86,6 @@ double seconds_per(Device d, int64_t warm, int64_t n, const std::function<void()
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count() / double(n);
 }
 
-// The U-Net model trains from a finished FPA: a fresh one's weights, saved where the trainer reads them.
-std::string fresh_base_checkpoint(const ModelConfig& m) {
-  GeneratorConfig g = m.g;
-  g.model = "v2";
-  FastWeightPainter base(g);
-  std::string path =
-      (std::filesystem::temp_directory_path() / ("bench_gpu_base_" + m.preset + ".safetensors")).string();
-  nn::save_safetensors(path, nn::state_dict(base, "G."));
-  return path;
-}
-
 bool on_device(nn::Module& m, Device d) {
   std::vector<Tensor*> p = m.parameters();
   return !p.empty() && p[0]->device() == d;
@@ -107,7 +94,7 @@ bool on_device(nn::Module& m, Device d) {
 void run_config(Result& r, Device dev, int64_t steps, bool quick) {
   TrainOptions o = train_defaults(r.c.preset);
   o.batch = r.c.batch, o.device = dev, o.graph = r.c.graph;
-  if (o.model.g.model == "unet") o.init_from = fresh_base_checkpoint(o.model);
+  if (o.model.g.model == "unet") o.init_from = tools::fresh_base_checkpoint(o.model);
   const int64_t C = o.model.g.channels, S = o.model.g.image_size;
   Trainer t(o, std::make_shared<const ImageDataset>(random_dataset(o.batch * 2, C, S)));
   GeneratorModel fallback;

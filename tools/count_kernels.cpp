@@ -7,7 +7,8 @@
 // such as drawing the latents, stays on the real CPU table, uncounted, as it is no kernel):
 // exact and the same on every machine, no GPU needed. The Trainer runs the step directly,
 // as a capture records it: the CPU table cannot capture.
-// Usage: count_kernels [preset (paper-rgb64-T64)] [batch (the preset's)] [--aug-prob P]
+// Usage: count_kernels [preset (paper-rgb64-T64; a +unet one trains from a fresh FPA)] [batch (the preset's)]
+//        [--aug-prob P]
 // Prints a row per primitive, the totals, and their mean over the preset's penalty cycle; and
 // the most device memory in use during each step (the live tensors' bytes, parameters and
 // optimiser state included, unrounded); and the memory a GPU run would hold (reserved): the
@@ -26,6 +27,7 @@
 
 #include "ops/backend.h"
 #include "tools/alloc_trace.h"
+#include "tools/fresh_base.h"
 #include "train/trainer.h"
 
 namespace fpa {
@@ -170,6 +172,7 @@ int main(int argc, char** argv) {
   register_backend(Device::cuda, &table);
   TrainOptions o = train_defaults(preset);
   o.device = Device::cuda;
+  if (o.model.g.model == "unet") o.init_from = tools::fresh_base_checkpoint(o.model);
   if (batch > 0) o.batch = batch;
   o.aug_prob = aug_prob;
   const int64_t gp_every = o.gp_every;  // the preset's
