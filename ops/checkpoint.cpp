@@ -90,9 +90,9 @@ Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs, con
     if (!grad_enabled()) return gradients_of(fn, all, n_inputs, params, g, needs, /*create_graph=*/false);
     // Recorded: the gradients as a checkpoint of (x, g) -> the needed gradients packed into
     // one flat tensor (see the top); in its forward they are found unrecorded.
-    std::vector<Shape> shapes;
+    std::vector<int64_t> sizes;
     for (size_t i = 0; i < all.size(); ++i)
-      if (needs[i]) shapes.push_back(all[i].shape());
+      if (needs[i]) sizes.push_back(all[i].numel());
     auto packed_gradients = [fn, params, n_inputs, needs](const std::vector<Tensor>& in) {  // in: x..., g
       std::vector<Tensor> all_now(in.begin(), in.end() - 1);
       for (const Tensor* p : params) all_now.push_back(*p);
@@ -109,15 +109,10 @@ Tensor checkpoint(const CheckpointFn& fn, const std::vector<Tensor>& inputs, con
     };
     std::vector<Tensor> in(all.begin(), all.begin() + n_inputs);
     in.push_back(g);
-    const Tensor packed = checkpoint(packed_gradients, in, params);
+    const std::vector<Tensor> parts = split(checkpoint(packed_gradients, in, params), sizes, 0);
     std::vector<Tensor> r(all.size());
-    int64_t at = 0;
-    for (size_t i = 0, j = 0; i < all.size(); ++i) {
-      if (!needs[i]) continue;
-      const Shape& shape = shapes[j++];
-      r[i] = reshape(slice(packed, 0, at, at + shape.numel()), shape);
-      at += shape.numel();
-    }
+    for (size_t i = 0, j = 0; i < all.size(); ++i)
+      if (needs[i]) r[i] = reshape(parts[j++], all[i].shape());
     return r;
   };
   return record("checkpoint", out, all, backward);

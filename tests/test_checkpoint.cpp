@@ -29,6 +29,13 @@ FPA_OP_CASE("checkpoint", "checkpoint_parameter", {{3, 4}, {4, 4}}, [](const V& 
   return checkpoint([](const V& in) { return block(in[0], w); }, {x[0]}, {&w});
 });
 
+// Eight maps in a row: tanh(1.1 y), the memory tests' fn.
+Tensor chain(const V& in) {
+  Tensor y = in[0];
+  for (int i = 0; i < 8; ++i) y = tanh(mul_scalar(y, 1.1));
+  return y;
+}
+
 Tensor random(const Shape& s, uint64_t seed) {
   Generator gen(seed);
   return randn(s, DType::f64, Device::cpu, &gen);
@@ -127,11 +134,6 @@ TEST(Checkpoint, FrozenParametersGetNoGradient) {
 // After the forward, a chain of 8 maps keeps only its output (the plain chain keeps all 8).
 TEST(Checkpoint, ForwardKeepsNoIntermediates) {
   Tensor x = random({64, 64}, 8).requires_grad_();
-  auto chain = [](const V& in) {
-    Tensor y = in[0];
-    for (int i = 0; i < 8; ++i) y = tanh(mul_scalar(y, 1.1));
-    return y;
-  };
   const size_t map = 64 * 64 * sizeof(double);
   size_t plain = 0, checkpointed = 0;
   {
@@ -153,11 +155,6 @@ TEST(Checkpoint, ForwardKeepsNoIntermediates) {
 // and differentiating it rebuilds one block's graph at a time.
 TEST(Checkpoint, RecordedGradientKeepsNoGraphOfFn) {
   Tensor x = random({64, 64}, 15).requires_grad_();
-  auto chain = [](const V& in) {
-    Tensor y = in[0];
-    for (int i = 0; i < 8; ++i) y = tanh(mul_scalar(y, 1.1));
-    return y;
-  };
   const size_t map = 64 * 64 * sizeof(double);
   auto measure = [&](bool checkpointed, size_t& held, size_t& peak) {
     CpuMemoryLog bytes;
