@@ -266,23 +266,24 @@ void BlockCache::split(Block* b, size_t size) {
 
 void BlockCache::give_back(Block* b) {
   b->in_use = false;
+  // Each free neighbour (out of its free set first) merges with b: the upper block's bytes go
+  // to the lower one, the upper one is deleted.
   auto mergeable = [&](Block* n) { return n && !n->in_use && n->pool == b->pool; };
-  if (mergeable(b->prev)) {  // b joins its free neighbour below
+  auto absorb = [](Block* lower, Block* upper) {
+    lower->size += upper->size;
+    lower->next = upper->next;
+    if (upper->next) upper->next->prev = lower;
+    delete upper;
+  };
+  if (mergeable(b->prev)) {
     Block* prev = b->prev;
     free_blocks(prev->pool, prev->small).erase(prev);
-    prev->size += b->size;
-    prev->next = b->next;
-    if (b->next) b->next->prev = prev;
-    delete b;
+    absorb(prev, b);
     b = prev;
   }
-  if (mergeable(b->next)) {  // and its free neighbour above joins it
-    Block* next = b->next;
-    free_blocks(next->pool, next->small).erase(next);
-    b->size += next->size;
-    b->next = next->next;
-    if (next->next) next->next->prev = b;
-    delete next;
+  if (mergeable(b->next)) {
+    free_blocks(b->next->pool, b->next->small).erase(b->next);
+    absorb(b, b->next);
   }
   free_blocks(b->pool, b->small).insert(b);
 }

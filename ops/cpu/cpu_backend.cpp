@@ -17,7 +17,7 @@ namespace fpa {
 namespace cpu {
 namespace {
 
-class BlockCache {
+class SizeBucketCache {
  public:
   void* alloc(size_t bytes) {
     size_t size = (bytes + 63) / 64 * 64;
@@ -61,8 +61,8 @@ class BlockCache {
   size_t cached_ = 0;
 };
 
-BlockCache& cache() {
-  static BlockCache* c = new BlockCache();  // never destroyed: tensors may outlive static teardown
+SizeBucketCache& cache() {
+  static SizeBucketCache* c = new SizeBucketCache();  // never destroyed: tensors may outlive static teardown
   return *c;
 }
 
