@@ -229,7 +229,8 @@ TEST(ReduceKernels, SoftmaxPathsMatchFormula) {
 
 // The backward primitive dx = y (g - sum_j g y), and with u dx = u (g - s) - g t (s = sum g y,
 // t = sum u y), on the same paths, against the formula in long double, per element within a
-// bound scaled by the terms' sizes (the rounding of s, t, the differences and the products),
+// bound scaled by the terms' sizes (the rounding of s and t, which scales with sum |g y| and
+// sum |u y|, not with |s| and |t|, since the sums may cancel; the differences and the products),
 // and against the recorded composed ops that create_graph differentiates.
 TEST(ReduceKernels, SoftmaxBackwardPathsMatchFormula) {
   Generator gen(5);
@@ -250,17 +251,18 @@ TEST(ReduceKernels, SoftmaxBackwardPathsMatchFormula) {
         double worst = 0;
         for (int64_t o = 0; o < outer; ++o)
           for (int64_t i = 0; i < inner; ++i) {
-            long double sg = 0, su = 0;
+            long double sg = 0, su = 0, sg_terms = 0, su_terms = 0;  // the sums and their terms' sizes
             for (int64_t j = 0; j < dim; ++j) {
               const int64_t k = (o * dim + j) * inner + i;
               sg += (long double)yv[k] * gv[k], su += (long double)uv[k] * yv[k];
+              sg_terms += std::fabs((long double)yv[k] * gv[k]), su_terms += std::fabs((long double)uv[k] * yv[k]);
             }
             for (int64_t j = 0; j < dim; ++j) {
               const int64_t k = (o * dim + j) * inner + i;
               const double a = with_u ? uv[k] : yv[k];
               long double ref = a * (gv[k] - sg) - (with_u ? gv[k] * su : 0);
-              double scale = std::fabs(a) * (std::fabs(gv[k]) + std::fabs(double(sg))) +
-                             (with_u ? std::fabs(gv[k] * double(su)) : 0.0);
+              double scale = std::fabs(a) * (std::fabs(gv[k]) + double(sg_terms)) +
+                             (with_u ? std::fabs(gv[k]) * double(su_terms) : 0.0);
               worst = std::max(worst, double(std::fabs(got[k] - ref) / scale));
             }
           }
