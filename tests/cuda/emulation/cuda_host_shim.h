@@ -74,7 +74,7 @@ inline double __fma_rn(double a, double b, double c) { return std::fma(a, b, c);
 
 // "Device" memory is host memory here.
 inline cudaError_t emulated_memcpy_async(void* dst, const void* src, size_t n, cudaMemcpyKind, cudaStream_t) {
-  std::memmove(dst, src, n);
+  if (n) std::memmove(dst, src, n);  // an empty tensor's pointer is null
   return cudaSuccess;
 }
 #define cudaMemcpyAsync emulated_memcpy_async
