@@ -3,11 +3,13 @@
 // path). Blocks run one after another; a block's threads run one after another, or, for the
 // kernels whose threads cooperate ("(rows)" in the launch name: shuffles, __syncthreads), as
 // real threads meeting at barriers. Dynamic shared memory (launch_with_shared,
-// FPA_DYNAMIC_SHARED) is one host buffer, refilled with 0xff bytes (NaN in float and double)
-// before each block, so a read of shared memory the block never wrote shows in the results.
+// FPA_DYNAMIC_SHARED) is a host buffer of exactly the launch's bytes, made afresh for each block
+// and filled with 0xff bytes (NaN in float and double), so a read of shared memory the block
+// never wrote shows in the results, and one past its end stops a SANITIZE=1 run.
 #pragma once
 #include <cstdint>
 #include <cstring>
+#include <memory>
 #include <thread>
 #include <vector>
 
@@ -27,7 +29,7 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
   for (int64_t i = int64_t(blockIdx.x) * blockDim.x + threadIdx.x; i < (n); i += int64_t(blockDim.x) * gridDim.x)
 
 namespace emulation {
-inline std::vector<unsigned char> dynamic_shared;  // the running block's dynamic shared memory
+inline std::unique_ptr<unsigned char[]> dynamic_shared;  // the running block's dynamic shared memory
 
 template <typename... Params, typename... Args>
 void run_blocks(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, size_t shared_bytes,
@@ -36,7 +38,8 @@ void run_blocks(const char* name, void (*kernel)(Params...), dim3 grid, unsigned
   for (unsigned bz = 0; bz < grid.z; ++bz)
     for (unsigned by = 0; by < grid.y; ++by)
       for (unsigned bx = 0; bx < grid.x; ++bx) {
-        dynamic_shared.assign(shared_bytes, 0xff);
+        dynamic_shared.reset(new unsigned char[shared_bytes]);
+        std::memset(dynamic_shared.get(), 0xff, shared_bytes);
         auto thread_body = [&](unsigned t) {
           emu::block_idx = {bx, by, bz};
           emu::thread_idx = {t, 0, 0};
@@ -73,6 +76,6 @@ void launch_with_shared(const char* name, void (*kernel)(Params...), dim3 grid, 
   emulation::run_blocks(name, kernel, grid, threads, shared_bytes, args...);
 }
 
-#define FPA_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::fpa::gpu::emulation::dynamic_shared.data())
+#define FPA_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::fpa::gpu::emulation::dynamic_shared.get())
 
 }  // namespace fpa::gpu
