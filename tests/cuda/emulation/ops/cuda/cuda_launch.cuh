@@ -2,7 +2,7 @@
 // are compiled with g++ (tests/cuda/emulation/run.sh puts this folder first on the include
 // path). Blocks run one after another; a block's threads run one after another, or, for the
 // kernels whose threads cooperate ("(rows)" in the launch name: shuffles, __syncthreads), as
-// real threads meeting at barriers. Dynamic shared memory (launch_with_shared,
+// real threads meeting at barriers, started once per launch. Dynamic shared memory (launch_with_shared,
 // FPA_DYNAMIC_SHARED) is a host buffer of exactly the launch's bytes, made afresh for each block
 // and filled with 0xff bytes (NaN in float and double), so a read of shared memory the block
 // never wrote shows in the results, and one past its end stops a SANITIZE=1 run.
@@ -31,34 +31,51 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
 namespace emulation {
 inline std::unique_ptr<unsigned char[]> dynamic_shared;  // the running block's dynamic shared memory
 
+// A fresh dynamic shared memory for the next block: exactly `bytes`, every byte 0xff.
+inline void fresh_shared(size_t bytes) {
+  dynamic_shared.reset(new unsigned char[bytes]);
+  std::memset(dynamic_shared.get(), 0xff, bytes);
+}
+
 template <typename... Params, typename... Args>
 void run_blocks(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, size_t shared_bytes,
                 Args... args) {
   const bool cooperative = std::strstr(name, "(rows)") != nullptr;
-  for (unsigned bz = 0; bz < grid.z; ++bz)
-    for (unsigned by = 0; by < grid.y; ++by)
-      for (unsigned bx = 0; bx < grid.x; ++bx) {
-        dynamic_shared.reset(new unsigned char[shared_bytes]);
-        std::memset(dynamic_shared.get(), 0xff, shared_bytes);
-        auto thread_body = [&](unsigned t) {
-          emu::block_idx = {bx, by, bz};
-          emu::thread_idx = {t, 0, 0};
-          emu::block_dim = dim3(threads);
-          emu::grid_dim = grid;
-          kernel(Params(args)...);
-        };
-        if (!cooperative) {
-          for (unsigned t = 0; t < threads; ++t) thread_body(t);
-          continue;
-        }
-        pthread_barrier_init(&emu::block_barrier, nullptr, threads);
-        for (unsigned w = 0; w < threads / 32; ++w) pthread_barrier_init(&emu::warp_barrier[w], nullptr, 32);
-        std::vector<std::thread> block;
-        for (unsigned t = 0; t < threads; ++t) block.emplace_back(thread_body, t);
-        for (std::thread& th : block) th.join();
-        pthread_barrier_destroy(&emu::block_barrier);
-        for (unsigned w = 0; w < threads / 32; ++w) pthread_barrier_destroy(&emu::warp_barrier[w]);
-      }
+  const uint64_t blocks = uint64_t(grid.x) * grid.y * grid.z;  // in CUDA's order: x fastest
+  auto run_thread = [&](uint64_t block, unsigned t) {
+    emu::block_idx = {unsigned(block % grid.x), unsigned(block / grid.x % grid.y), unsigned(block / grid.x / grid.y)};
+    emu::thread_idx = {t, 0, 0};
+    emu::block_dim = dim3(threads);
+    emu::grid_dim = grid;
+    kernel(Params(args)...);
+  };
+  if (!cooperative) {
+    for (uint64_t b = 0; b < blocks; ++b) {
+      fresh_shared(shared_bytes);
+      for (unsigned t = 0; t < threads; ++t) run_thread(b, t);
+    }
+    return;
+  }
+  // One real thread per CUDA thread for the whole launch (starting them is the slow part),
+  // running the blocks one after another and meeting between them.
+  pthread_barrier_t between_blocks;
+  pthread_barrier_init(&between_blocks, nullptr, threads);
+  pthread_barrier_init(&emu::block_barrier, nullptr, threads);
+  for (unsigned w = 0; w < threads / 32; ++w) pthread_barrier_init(&emu::warp_barrier[w], nullptr, 32);
+  auto worker = [&](unsigned t) {
+    for (uint64_t b = 0; b < blocks; ++b) {
+      if (t == 0) fresh_shared(shared_bytes);
+      pthread_barrier_wait(&between_blocks);  // the block's shared memory is ready
+      run_thread(b, t);
+      pthread_barrier_wait(&between_blocks);  // every thread is done with it
+    }
+  };
+  std::vector<std::thread> block;
+  for (unsigned t = 0; t < threads; ++t) block.emplace_back(worker, t);
+  for (std::thread& th : block) th.join();
+  pthread_barrier_destroy(&between_blocks);
+  pthread_barrier_destroy(&emu::block_barrier);
+  for (unsigned w = 0; w < threads / 32; ++w) pthread_barrier_destroy(&emu::warp_barrier[w]);
 }
 }  // namespace emulation
 
