@@ -34,8 +34,6 @@ TEST(Backend, CpuSupportsEverythingButCapture) {
   EXPECT_ERROR(b.capture_begin(nullptr), "capture_begin: the CPU backend runs eagerly");
 }
 
-// The bias-corrected terms read from memory (what a captured Adam step does) give the bits of
-// the terms computed from the step count, in both dtypes, over several steps.
 // free ignores nullptr and reports (never throws, never crashes on) a pointer it did not hand out.
 TEST(Backend, CpuFreeIgnoresNullAndUnknownPointers) {
   const Backend& b = backend(Device::cpu);
@@ -46,6 +44,8 @@ TEST(Backend, CpuFreeIgnoresNullAndUnknownPointers) {
   EXPECT_NE(testing::internal::GetCapturedStderr().find("did not hand out"), std::string::npos);
 }
 
+// The bias-corrected terms read from memory (what a captured Adam step does) give the bits of
+// the terms computed from the step count, in both dtypes, over several steps.
 TEST(Backend, AdamStepFromBiasTermsInMemoryIsTheSameStep) {
   for (DType t : {DType::f32, DType::f64}) {
     SCOPED_TRACE(dtype_name(t));

@@ -38,13 +38,13 @@ void device_free(void* ptr);
 // open, until end_capture_pool, which returns it (0 when none was open); release_capture_pool
 // says one capture of the pool is done, and after the last its blocks are the cache's.
 int begin_capture_pool(int share);
+int end_capture_pool();
+void release_capture_pool(int pool);
 // The allocator's growing address range (cuda_address_range.cu; BlockCache::Driver's reserve,
 // map, unmap): nullptr from reserve where the device cannot, or FPA_CUDA_ADDRESS_RANGE=0.
 void* address_range_reserve(size_t& capacity);
 bool address_range_map(void* at, size_t bytes);
 void address_range_unmap(void* at, size_t bytes);
-int end_capture_pool();
-void release_capture_pool(int pool);
 
 // A scratch buffer from the allocator, returned to the cache at scope end (safe: later users
 // of the block are ordered after this scope's kernels on the one stream).
