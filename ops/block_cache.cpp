@@ -210,9 +210,7 @@ BlockCache::Block* BlockCache::new_segment(bool small, size_t size) {
   const size_t bytes = small ? kSegmentStep : round_up(size, kSegmentStep);
   void* p = driver_.alloc(bytes);
   if (!p) return nullptr;
-  ++driver_allocs_;
-  reserved_ += bytes;
-  if (reserved_ > peak_reserved_) peak_reserved_ = reserved_;
+  took_from_driver(bytes);
   // A capture's new segment is wholly the capture's: the rest split off stays in its pool.
   return new Block{static_cast<char*>(p), bytes, capturing_, false, small, nullptr, nullptr};
 }
@@ -231,9 +229,7 @@ BlockCache::Block* BlockCache::grow_range(size_t size) {
   const bool extend = tail && !tail->in_use && (tail->pool == capturing_ || tail->pool == 0);
   const size_t more = round_up(size - (extend ? tail->size : 0), kSegmentStep);
   if (more > range_capacity_ - range_mapped_ || !driver_.map(range_ + range_mapped_, more)) return nullptr;
-  ++driver_allocs_;
-  reserved_ += more;
-  if (reserved_ > peak_reserved_) peak_reserved_ = reserved_;
+  took_from_driver(more);
   Block* b = nullptr;
   if (extend) {
     free_blocks(tail->pool, false).erase(tail);
@@ -246,6 +242,12 @@ BlockCache::Block* BlockCache::grow_range(size_t size) {
   }
   range_mapped_ += more;
   return b;
+}
+
+void BlockCache::took_from_driver(size_t bytes) {
+  ++driver_allocs_;
+  reserved_ += bytes;
+  if (reserved_ > peak_reserved_) peak_reserved_ = reserved_;
 }
 
 BlockCache::Block* BlockCache::range_tail() const {

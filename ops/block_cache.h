@@ -73,7 +73,7 @@ class BlockCache {
   // Gives a block back; nullptr is ignored, a pointer not handed out is reported on stderr
   // (never thrown: destructors call this).
   void free(void* p);
-  // Returns the shared cache's wholly free segments to the driver.
+  // Returns the shared cache's wholly free segments to the driver, and unmaps the range's free end.
   void release_cached();
 
   // Opens a capture pool (a new one when share is 0, else `share`, which must be live) and
@@ -112,6 +112,7 @@ class BlockCache {
   Block* new_segment(bool small, size_t size);          // or nullptr
   Block* grow_range(size_t size);                       // a block of at least size at the range's end, or nullptr
   Block* range_tail() const;                            // the range's last block, or nullptr
+  void took_from_driver(size_t bytes);                  // a new segment or growth: counted, peak
   bool in_range(const Block* b) const { return range_ && b->ptr >= range_ && b->ptr < range_ + range_capacity_; }
   void split(Block* b, size_t size);                    // b (in use) keeps `size`; the rest a free block
   void give_back(Block* b);                             // into its pool's free set, merged with neighbours

@@ -27,9 +27,10 @@ constexpr bool kSanitizing = false;
 
 class SizeBucketCache {
  public:
+  // Rounded up to 64 B and reused from the cache; under ASan exactly `bytes`, always fresh, so
+  // the sanitizer's red zone starts at the tensor's end.
   void* alloc(size_t bytes) {
-    if (kSanitizing) return exact_alloc(bytes);
-    size_t size = (bytes + 63) / 64 * 64;
+    const size_t size = kSanitizing ? bytes : (bytes + 63) / 64 * 64;
     {
       std::lock_guard<std::mutex> lock(mu_);
       auto it = free_.find(size);
@@ -41,8 +42,8 @@ class SizeBucketCache {
         return p;
       }
     }
-    void* p = std::aligned_alloc(64, size);
-    FPA_CHECK(p != nullptr, "cpu: out of memory allocating ", bytes, " bytes");
+    void* p = nullptr;
+    FPA_CHECK(posix_memalign(&p, 64, size ? size : 1) == 0, "cpu: out of memory allocating ", bytes, " bytes");
     std::lock_guard<std::mutex> lock(mu_);
     live_[p] = size;
     return p;
@@ -63,15 +64,6 @@ class SizeBucketCache {
   }
 
  private:
-  // `bytes` exactly (64-byte aligned), so the sanitizer's red zone starts at the tensor's end.
-  void* exact_alloc(size_t bytes) {
-    void* p = nullptr;
-    FPA_CHECK(posix_memalign(&p, 64, bytes ? bytes : 1) == 0, "cpu: out of memory allocating ", bytes, " bytes");
-    std::lock_guard<std::mutex> lock(mu_);
-    live_[p] = bytes;
-    return p;
-  }
-
   static constexpr size_t kMaxCached = size_t(2) << 30;
   std::mutex mu_;
   std::unordered_map<size_t, std::vector<void*>> free_;

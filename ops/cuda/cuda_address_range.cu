@@ -71,6 +71,19 @@ bool look_up_all(DriverApi& d) {
          look_up("cuMemSetAccess", d.set_access);
 }
 
+// Unmaps and releases the pieces mapped in [at, at + bytes).
+void unmap_pieces(void* at, size_t bytes) {
+  DriverApi& d = api();
+  const CUdeviceptr start = reinterpret_cast<CUdeviceptr>(at);
+  for (CUdeviceptr p = start; p < start + bytes; p += kPiece) {
+    auto it = d.pieces.find(p);
+    if (it == d.pieces.end()) continue;
+    d.unmap(p, kPiece);
+    d.release(it->second);
+    d.pieces.erase(it);
+  }
+}
+
 }  // namespace
 
 void* address_range_reserve(size_t& capacity) {
@@ -102,22 +115,6 @@ void* address_range_reserve(size_t& capacity) {
   if (d.address_reserve(&base, capacity, kPiece, 0, 0) != CUDA_SUCCESS) return nullptr;
   return reinterpret_cast<void*>(base);
 }
-
-namespace {
-
-void unmap_pieces(void* at, size_t bytes) {
-  DriverApi& d = api();
-  const CUdeviceptr start = reinterpret_cast<CUdeviceptr>(at);
-  for (CUdeviceptr p = start; p < start + bytes; p += kPiece) {
-    auto it = d.pieces.find(p);
-    if (it == d.pieces.end()) continue;
-    d.unmap(p, kPiece);
-    d.release(it->second);
-    d.pieces.erase(it);
-  }
-}
-
-}  // namespace
 
 void address_range_unmap(void* at, size_t bytes) {
   // Unlike cudaFree, unmapping need not wait for the kernels still using the memory: wait here.
