@@ -9,6 +9,8 @@
 // Threading: with at least as many images as threads, each thread takes whole images with its
 // own col buffer (cpu::gemm runs single-threaded inside a parallel region); with fewer, images
 // run one after another and the GEMM threads itself. Outputs are overwritten, never accumulated.
+// Either way every output is computed by the same operations in the same order (cpu::gemm's
+// tiles and backward-filter's image groups depend on the shapes only), so on any thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -40,6 +42,9 @@ bool is_pointwise(const ConvGeom& g) {
 }
 
 bool is_depthwise(const ConvGeom& g) { return g.groups > 1 && g.Cin == g.groups; }
+
+// Backward-filter sums its images in at most this many groups (one partial dw each).
+constexpr int64_t kFilterGroups = 8;
 
 // Whether to split the images over threads (each image then runs single-threaded).
 bool parallel_over_images(int64_t N) {
@@ -176,25 +181,30 @@ void backward_filter_gemm(const ConvGeom& g, const T* x, const T* dy, T* dw) {
     gemm(dtype_of<T>(), false, true, Cog, K, L, 1.0, dy + n * g.Cout * L, L, Cog * L, cols, L, K * L, beta, dst,
          K, Cog * K, g.groups);
   };
-  if (!parallel_over_images(g.N)) {
+  // The images are summed in fixed groups (from N alone), each group's images in order into its
+  // own partial dw, then the partials in group order: the same bits on any thread count.
+  const int64_t groups = std::min(g.N, kFilterGroups);
+  if (groups <= 1) {
     if (g.N == 0) std::fill(dw, dw + dw_elems, T(0));
     auto col = scratch<T>(pointwise ? 0 : g.groups * K * L);
     for (int64_t n = 0; n < g.N; ++n) accumulate(n, col.get(), dw, n == 0 ? 0.0 : 1.0, true);
     return;
   }
-  const int threads = omp_get_max_threads();
-  std::vector<T> partial(threads * dw_elems, T(0));  // (threads, Cout, K)
-#pragma omp parallel
+  std::vector<T> partial(groups * dw_elems);  // (groups, Cout, K)
+#pragma omp parallel if (!omp_in_parallel())
   {
     auto col = scratch<T>(pointwise ? 0 : g.groups * K * L);
-    T* mine = partial.data() + omp_get_thread_num() * dw_elems;
-#pragma omp for schedule(static)
-    for (int64_t n = 0; n < g.N; ++n) accumulate(n, col.get(), mine, 1.0, false);
+#pragma omp for schedule(dynamic, 1)
+    for (int64_t p = 0; p < groups; ++p) {
+      const int64_t first = g.N * p / groups, end = g.N * (p + 1) / groups;
+      for (int64_t n = first; n < end; ++n)
+        accumulate(n, col.get(), partial.data() + p * dw_elems, n == first ? 0.0 : 1.0, false);
+    }
   }
-#pragma omp parallel for schedule(static) if (dw_elems > kParallelGrain)
+#pragma omp parallel for schedule(static) if (dw_elems > kParallelGrain && !omp_in_parallel())
   for (int64_t i = 0; i < dw_elems; ++i) {
-    T s = 0;
-    for (int t = 0; t < threads; ++t) s += partial[t * dw_elems + i];
+    T s = partial[i];
+    for (int64_t p = 1; p < groups; ++p) s += partial[p * dw_elems + i];
     dw[i] = s;
   }
 }

@@ -5,11 +5,15 @@
 // (or when FPA_NO_BLAS=1). OpenBLAS 0.3.21 does not recognise recent Xeons and would run its
 // SSE3 "Prescott" kernels; unless the user set OPENBLAS_CORETYPE, we ask for the kernels of
 // the widest vector unit this CPU has (AVX-512: SkylakeX, AVX2: Haswell) before loading it.
-// Threading: a batch is split over OpenMP threads, a single large product by rows of C; each
-// piece is one single-threaded BLAS call (BLAS calls inside a parallel region run serially).
+// Threading, the same bits on any thread count and any BLAS kernel set: each product's C is cut
+// into tiles by its shape alone (gemm_tiling), every tile is one single-threaded BLAS call (the
+// library's own threads are off), and the (product, tile) pairs are shared among OpenMP threads.
+// So no element is ever computed by a different call, or summed in a different order, when the
+// thread count changes; BLAS kernels may round a tile of 3 rows differently from one of 6.
 #include <dlfcn.h>
 #include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -52,6 +56,8 @@ const Blas& blas() {
       auto d = reinterpret_cast<DgemmFn>(dlsym(h, "cblas_dgemm"));
       if (!s || !d) continue;
       b.sgemm = s, b.dgemm = d;
+      // Every call is one tile on one thread: OpenBLAS's own threads would split it further.
+      if (auto set_threads = reinterpret_cast<void (*)(int)>(dlsym(h, "openblas_set_num_threads"))) set_threads(1);
       auto config = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_config"));
       auto core = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_corename"));
       b.description = std::string(config ? config() : "OpenBLAS") + ", kernels " + (core ? core() : "?");
@@ -74,16 +80,29 @@ void gemm_one(bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha, const 
   gemm_portable(sizeof(T) == 4 ? DType::f32 : DType::f64, ta, tb, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 }
 
-// Rows [m0, m1) of C[b]: offsets of op(A) rows.
+// Tile (i, j) of C: rows [M i / tm, M (i+1) / tm) and columns [N j / tn, N (j+1) / tn).
 template <typename T>
-void gemm_rows(bool ta, bool tb, int64_t m0, int64_t m1, int64_t N, int64_t K, T alpha, const T* A,
-               int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
-  if (m1 <= m0) return;
+void gemm_tile(const GemmTiling& tiles, int64_t tile, bool ta, bool tb, int64_t M, int64_t N, int64_t K, T alpha,
+               const T* A, int64_t lda, const T* B, int64_t ldb, T beta, T* C, int64_t ldc) {
+  const int64_t i = tile / tiles.cols, j = tile % tiles.cols;
+  const int64_t m0 = M * i / tiles.rows, m1 = M * (i + 1) / tiles.rows;
+  const int64_t n0 = N * j / tiles.cols, n1 = N * (j + 1) / tiles.cols;
+  if (m1 <= m0 || n1 <= n0) return;
   const T* a = ta ? A + m0 : A + m0 * lda;
-  gemm_one(ta, tb, m1 - m0, N, K, alpha, a, lda, B, ldb, beta, C + m0 * ldc, ldc);
+  const T* b = tb ? B + n0 * ldb : B + n0;
+  gemm_one(ta, tb, m1 - m0, n1 - n0, K, alpha, a, lda, b, ldb, beta, C + m0 * ldc + n0, ldc);
 }
 
 }  // namespace
+
+GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K) {
+  const double flops = 2.0 * double(M) * double(N) * double(K);
+  const int64_t wanted = std::clamp<int64_t>(int64_t(flops / kGemmTileFlops), 1, kGemmMaxTiles);
+  GemmTiling t;
+  t.rows = std::clamp<int64_t>(M / kGemmMinTileRows, 1, wanted);
+  t.cols = std::clamp<int64_t>(N / kGemmMinTileCols, 1, (wanted + t.rows - 1) / t.rows);
+  return t;
+}
 
 const char* gemm_implementation() { return blas().description.c_str(); }
 
@@ -95,24 +114,14 @@ void gemm(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
     const T* a = static_cast<const T*>(A);
     const T* b = static_cast<const T*>(B);
     T* c = static_cast<T*>(C);
-    int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
-    double flops = 2.0 * M * N * K;
-    if (threads == 1 || flops * batch < 2e6) {
-      for (int64_t i = 0; i < batch; ++i)
-        gemm_one<T>(ta, tb, M, N, K, T(alpha), a + i * sa, lda, b + i * sb, ldb, T(beta), c + i * sc, ldc);
-    } else if (batch >= threads) {
-#pragma omp parallel for schedule(dynamic, 1)
-      for (int64_t i = 0; i < batch; ++i)
-        gemm_one<T>(ta, tb, M, N, K, T(alpha), a + i * sa, lda, b + i * sb, ldb, T(beta), c + i * sc, ldc);
-    } else {
-      for (int64_t i = 0; i < batch; ++i) {
-#pragma omp parallel
-        {
-          int nt = omp_get_num_threads(), id = omp_get_thread_num();
-          int64_t m0 = M * id / nt, m1 = M * (id + 1) / nt;
-          gemm_rows<T>(ta, tb, m0, m1, N, K, T(alpha), a + i * sa, lda, b + i * sb, ldb, T(beta), c + i * sc, ldc);
-        }
-      }
+    const GemmTiling tiles = gemm_tiling(M, N, K);
+    const int64_t per_product = tiles.rows * tiles.cols, work = batch * per_product;
+    const bool parallel = work > 1 && !omp_in_parallel() && 2.0 * M * N * K * batch >= 2 * kGemmTileFlops;
+#pragma omp parallel for schedule(dynamic, 1) if (parallel)
+    for (int64_t w = 0; w < work; ++w) {
+      const int64_t i = w / per_product;
+      gemm_tile<T>(tiles, w % per_product, ta, tb, M, N, K, T(alpha), a + i * sa, lda, b + i * sb, ldb, T(beta),
+                   c + i * sc, ldc);
     }
   });
 }

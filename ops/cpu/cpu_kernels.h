@@ -27,6 +27,15 @@ void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const 
 void gemm(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
           const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
           double beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch);
+// How gemm cuts one product's C (M, N) into rows x cols tiles, one BLAS call each: from the
+// shape alone (about kGemmTileFlops per tile, at most kGemmMaxTiles, tiles of at least
+// kGemmMinTileRows rows and kGemmMinTileCols columns), never from the thread count.
+struct GemmTiling {
+  int64_t rows = 1, cols = 1;
+};
+constexpr double kGemmTileFlops = 1 << 21;
+constexpr int64_t kGemmMaxTiles = 64, kGemmMinTileRows = 16, kGemmMinTileCols = 64;
+GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K);
 // Which GEMM runs: "OpenBLAS <version> (<kernel>)" or "portable OpenMP kernel".
 const char* gemm_implementation();
 // The portable kernel alone (always built; also the fallback when no BLAS loads).
