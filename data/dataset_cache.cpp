@@ -23,6 +23,7 @@
 #include <iostream>
 #include <sstream>
 
+#include "autograd/atomic_file.h"
 #include "autograd/error.h"
 #include "data/fashion_mnist.h"
 #include "data/image_folder.h"
@@ -53,6 +54,21 @@ uint64_t checksum(const uint8_t* p, size_t n, uint64_t h = 0x9e3779b97f4a7c15ull
   return h ^ n;
 }
 
+// The checksum of a whole file's bytes (read in pieces), and its size.
+uint64_t file_checksum(const std::string& path, uint64_t* size) {
+  std::FILE* f = std::fopen(path.c_str(), "rb");
+  FPA_CHECK(f, "cannot read ", path, ": ", std::strerror(errno));
+  std::vector<uint8_t> buf(1 << 20);
+  uint64_t h = 0x9e3779b97f4a7c15ull, n = 0;
+  size_t got;
+  while ((got = std::fread(buf.data(), 1, buf.size(), f)) > 0) h = checksum(buf.data(), got, h), n += got;
+  const bool failed = std::ferror(f) != 0;
+  std::fclose(f);
+  FPA_CHECK(!failed, "cannot read ", path, ": read error");
+  *size = n;
+  return h;
+}
+
 std::string hex64(uint64_t v) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
@@ -64,43 +80,6 @@ std::string canonical_dir(const std::string& dir) {
   fs::path p = fs::weakly_canonical(fs::absolute(dir, ec), ec);
   return ec ? dir : p.string();
 }
-
-// Writes to PATH.tmp.PID, then fsync and rename over PATH; the temporary never survives.
-class AtomicWriter {
- public:
-  explicit AtomicWriter(const std::string& path)
-      : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {
-    file_ = std::fopen(tmp_.c_str(), "wb");
-    FPA_CHECK(file_, "dataset cache ", path_, ": cannot create ", tmp_, ": ", std::strerror(errno));
-  }
-  ~AtomicWriter() {
-    if (file_) std::fclose(file_);
-    if (!committed_) std::remove(tmp_.c_str());
-  }
-  void write(const void* data, size_t bytes) {
-    if (bytes == 0) return;
-    FPA_CHECK(std::fwrite(data, 1, bytes, file_) == bytes, "dataset cache ", path_, ": write to ",
-              tmp_, " failed: ", std::strerror(errno));
-  }
-  void u64(uint64_t v) { write(&v, 8); }
-  void commit() {
-    bool ok = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
-    ok = std::fclose(file_) == 0 && ok;
-    file_ = nullptr;
-    FPA_CHECK(ok, "dataset cache ", path_, ": flushing ", tmp_, " failed: ", std::strerror(errno));
-    FPA_CHECK(std::rename(tmp_.c_str(), path_.c_str()) == 0, "dataset cache ", path_,
-              ": cannot rename ", tmp_, ": ", std::strerror(errno));
-    committed_ = true;
-    std::string parent = fs::path(path_).parent_path().string();
-    int fd = open(parent.empty() ? "." : parent.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) fsync(fd), close(fd);  // best effort: make the rename durable
-  }
-
- private:
-  std::string path_, tmp_;
-  std::FILE* file_ = nullptr;
-  bool committed_ = false;
-};
 
 // Reads exactly `bytes` or throws naming the file.
 void read_exact(std::FILE* f, void* dst, size_t bytes, const std::string& path, const char* what) {
@@ -138,24 +117,30 @@ std::string default_cache_dir() {
 
 std::string image_folder_cache_key(const std::string& dir, int size, bool greyscale) {
   const std::string root = canonical_dir(dir);
-  int64_t total = 0, newest = 0;
-  uint64_t list_hash = fnv1a("");
   const std::vector<std::string> files = list_image_files(dir);
-  for (const std::string& f : files) {
-    struct stat st {};
-    FPA_CHECK(stat(f.c_str(), &st) == 0, "image folder ", dir, ": cannot stat ", f, ": ",
-              std::strerror(errno));
-    const int64_t mtime = int64_t(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
-    total += st.st_size;
-    newest = std::max(newest, mtime);
-    const std::string rel = f.size() > dir.size() ? f.substr(dir.size()) : f;
-    list_hash = fnv1a(rel + '\0' + std::to_string(st.st_size) + '\0' + std::to_string(mtime) + '\0',
-                      list_hash);
+  // Each file's bytes hashed (in parallel), then the names, sizes and hashes in order: a file
+  // rewritten with the same size and time still changes the key.
+  std::vector<uint64_t> content(files.size()), bytes(files.size());
+  std::vector<std::string> errors(files.size());
+#pragma omp parallel for schedule(dynamic, 16)
+  for (size_t i = 0; i < files.size(); ++i) {
+    try {
+      content[i] = file_checksum(files[i], &bytes[i]);
+    } catch (const Error& e) {
+      errors[i] = e.what();
+    }
+  }
+  int64_t total = 0;
+  uint64_t list_hash = fnv1a("");
+  for (size_t i = 0; i < files.size(); ++i) {
+    FPA_CHECK(errors[i].empty(), "image folder ", dir, ": ", errors[i]);
+    total += int64_t(bytes[i]);
+    const std::string rel = files[i].size() > dir.size() ? files[i].substr(dir.size()) : files[i];
+    list_hash = fnv1a(rel + '\0' + std::to_string(bytes[i]) + '\0' + hex64(content[i]) + '\0', list_hash);
   }
   std::ostringstream key;
   key << "source=" << root << "\nsize=" << size << "\ngreyscale=" << (greyscale ? 1 : 0)
-      << "\nfiles=" << files.size() << "\nbytes=" << total << "\nnewest_mtime_ns=" << newest
-      << "\nlist_hash=" << hex64(list_hash) << "\n";
+      << "\nfiles=" << files.size() << "\nbytes=" << total << "\ncontent_hash=" << hex64(list_hash) << "\n";
   return key.str();
 }
 
@@ -178,15 +163,16 @@ void write_dataset_cache(const std::string& path, const ImageDataset& d, const s
       d.pixels.size() == pixel_bytes && (d.labels.empty() || int64_t(d.labels.size()) == d.count),
       "dataset cache ", path, ": inconsistent dataset (", d.pixels.size(), " pixel bytes for ",
       d.count, "x", d.channels, "x", d.size, "x", d.size, ", ", d.labels.size(), " labels)");
-  AtomicWriter w(path);
+  AtomicFile w(path);
+  auto u64 = [&w](uint64_t v) { w.write(&v, 8); };
   w.write(kMagic, 8);
-  w.u64(key.size());
+  u64(key.size());
   w.write(key.data(), key.size());
-  w.u64(uint64_t(d.count)), w.u64(uint64_t(d.channels)), w.u64(uint64_t(d.size));
-  w.u64(d.labels.empty() ? 0 : 1);
+  u64(uint64_t(d.count)), u64(uint64_t(d.channels)), u64(uint64_t(d.size));
+  u64(d.labels.empty() ? 0 : 1);
   w.write(d.pixels.data(), pixel_bytes);
   w.write(d.labels.data(), d.labels.size());
-  w.u64(checksum(d.labels.data(), d.labels.size(), checksum(d.pixels.data(), pixel_bytes)));
+  u64(checksum(d.labels.data(), d.labels.size(), checksum(d.pixels.data(), pixel_bytes)));
   w.commit();
 }
 

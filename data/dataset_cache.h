@@ -4,9 +4,9 @@
 // Decoding and resizing thousands of PNG/JPEG files takes seconds to minutes; the result
 // (N, C, S, S) is saved once per (folder, size, greyscale) under the cache directory
 // ($FPA_CACHE_DIR, else $XDG_CACHE_HOME/fpa, else ~/.cache/fpa) and reused while the folder's
-// content fingerprint (file count, total bytes, newest mtime, and a hash of every file's
-// relative path, size and mtime) is unchanged. Files are written atomically (PATH.tmp.PID,
-// fsync, rename) and fully validated on read (magic, key, sizes, checksum): a bad or stale
+// content is unchanged: the key hashes every file's relative path, size and bytes (reading the
+// files is far cheaper than decoding them; sizes and times alone miss a file rewritten in place).
+// Files are written atomically (autograd/atomic_file.h) and fully validated on read (magic, key, sizes, checksum): a bad or stale
 // cache file is rebuilt, never trusted. The cache is an optimisation: when it cannot be
 // written the dataset still loads, with a warning.
 #pragma once

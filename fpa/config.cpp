@@ -146,6 +146,10 @@ void set_config_value(ModelConfig& c, const std::string& key, const std::string&
   f->set(c, value);
 }
 
+bool is_config_key(const std::string& key) {
+  return find_field(key) != nullptr || find_field("g." + key) != nullptr;
+}
+
 void validate(const ModelConfig& c) {
   static const char* models[] = {"v2", "v1", "hebb", "oja", "unet"};
   bool known = false;

@@ -68,6 +68,8 @@ ModelConfig from_metadata(const std::map<std::string, std::string>& m);
 // form ("steps"); "image_size" and "channels" set both generator and discriminator.
 // Throws naming the key when unknown or the value when malformed.
 void set_config_value(ModelConfig& c, const std::string& key, const std::string& value);
+// Whether set_config_value knows `key` (in either form).
+bool is_config_key(const std::string& key);
 
 // Checks the combination (power-of-two side 16..256, positive sizes, known model...);
 // throws naming the offending field.

@@ -1,6 +1,7 @@
 // state_dict.cpp: named parameter export and the checked, in-place state dict load.
 #include "nn/state_dict.h"
 
+#include <cmath>
 #include <unordered_map>
 #include <unordered_set>
 
@@ -41,6 +42,23 @@ std::vector<std::pair<std::string, Tensor>> state_dict(Module& m, const std::str
   std::vector<std::pair<std::string, Tensor>> out;
   for (auto& [name, param] : m.named_parameters(prefix)) out.emplace_back(name, param->detach());
   return out;
+}
+
+std::string first_non_finite(const std::vector<std::pair<std::string, Tensor>>& tensors) {
+  for (const auto& [name, t] : tensors) {
+    if (!t.defined() || t.numel() == 0) continue;
+    const Tensor host = t.to(Device::cpu);
+    int64_t bad = 0;
+    if (host.dtype() == DType::f32) {
+      const float* p = static_cast<const float*>(host.data());
+      for (int64_t i = 0; i < host.numel(); ++i) bad += !std::isfinite(p[i]);
+    } else {
+      const double* p = static_cast<const double*>(host.data());
+      for (int64_t i = 0; i < host.numel(); ++i) bad += !std::isfinite(p[i]);
+    }
+    if (bad > 0) return name + " holds " + std::to_string(bad) + " non-finite values (of " + std::to_string(host.numel()) + ")";
+  }
+  return "";
 }
 
 bool has_prefix(const NamedTensors& file, const std::string& prefix) {

@@ -32,6 +32,10 @@ std::vector<std::pair<std::string, Tensor>> state_dict(Module& m, const std::str
 void load_state_dict(Module& m, const std::string& prefix, const NamedTensors& file,
                      const LoadOptions& opt = {});
 
+// The first tensor holding a NaN or an infinity, as "NAME holds K non-finite values (of N)", or
+// "" when every value is finite (tensors on a device are read through a host copy).
+std::string first_non_finite(const std::vector<std::pair<std::string, Tensor>>& tensors);
+
 // Whether any file tensor's name starts with prefix (e.g. the optional "GE." EMA generator).
 bool has_prefix(const NamedTensors& file, const std::string& prefix);
 

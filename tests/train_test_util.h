@@ -3,6 +3,7 @@
 // parameters of a trainer's models on the host.
 #pragma once
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
@@ -10,6 +11,7 @@
 #include <memory>
 #include <sstream>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "data/dataset_cache.h"
@@ -50,6 +52,15 @@ inline TrainOptions tiny(const std::string& out, int64_t steps) {
   o.sample_every = 10, o.checkpoint_every = 10, o.log_every = 10;
   o.ema_start = 5, o.aug_prob = 0.5;
   return o;
+}
+
+// Runs the built `fpa` binary (FPA_BIN, set by make test) with `args`; its exit code and its
+// stdout and stderr together.
+inline std::pair<int, std::string> fpa_cli(const std::string& args) {
+  const char* bin = std::getenv("FPA_BIN");
+  std::string out = "/tmp/fpa_test_cli_" + std::to_string(getpid()) + ".txt";
+  int rc = std::system((std::string(bin) + " " + args + " > " + out + " 2>&1").c_str());
+  return {WEXITSTATUS(rc), slurp(out)};
 }
 
 // Every parameter of G, D and GE, in order, as host floats.

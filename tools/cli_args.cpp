@@ -69,16 +69,17 @@ bool Args::flag(const std::string& name) const {
 ModelConfig Args::model_config(const std::string& default_preset, const std::set<std::string>& reserved) const {
   std::string preset = str("preset", default_preset);
   ModelConfig c = preset.empty() ? ModelConfig() : preset_config(preset);
-  std::map<std::string, std::string> keys = to_metadata(c);
+  apply_config_keys(c, reserved);
+  return c;
+}
+
+void Args::apply_config_keys(ModelConfig& c, const std::set<std::string>& reserved) const {
   for (const auto& [name, value] : values_) {
-    if (name == "preset" || reserved.count(name)) continue;
-    bool is_key = keys.count(name) || keys.count("g." + name);
-    if (!is_key) continue;
+    if (name == "preset" || reserved.count(name) || !is_config_key(name)) continue;
     used_.insert(name);
     set_config_value(c, name, value);
   }
   validate(c);
-  return c;
 }
 
 std::string Args::peek(const std::string& name) const {

@@ -29,6 +29,8 @@ class Args {
   // --preset (default `default_preset`, "" for none) plus every configuration-key flag, except
   // the names in `reserved` (a verb's own flags, e.g. train's --steps, which is not g.steps).
   ModelConfig model_config(const std::string& default_preset, const std::set<std::string>& reserved = {}) const;
+  // Every configuration-key flag applied to c (a checkpoint's configuration), then validated.
+  void apply_config_keys(ModelConfig& c, const std::set<std::string>& reserved = {}) const;
 
   // The raw value of a flag ("" when absent or a bare switch), without marking it as read.
   std::string peek(const std::string& name) const;

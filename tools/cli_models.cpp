@@ -24,15 +24,23 @@ DType dtype_flag(const Args& a) {
   return d == "float32" ? DType::f32 : DType::f64;
 }
 
-// The configuration: from the flags when --preset is given, else from the checkpoint's metadata.
+// The configuration: --preset's when given, else the checkpoint's (checked before any model is
+// built); then any configuration-key flags (--hidden 512) on top.
 ModelConfig config_for(const Args& a, const nn::NamedTensors& ckpt) {
   if (a.has("preset")) return a.model_config("");
-  bool has_config = ckpt.metadata.count("g.model") > 0;
-  FPA_CHECK(has_config, "fpa ", a.verb(), ": ", ckpt.source,
-            " carries no model configuration (a PyTorch export?); pass --preset and any overrides");
+  FPA_CHECK(ckpt.metadata.count("g.model") > 0, "fpa ", a.verb(), ": ", ckpt.source,
+            " carries no model configuration (a PyTorch export?); pass --preset NAME and any overrides");
   ModelConfig c = from_metadata(ckpt.metadata);
-  validate(c);
+  a.apply_config_keys(c);
   return c;
+}
+
+// Loading that converts a checkpoint of the other float type (--dtype float64 on float32 weights).
+nn::LoadOptions converting_load(const std::vector<std::string>& ignored) {
+  nn::LoadOptions opt;
+  opt.allow_dtype_conversion = true;
+  opt.ignore_prefixes.insert(opt.ignore_prefixes.end(), ignored.begin(), ignored.end());
+  return opt;
 }
 
 Tensor read_tensor(const std::string& path, const char* name, const char* verb) {
@@ -43,6 +51,16 @@ Tensor read_tensor(const std::string& path, const char* name, const char* verb) 
 }
 
 }  // namespace
+
+void warn_if_not_finite(const Args& a, const nn::NamedTensors& ckpt, const std::string& prefix) {
+  std::vector<std::pair<std::string, Tensor>> part;
+  for (const auto& entry : ckpt.tensors)
+    if (entry.first.rfind(prefix, 0) == 0) part.push_back(entry);
+  const std::string bad = nn::first_non_finite(part);
+  if (!bad.empty())
+    std::fprintf(stderr, "fpa %s: warning: %s: %s; the outputs will not be finite\n", a.verb().c_str(),
+                 ckpt.source.c_str(), bad.c_str());
+}
 
 int params(const Args& a) {
   ModelConfig c = a.model_config("paper-rgb64-T64");
@@ -67,10 +85,8 @@ int generate(const Args& a) {
   std::string prefix = ema ? "GE." : "G.";
   FPA_CHECK(nn::has_prefix(ckpt, prefix), "fpa generate: ", ckpt_path, " has no ", prefix, "* tensors",
             ema ? " (no EMA generator saved; drop --ema)" : "");
-  nn::LoadOptions opt;
-  opt.ignore_prefixes.push_back(ema ? "G." : "GE.");
-  opt.ignore_prefixes.push_back("D.");
-  nn::load_state_dict(*g.module, prefix, ckpt, opt);
+  warn_if_not_finite(a, ckpt, prefix);
+  nn::load_state_dict(*g.module, prefix, ckpt, converting_load({ema ? "G." : "GE.", "D.", "opt."}));
   g.module->eval();
   Tensor z = read_tensor(latents, "z", "generate");
   FPA_CHECK(z.ndim() == 2 && z.dim(1) == c.g.latent_dim, "fpa generate: latents 'z' ", z.shape(),
@@ -90,9 +106,8 @@ int discriminate(const Args& a) {
   a.finish();
   std::shared_ptr<Discriminator> d = make_discriminator(c.d);
   d->to(dtype);
-  nn::LoadOptions opt;
-  opt.ignore_prefixes.insert(opt.ignore_prefixes.end(), {"G.", "GE."});
-  nn::load_state_dict(*d, "D.", ckpt, opt);
+  warn_if_not_finite(a, ckpt, "D.");
+  nn::load_state_dict(*d, "D.", ckpt, converting_load({"G.", "GE.", "opt."}));
   Tensor x = read_tensor(images_path, "images", "discriminate");
   FPA_CHECK(x.ndim() == 4 && x.dim(1) == c.d.channels && x.dim(2) == c.d.image_size && x.dim(3) == c.d.image_size,
             "fpa discriminate: images ", x.shape(), " should be (B, ", c.d.channels, ", ", c.d.image_size, ", ",

@@ -2,7 +2,10 @@
 // `sample` (a grid), `paint` (the painting steps as PNG or GIF), `interpolate` (a strip).
 #include <sys/stat.h>
 
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
+#include <memory>
 
 #include "autograd/error.h"
 #include "data/dataset_cache.h"
@@ -13,6 +16,7 @@
 #endif
 #include "tools/cli_verbs.h"
 #include "train/pictures.h"
+#include "train/run_lock.h"
 #include "train/train_run.h"
 
 namespace fpa::cli {
@@ -35,21 +39,22 @@ bool file_exists(const std::string& p) {
 }
 
 void make_dirs(const std::string& dir) {
+  int err = 0;
   std::string cur;
   for (size_t i = 0; i <= dir.size(); ++i) {
-    if (i == dir.size() || dir[i] == '/') {
-      if (!cur.empty()) mkdir(cur.c_str(), 0755);
-    }
+    if ((i == dir.size() || dir[i] == '/') && !cur.empty() && mkdir(cur.c_str(), 0755) != 0 && errno != EEXIST)
+      err = errno;
     if (i < dir.size()) cur += dir[i];
   }
   struct stat st;
-  FPA_CHECK(stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "fpa train: cannot create the output folder ", dir);
+  FPA_CHECK(stat(dir.c_str(), &st) == 0 && S_ISDIR(st.st_mode), "fpa train: cannot create the output folder ", dir,
+            ": ", std::strerror(err ? err : ENOTDIR));
 }
 
 // Flags `train` reads itself, apart from configuration keys and train options.
 bool is_run_flag(const std::string& n) {
   return n == "preset" || n == "size" || n == "resume" || n == "device" || n == "no-graph" || n == "no-tf32" ||
-         n == "help";
+         n == "help" || n == "out";
 }
 
 // The options of a fresh run: preset defaults, then configuration keys and train flags.
@@ -64,47 +69,55 @@ TrainOptions fresh_options(const Args& a) {
   }
   for (const std::string& n : a.names())
     if (!is_run_flag(n) && set_train_flag(o, n, a.peek(n))) a.has(n);
+  o.out = a.str("out", o.out);
   return o;
 }
 
-// The options of a resumed run: the checkpoint's experiment; flags may only repeat it.
+// The options of a resumed run: the checkpoint's experiment. Every flag of the fresh run may be
+// given again (the same command with --resume added); a value that differs from the checkpoint
+// is refused, naming the key. Only run flags (--steps, --out, the --*-every) may change.
 TrainOptions resumed_options(const Args& a, const std::string& out, const nn::NamedTensors& ckpt) {
   auto preset_it = ckpt.metadata.find("preset");
   std::string preset = preset_it == ckpt.metadata.end() || preset_it->second.empty() ? "cpu-small" : preset_it->second;
   TrainOptions o = train_defaults(preset);
   apply_train_metadata(o, ckpt.metadata);
   o.out = out;
+  const std::string refused = "fpa train --resume: " + ckpt.source + " was trained with another configuration: ";
+  if (a.has("preset"))
+    FPA_CHECK(a.str("preset", "") == preset, refused, "preset (checkpoint: ", preset, ", now: ", a.str("preset", ""),
+              ")");
+  if (a.has("size"))
+    FPA_CHECK(a.integer("size", 0) == o.model.g.image_size, refused, "image size (checkpoint: ", o.model.g.image_size,
+              ", now: ", a.integer("size", 0), ")");
   TrainOptions asked = o;
   for (const std::string& n : a.names()) {
     if (is_run_flag(n)) continue;
     std::string v = a.peek(n);
     bool known = set_train_flag(asked, n, v);
-    if (!known && !train_flag_names().count(n)) {
-      try {
-        set_config_value(asked.model, n, v);
-        known = true;
-      } catch (const Error&) {
-      }
+    if (!known && !train_flag_names().count(n) && is_config_key(n)) {
+      set_config_value(asked.model, n, v);
+      known = true;
     }
     if (known) a.has(n);
   }
   std::string diff = first_difference(train_metadata(o), train_metadata(asked));
-  FPA_CHECK(diff.empty(), "fpa train --resume: ", ckpt.source, " was trained with another configuration: ", diff);
+  FPA_CHECK(diff.empty(), refused, diff);
   o.steps = asked.steps, o.sample_every = asked.sample_every, o.checkpoint_every = asked.checkpoint_every;
-  o.log_every = asked.log_every;
+  o.log_every = asked.log_every, o.nan_retries = asked.nan_retries;
   return o;
 }
 
 // A generator from a checkpoint: GE (the EMA generator) unless --no-ema or absent.
 GeneratorModel load_generator(const Args& a, nn::NamedTensors& ckpt) {
   FPA_CHECK(ckpt.metadata.count("g.model"), "fpa ", a.verb(), ": ", ckpt.source,
-            " carries no model configuration; use `fpa generate --preset ...` for exported weights");
+            " carries no model configuration (a PyTorch export?); `fpa generate --preset NAME` runs exported weights");
   ModelConfig c = from_metadata(ckpt.metadata);
   GeneratorModel g = make_generator(c.g);
   std::string prefix = !a.flag("no-ema") && nn::has_prefix(ckpt, "GE.") ? "GE." : "G.";
   nn::LoadOptions opt;
   for (const char* other : {"G.", "GE.", "D.", "opt."})
     if (prefix != other) opt.ignore_prefixes.push_back(other);
+  warn_if_not_finite(a, ckpt, prefix);
   nn::load_state_dict(*g.module, prefix, ckpt, opt);
   g.module->eval();
   return g;
@@ -122,11 +135,15 @@ int train(const Args& a) {
   bool resume = a.flag("resume");
   TrainOptions o;
   std::string out = a.str("out", "runs/default");
+  const std::string ckpt_path = out + "/last.safetensors";
+  std::unique_ptr<RunLock> lock;
   nn::NamedTensors ckpt;
   if (resume) {
-    std::string path = out + "/last.safetensors";
-    FPA_CHECK(file_exists(path), "fpa train --resume: no checkpoint at ", path);
-    ckpt = nn::load_safetensors(path);
+    FPA_CHECK(file_exists(ckpt_path), "fpa train --resume: no checkpoint at ", ckpt_path);
+    lock = std::make_unique<RunLock>(out);
+    ckpt = nn::load_safetensors(ckpt_path);
+    FPA_CHECK(ckpt.metadata.count("state.step"), "fpa train --resume: ", ckpt_path,
+              " is not a training checkpoint (no state.step in its metadata)");
     o = resumed_options(a, out, ckpt);
   } else {
     o = fresh_options(a);
@@ -135,11 +152,20 @@ int train(const Args& a) {
   o.graph = !a.flag("no-graph");
   const bool strict_fp32 = a.flag("no-tf32");
   a.finish();
+  validate(o.model);
+  check_train_options(o);
+  FPA_CHECK(o.init_from.empty() || file_exists(o.init_from), "fpa train: --init-from ", o.init_from, ": ",
+            std::strerror(ENOENT));
 #ifdef FPA_WITH_CUDA
   if (device == Device::cuda && strict_fp32) set_cuda_tf32(false), set_cuda_matmul_tf32(false);
 #endif
-  validate(o.model);
-  make_dirs(o.out);
+  (void)strict_fp32;
+  if (!resume) {
+    make_dirs(o.out);
+    lock = std::make_unique<RunLock>(o.out);
+    FPA_CHECK(!file_exists(ckpt_path), "fpa train: ", o.out, " already holds a run (", ckpt_path,
+              "): continue it with the same command and --resume, or choose another --out");
+  }
   bool cache_hit = false;
   auto data = std::make_shared<const ImageDataset>(
       load_dataset(o.data, int(o.model.g.image_size), o.model.g.channels == 1, true, "", &cache_hit));
@@ -152,7 +178,7 @@ int train(const Args& a) {
     std::fprintf(stderr, "fpa train: CUDA graphs on (--no-graph for eager steps): the first step with and without the "
                          "penalty run eagerly, the next are captured, later ones replay\n");
   if (resume) {
-    t.load_checkpoint(out + "/last.safetensors");
+    t.load_checkpoint(ckpt_path);
     std::fprintf(stderr, "fpa train: resumed at step %lld\n", (long long)t.steps_done());
   }
   return run_training(t, resume);

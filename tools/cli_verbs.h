@@ -1,5 +1,6 @@
 // cli_verbs.h: the `fpa` verbs, each a function of its parsed flags returning an exit code.
 #pragma once
+#include "nn/safetensors.h"
 #include "tools/cli_args.h"
 
 namespace fpa::cli {
@@ -13,6 +14,9 @@ struct Verb {
 };
 
 // cli_models.cpp
+// A warning on stderr naming the first tensor under `prefix` that holds a NaN or an infinity.
+void warn_if_not_finite(const Args& a, const nn::NamedTensors& ckpt, const std::string& prefix);
+
 int params(const Args& a);
 int generate(const Args& a);
 int discriminate(const Args& a);

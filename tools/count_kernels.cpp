@@ -177,7 +177,7 @@ int main(int argc, char** argv) {
   o.aug_prob = aug_prob;
   const int64_t gp_every = o.gp_every;  // the preset's
   o.gp_every = 2;                       // here step 0 with the penalty, step 1 without
-  o.ema_every = 0, o.ema_reset_until = -1;  // no EMA work in the counted steps
+  o.ema_every = 0, o.ema_reset_until = 0;  // no EMA work in the counted steps
   Trainer t(o, std::make_shared<const ImageDataset>(
                    random_dataset(o.batch * 2, o.model.g.channels, o.model.g.image_size)));
   t.step_capture_ready(), t.step_capture_ready();  // the eager steps before the captures, as in training

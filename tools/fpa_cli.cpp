@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "autograd/error.h"
@@ -58,10 +59,17 @@ const fpa::cli::Verb kVerbs[] = {
      "  --out DIR              run folder (default runs/default): last.safetensors, samples.png,\n"
      "                         painting_steps.png, painting.gif, interpolation.png, metrics.csv,\n"
      "                         loss_curve.svg\n"
-     "  --resume               continue DIR/last.safetensors to --steps (same configuration)\n"
+     "  --resume               continue DIR/last.safetensors to --steps: the same command with --resume\n"
+     "                         added (a flag whose value differs from the checkpoint is refused)\n"
      "  --seed N  --device cpu|cuda  --lr X  --beta1 X  --beta2 X  --aug-prob P  --grad-accumulate N\n"
-     "  --gp-every N  --gp-weight X  --ema-beta X  --ema-every N  --ema-start N  --ema-reset-until N\n"
-     "  --sample-every N  --checkpoint-every N  --log-every N  --init-from CKPT (U-Net model)\n"
+     "  --gp-every N (0: no penalty)  --gp-weight X  --ema-beta X  --ema-every N (0: no EMA)\n"
+     "  --ema-start N  --ema-reset-until N  --init-from CKPT (U-Net model)\n"
+     "  --sample-every N  --checkpoint-every N  (0: at the end only)  --log-every N (0: no log lines)\n"
+     "  --nan-retries N        on a NaN/inf loss, reload the last checkpoint and retry with other random\n"
+     "                         draws up to N times (default 0: stop at once, exit code 3); a checkpoint\n"
+     "                         is never written over with non-finite weights\n"
+     "                         SIGINT (Ctrl-C) and SIGTERM save a checkpoint and exit; a second one exits\n"
+     "                         at once without saving. One run per --out folder (DIR/.lock)\n"
      "  --no-graph             on CUDA, run every step eagerly instead of replaying a CUDA graph\n"
      "  --no-tf32              on CUDA, float32 convolutions and the LSTM in strict FP32 (default: TF32,\n"
      "                         as PyTorch's cuDNN defaults; other GEMMs are always FP32)\n",
@@ -95,9 +103,17 @@ void print_version() {
 #endif
 }
 
+// An error message as printed: messages of the CLI itself already begin "fpa VERB: "; the
+// library's ("train: ...", "--lr must be ...") get that prefix.
+std::string with_prefix(const std::string& message, const std::string& verb) {
+  if (message.rfind("fpa ", 0) == 0 || message.rfind("fpa: ", 0) == 0) return message;
+  return "fpa" + (verb.empty() ? std::string() : " " + verb) + ": " + message;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+  std::string verb;
   try {
     if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h")) {
       print_usage();
@@ -110,6 +126,7 @@ int main(int argc, char** argv) {
     }
     for (const auto& v : kVerbs) {
       if (cmd != v.name) continue;
+      verb = v.name;
       Args args(argc, argv, 2, v.name);
       if (args.help()) {
         std::printf("fpa %s: %s\n%s", v.name, v.summary, v.usage);
@@ -122,7 +139,16 @@ int main(int argc, char** argv) {
     print_usage();
     return 2;
   } catch (const fpa::Error& e) {
-    std::fprintf(stderr, "fpa: %s\n", e.what());
+    std::fprintf(stderr, "%s\n", with_prefix(e.what(), verb).c_str());
+    return 1;
+  } catch (const std::bad_alloc&) {
+    std::fprintf(stderr, "%s\n", with_prefix("out of memory", verb).c_str());
+    return 1;
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "%s\n", with_prefix(std::string("unexpected error: ") + e.what(), verb).c_str());
+    return 1;
+  } catch (...) {
+    std::fprintf(stderr, "%s\n", with_prefix("unexpected error of unknown type", verb).c_str());
     return 1;
   }
 }

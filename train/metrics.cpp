@@ -8,6 +8,7 @@
 #include <iomanip>
 #include <sstream>
 
+#include "autograd/atomic_file.h"
 #include "autograd/error.h"
 
 namespace fpa {
@@ -34,25 +35,28 @@ MetricsLog::MetricsLog(const std::string& dir, bool resume, int64_t keep_until_s
   rewrite();
 }
 
+// One CSV line of a row.
+static std::string csv_line(const MetricsRow& r) {
+  char buf[256];
+  std::snprintf(buf, sizeof buf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.2f\n", (long long)r.step, r.seconds, r.d_loss,
+                r.g_loss, r.gp, r.aux_loss, r.images_per_second);
+  return buf;
+}
+
 void MetricsLog::rewrite() const {
-  std::string path = dir_ + "/metrics.csv";
-  std::FILE* f = std::fopen(path.c_str(), "w");
-  FPA_CHECK(f != nullptr, "metrics: cannot write ", path);
-  std::fprintf(f, "%s\n", kHeader);
-  for (const MetricsRow& r : rows_)
-    std::fprintf(f, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.2f\n", (long long)r.step, r.seconds, r.d_loss, r.g_loss, r.gp,
-                 r.aux_loss, r.images_per_second);
-  std::fclose(f);
+  std::string text = std::string(kHeader) + "\n";
+  for (const MetricsRow& r : rows_) text += csv_line(r);
+  write_file_atomically(dir_ + "/metrics.csv", text);
 }
 
 void MetricsLog::append(const MetricsRow& r) {
   rows_.push_back(r);
-  std::string path = dir_ + "/metrics.csv";
-  std::FILE* f = std::fopen(path.c_str(), "a");
-  FPA_CHECK(f != nullptr, "metrics: cannot append to ", path);
-  std::fprintf(f, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.2f\n", (long long)r.step, r.seconds, r.d_loss, r.g_loss, r.gp,
-               r.aux_loss, r.images_per_second);
-  std::fclose(f);
+  append_record(dir_ + "/metrics.csv", csv_line(r));
+}
+
+void MetricsLog::keep_until(int64_t step) {
+  while (!rows_.empty() && rows_.back().step > step) rows_.pop_back();
+  rewrite();
 }
 
 // Trailing moving average over up to `window` points (GAN losses are noisy).
@@ -80,9 +84,7 @@ void MetricsLog::write_curve() const {
   std::string svg = line_chart_svg({"D loss", "G loss", "GP", "aux loss"}, {steps, steps, gp_steps, steps},
                                    {smooth(d, w), smooth(g, w), smooth(gp, std::max<size_t>(1, w / 4)), smooth(aux, w)},
                                    "losses (moving average over " + std::to_string(w) + " steps)");
-  std::string path = dir_ + "/loss_curve.svg", tmp = path + ".tmp";
-  std::ofstream(tmp) << svg;
-  std::rename(tmp.c_str(), path.c_str());
+  write_file_atomically(dir_ + "/loss_curve.svg", svg);
 }
 
 std::string line_chart_svg(const std::vector<std::string>& names, const std::vector<std::vector<double>>& xs,

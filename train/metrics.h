@@ -1,6 +1,6 @@
 // metrics.h: the run folder's metrics.csv (step, seconds, D loss, G loss, GP, aux loss,
 // images/s), appended as training goes and reopened on resume, and the loss-curve picture
-// (an SVG, redrawn from the CSV) that sits beside it.
+// (an SVG, redrawn from the CSV) that sits beside it. Rewrites are atomic (autograd/atomic_file.h).
 #pragma once
 #include <cstdint>
 #include <string>
@@ -18,7 +18,9 @@ class MetricsLog {
   // Opens DIR/metrics.csv; on resume keeps the rows up to `keep_until_step` (rows written after
   // the checkpoint being resumed are dropped, so the file matches the restored state).
   MetricsLog(const std::string& dir, bool resume, int64_t keep_until_step);
-  void append(const MetricsRow& row);
+  void append(const MetricsRow& row);  // a whole line or nothing (append_record)
+  // Drops the rows after `step` (a retry from an earlier checkpoint) and rewrites the file.
+  void keep_until(int64_t step);
   const std::vector<MetricsRow>& rows() const { return rows_; }
   // Writes DIR/loss_curve.svg: D, G, GP and aux losses against the step (moving average).
   void write_curve() const;

@@ -42,6 +42,11 @@ void Progress::update(int64_t step, double images_per_second, const std::string&
   }
 }
 
+void Progress::note(const std::string& message) {
+  std::fprintf(out_, "%s%s\n", live_ ? "\r\033[K" : "", message.c_str());
+  std::fflush(out_);
+}
+
 void Progress::finish(const std::string& message) {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
   if (live_) std::fprintf(out_, "\n");

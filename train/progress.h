@@ -14,6 +14,8 @@ class Progress {
   Progress(int64_t start_step, int64_t total_steps, int64_t log_every, std::FILE* out = stderr);
   // Called after each step; `stats` is the text of the losses ("D 1.23  G -0.41  ...").
   void update(int64_t step, double images_per_second, const std::string& stats);
+  // A message on a line of its own (the live line is redrawn after it).
+  void note(const std::string& message);
   // Ends the live line (newline) and prints a closing summary.
   void finish(const std::string& message);
   static std::string duration_text(double seconds);  // "1h02m", "3m05s", "12s"

@@ -1,8 +1,9 @@
 // train_options.cpp: defaults, flags and metadata of training runs.
 #include "train/train_options.h"
 
+#include <cmath>
 #include <functional>
-#include <sstream>
+#include <limits>
 #include <vector>
 
 #include "autograd/error.h"
@@ -11,23 +12,32 @@
 namespace fpa {
 namespace {
 
-std::string num(double v) {
-  std::ostringstream os;
-  os.precision(17);
-  os << v;
-  return os.str();
-}
-
 double to_double(const std::string& key, const std::string& v) {
   double r = 0;
-  FPA_CHECK(parse_double(v, &r), "train: --", key, " expects a number, got '", v, "'");
+  FPA_CHECK(parse_double(v, &r), "--", key, " expects a number, got '", v, "'");
   return r;
 }
 
 int64_t to_int(const std::string& key, const std::string& v) {
-  double d = to_double(key, v);
-  FPA_CHECK(d == double(int64_t(d)), "train: --", key, " expects an integer, got '", v, "'");
-  return int64_t(d);
+  int64_t r = 0;
+  FPA_CHECK(parse_int64(v, &r), "--", key, " expects an integer, got '", v, "'");
+  return r;
+}
+
+uint64_t to_uint(const std::string& key, const std::string& v) {
+  uint64_t r = 0;
+  FPA_CHECK(parse_uint64(v, &r), "--", key, " expects a non-negative integer, got '", v, "'");
+  return r;
+}
+
+void check_range(const char* flag, double v, double lo, double hi, bool hi_included, const char* meaning = "") {
+  const bool ok = std::isfinite(v) && v >= lo && (hi_included ? v <= hi : v < hi);
+  FPA_CHECK(ok, "--", flag, " must be in [", shortest_decimal(lo), ", ", std::isinf(hi) ? "inf" : shortest_decimal(hi),
+            hi_included ? "]" : ")", meaning, ", got ", shortest_decimal(v));
+}
+
+void check_at_least(const char* flag, int64_t v, int64_t lo, const char* meaning = "") {
+  FPA_CHECK(v >= lo, "--", flag, " must be at least ", lo, meaning, ", got ", v);
 }
 
 // One row per option: flag name, whether it is part of the experiment, get, set.
@@ -42,7 +52,7 @@ struct Option {
   Option{flag, exp, [](const TrainOptions& o) { return std::to_string(o.member); }, \
          [](TrainOptions& o, const std::string& v) { o.member = to_int(flag, v); }}
 #define REAL_OPT(flag, exp, member) \
-  Option{flag, exp, [](const TrainOptions& o) { return num(o.member); }, \
+  Option{flag, exp, [](const TrainOptions& o) { return shortest_decimal(o.member); }, \
          [](TrainOptions& o, const std::string& v) { o.member = to_double(flag, v); }}
 #define STR_OPT(flag, exp, member) \
   Option{flag, exp, [](const TrainOptions& o) { return o.member; }, \
@@ -56,10 +66,10 @@ const std::vector<Option>& options() {
       REAL_OPT("ema-beta", true, ema_beta), INT_OPT("ema-every", true, ema_every), INT_OPT("ema-start", true, ema_start),
       INT_OPT("ema-reset-until", true, ema_reset_until),
       Option{"seed", true, [](const TrainOptions& o) { return std::to_string(o.seed); },
-             [](TrainOptions& o, const std::string& v) { o.seed = uint64_t(to_int("seed", v)); }},
+             [](TrainOptions& o, const std::string& v) { o.seed = to_uint("seed", v); }},
       STR_OPT("init-from", true, init_from), INT_OPT("steps", false, steps), STR_OPT("out", false, out),
       INT_OPT("sample-every", false, sample_every), INT_OPT("checkpoint-every", false, checkpoint_every),
-      INT_OPT("log-every", false, log_every),
+      INT_OPT("log-every", false, log_every), INT_OPT("nan-retries", false, nan_retries),
   };
   return opts;
 }
@@ -78,6 +88,27 @@ TrainOptions train_defaults(const std::string& preset) {
     o.steps = 2500, o.sample_every = 250, o.checkpoint_every = 250, o.log_every = 25;
   }
   return o;
+}
+
+void check_train_options(const TrainOptions& o) {
+  const double inf = std::numeric_limits<double>::infinity();
+  check_at_least("batch", o.batch, 1), check_at_least("grad-accumulate", o.grad_accumulate, 1);
+  FPA_CHECK(std::isfinite(o.lr) && o.lr > 0, "--lr must be a positive number, got ", shortest_decimal(o.lr));
+  check_range("beta1", o.beta1, 0, 1, false), check_range("beta2", o.beta2, 0, 1, false);
+  check_range("aug-prob", o.aug_prob, 0, 1, true);
+  check_at_least("gp-every", o.gp_every, 0, " (0: no gradient penalty)");
+  check_range("gp-weight", o.gp_weight, 0, inf, false);
+  check_range("ema-beta", o.ema_beta, 0, 1, true);
+  check_at_least("ema-every", o.ema_every, 0, " (0: no EMA updates)");
+  check_at_least("ema-start", o.ema_start, 0), check_at_least("ema-reset-until", o.ema_reset_until, 0);
+  check_at_least("steps", o.steps, 1);
+  check_at_least("sample-every", o.sample_every, 0, " (0: pictures at the end only)");
+  check_at_least("checkpoint-every", o.checkpoint_every, 0, " (0: a checkpoint at the end only)");
+  check_at_least("log-every", o.log_every, 0, " (0: no periodic log lines)");
+  check_at_least("nan-retries", o.nan_retries, 0);
+  FPA_CHECK(o.init_from.empty() || o.model.g.model == "unet", "--init-from ", o.init_from,
+            ": only the U-Net model (a +unet preset) starts from a pretrained painter; this one is '",
+            o.model.g.model, "'");
 }
 
 std::map<std::string, std::string> train_metadata(const TrainOptions& o) {
@@ -100,6 +131,8 @@ std::string first_difference(const std::map<std::string, std::string>& saved,
   for (const auto& [k, v] : requested) {
     if (k.rfind("train.", 0) != 0 && k.rfind("g.", 0) != 0 && k.rfind("d.", 0) != 0) continue;
     auto it = saved.find(k);
+    double a = 0, b = 0;  // numbers compare by value: "0.00020000000000000001" is 0.0002
+    if (it != saved.end() && parse_double(it->second, &a) && parse_double(v, &b) && a == b) continue;
     if (it == saved.end() || it->second != v)
       return k + " (checkpoint: " + (it == saved.end() ? "absent" : it->second) + ", now: " + v + ")";
   }

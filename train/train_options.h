@@ -30,7 +30,8 @@ struct TrainOptions {
   // Not part of the experiment (may change on resume):
   int64_t steps = 2000;                 // train until this many steps in total
   std::string out = "runs/default";
-  int64_t sample_every = 500, checkpoint_every = 500, log_every = 50;
+  int64_t sample_every = 500, checkpoint_every = 500, log_every = 50;  // 0: at the end only / never
+  int64_t nan_retries = 0;  // a non-finite loss: reload the last checkpoint this many times, then stop
   Device device = Device::cpu;
   bool graph = true;  // capture the step as a CUDA graph where the backend can (--no-graph: eager)
 };
@@ -38,6 +39,9 @@ struct TrainOptions {
 // Defaults for a preset: the paper's hyperparameters, the batch of its table, and for
 // cpu-small a schedule scaled to a run of minutes.
 TrainOptions train_defaults(const std::string& preset);
+
+// Throws naming the first option out of its range ("--aug-prob must be in [0, 1], got 2").
+void check_train_options(const TrainOptions& o);
 
 // Experiment keys ("train.lr", ...) plus the model's keys, for the checkpoint metadata.
 std::map<std::string, std::string> train_metadata(const TrainOptions& o);

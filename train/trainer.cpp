@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "autograd/error.h"
+#include "autograd/parse_number.h"
 #include "fpa/disc_attention.h"
 #include "fpa/gan_losses.h"
 #include "nn/state_dict.h"
@@ -44,12 +45,28 @@ std::string meta(const std::map<std::string, std::string>& m, const std::string&
   return it->second;
 }
 
+// A counter of the checkpoint's state: a whole non-negative integer, or an error naming the key.
+int64_t meta_count(const std::map<std::string, std::string>& m, const std::string& key, const std::string& file) {
+  const std::string v = meta(m, key, file);
+  int64_t r = -1;
+  FPA_CHECK(parse_int64(v, &r) && r >= 0, file, ": metadata '", key, "' must be a non-negative integer, got '", v,
+            "'");
+  return r;
+}
+
+uint64_t meta_u64(const std::map<std::string, std::string>& m, const std::string& key, const std::string& file) {
+  const std::string v = meta(m, key, file);
+  uint64_t r = 0;
+  FPA_CHECK(parse_uint64(v, &r), file, ": metadata '", key, "' must be an unsigned 64-bit integer, got '", v, "'");
+  return r;
+}
+
 }  // namespace
 
 Trainer::Trainer(const TrainOptions& options, std::shared_ptr<const ImageDataset> data)
     : o_(options), rng_(options.seed * 2 + 1) {
   validate(o_.model);
-  FPA_CHECK(o_.batch > 0 && o_.grad_accumulate > 0, "train: --batch and --grad-accumulate must be positive");
+  check_train_options(o_);
   FPA_CHECK(data->channels == o_.model.g.channels && data->size == o_.model.g.image_size,
             "train: the data (", data->source, ") is ", data->channels, " x ", data->size, " x ", data->size,
             " but the model expects ", o_.model.g.channels, " x ", o_.model.g.image_size, " x ",
@@ -368,7 +385,17 @@ void Trainer::save_checkpoint(const std::string& path) const {
   m["state.data_index"] = std::to_string(pos.index);
   m["state.opt_g_step"] = std::to_string(opt_g_->step_count());
   m["state.opt_d_step"] = std::to_string(opt_d_->step_count());
+  const std::string bad = nn::first_non_finite(tensors);
+  if (!bad.empty())
+    throw NonFiniteState("train: not saving " + path + " at step " + std::to_string(step_) + ": " + bad +
+                             "; the checkpoint already there (if any) is kept",
+                         bad);
   nn::save_safetensors(path, tensors, m);
+}
+
+void Trainer::reseed_draws(uint64_t salt) {
+  rewind_prefetch();
+  rng_.set_state(rng_.seed() ^ (0x9E3779B97F4A7C15ull * (salt + 1)), rng_.offset());
 }
 
 void Trainer::load_checkpoint(const std::string& path) {
@@ -376,6 +403,8 @@ void Trainer::load_checkpoint(const std::string& path) {
   const auto& m = f.metadata;
   std::string diff = first_difference(m, train_metadata(o_));
   FPA_CHECK(diff.empty(), "train: ", path, " was trained with another configuration: ", diff);
+  const std::string bad = nn::first_non_finite(f.tensors);
+  FPA_CHECK(bad.empty(), "train: cannot resume from ", path, ": ", bad);
   nn::LoadOptions opt;
   opt.ignore_prefixes = {"D.", "GE.", "opt."};
   nn::load_state_dict(*G_.module, "G.", f, opt);
@@ -385,8 +414,11 @@ void Trainer::load_checkpoint(const std::string& path) {
   nn::load_state_dict(*GE_.module, "GE.", f, opt);
   auto restore = [&](Tensor& dst, const char* name) {
     const Tensor* src = f.find(name);
-    FPA_CHECK(src && src->shape() == dst.shape() && src->dtype() == dst.dtype(), path, ": optimiser state '", name,
-              "' is missing or does not match the model");
+    FPA_CHECK(src, path, ": optimiser state '", name, "' is missing");
+    FPA_CHECK(src->shape() == dst.shape(), path, ": optimiser state '", name, "' has shape ", src->shape().str(),
+              " but the model's parameters need ", dst.shape().str());
+    FPA_CHECK(src->dtype() == dst.dtype(), path, ": optimiser state '", name, "' is ", dtype_name(src->dtype()),
+              " but the model's parameters are ", dtype_name(dst.dtype()));
     Tensor host = src->to(Device::cpu);
     backend(dst.device()).from_host(dst.data(), host.data(), size_t(dst.numel()) * dtype_size(dst.dtype()));
   };
@@ -394,12 +426,12 @@ void Trainer::load_checkpoint(const std::string& path) {
   restore(opt_g_->exp_avg_sq(), "opt.G.exp_avg_sq");
   restore(opt_d_->exp_avg(), "opt.D.exp_avg");
   restore(opt_d_->exp_avg_sq(), "opt.D.exp_avg_sq");
-  step_ = std::stoll(meta(m, "state.step", path));
+  step_ = meta_count(m, "state.step", path);
   prefetched_.ready = false;  // inputs drawn ahead belong to the old state
-  rng_.set_state(std::stoull(meta(m, "state.rng_seed", path)), std::stoull(meta(m, "state.rng_offset", path)));
-  loader_->set_position({std::stoll(meta(m, "state.data_epoch", path)), std::stoll(meta(m, "state.data_index", path))});
-  opt_g_->set_step_count(std::stoll(meta(m, "state.opt_g_step", path)));
-  opt_d_->set_step_count(std::stoll(meta(m, "state.opt_d_step", path)));
+  rng_.set_state(meta_u64(m, "state.rng_seed", path), meta_u64(m, "state.rng_offset", path));
+  loader_->set_position({meta_count(m, "state.data_epoch", path), meta_count(m, "state.data_index", path)});
+  opt_g_->set_step_count(meta_count(m, "state.opt_g_step", path));
+  opt_d_->set_step_count(meta_count(m, "state.opt_d_step", path));
 }
 
 }  // namespace fpa

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/error.h"
 #include "autograd/generator.h"
 #include "autograd/pending_read.h"
 #include "data/loader.h"
@@ -34,6 +35,14 @@
 #include "train/train_options.h"
 
 namespace fpa {
+
+// save_checkpoint's refusal when a parameter or optimiser moment holds a NaN or an infinity:
+// nothing is written. `detail` names the tensor ("G.x holds 3 non-finite values (of 96)").
+struct NonFiniteState : Error {
+  NonFiniteState(const std::string& message, std::string what_is_wrong)
+      : Error(message), detail(std::move(what_is_wrong)) {}
+  std::string detail;
+};
 
 struct StepStats {
   double d_loss = 0, g_loss = 0, gp = 0, aux_loss = 0;  // gp 0 when not applied (or NaN, skipped)
@@ -73,9 +82,15 @@ class Trainer {
   int64_t steps_done() const { return step_; }
   bool uses_graphs() const { return use_graphs_; }
 
+  // Writes atomically (PATH.tmp, then rename); throws NonFiniteState, writing nothing, when the
+  // state is not finite, so a diverged run never replaces a good checkpoint.
   void save_checkpoint(const std::string& path) const;
   // Restores everything a checkpoint holds; options must already match its experiment.
+  // Refuses a checkpoint holding a non-finite tensor, naming it.
   void load_checkpoint(const std::string& path);
+  // Moves the latents' and augmentations' random stream to another one, derived from the
+  // current state and `salt` (a retry after a non-finite loss draws other numbers).
+  void reseed_draws(uint64_t salt);
 
   const TrainOptions& options() const { return o_; }
   const GeneratorModel& generator() const { return G_; }
