@@ -1,4 +1,6 @@
 // activation.cpp: tanh, sigmoid, relu, leaky_relu, silu, gelu (erf form) and glu.
+#include <cmath>
+
 #include "ops/op_util.h"
 #include "ops/registry.h"
 
@@ -35,7 +37,10 @@ Tensor relu(const Tensor& a) {
   check_defined("relu", a, "input");
   Tensor y = unary_map(a, UnaryOp::relu);
   return record("relu", y, {a}, [a](const Tensor& g, const Tensor&, const Needs&) {
-    return Grads{mul(g, unary_map(a, UnaryOp::gt_mask, 0.0))};
+    // PyTorch's threshold_backward: 0 where x <= 0, else g, also at a NaN x (where a mask of
+    // x > 0 would drop the gradient). The mask is 1 - [-inf <= x <= 0], exactly 0 or 1.
+    Tensor at_most_zero = unary_map(a, UnaryOp::inside_mask, -INFINITY, 0.0);
+    return Grads{mul(g, unary_map(at_most_zero, UnaryOp::affine, -1.0, 1.0))};
   });
 }
 

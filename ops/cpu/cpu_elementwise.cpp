@@ -9,6 +9,8 @@
 // takes one of a few loops (both contiguous, one operand a scalar, general strides).
 // Threads split the flat output range; every element is computed by the same arithmetic
 // wherever it falls, so results do not depend on the thread count.
+// NaN passes through relu, leaky_relu and clamp as in PyTorch; the masks (gt, inside, eq), sign
+// and leaky_relu_grad compare false on NaN and give 0, 0 and the slope (tests/test_nan_propagation.cpp).
 #include <omp.h>
 
 #include <algorithm>
@@ -88,7 +90,8 @@ void unary_typed(UnaryOp op, int64_t n, T a, T b, const T* x, T* y) {
     case UnaryOp::square: return FPA_MAP(v * v);
     case UnaryOp::tanh: return FPA_MAP(tanh_of(v));
     case UnaryOp::sigmoid: return FPA_MAP(sigmoid_of(v));
-    case UnaryOp::relu: return FPA_MAP(v > 0 ? v : T(0));
+    // Not `v > 0 ? v : 0`, which maps NaN to 0: PyTorch's relu gives NaN for NaN.
+    case UnaryOp::relu: return FPA_MAP(!(v <= 0) ? v : T(0));
     case UnaryOp::erf: return FPA_MAP(erf_of(v));
     case UnaryOp::leaky_relu: return FPA_MAP(v > 0 ? v : a * v);
     case UnaryOp::leaky_relu_grad: return FPA_MAP(v > 0 ? T(1) : a);

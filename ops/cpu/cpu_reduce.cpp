@@ -10,8 +10,11 @@
 // Determinism: every output is combined in an order fixed by the shape alone (threads split
 // outputs; with few outputs they may compute one output's row pieces, which are still combined
 // in that order), so results do not depend on the thread count.
-// Sums accumulate in double (float data too). Max ignores NaN and starts from -inf, as before.
-// Softmax walks (outer, dim, inner) so that the contiguous dim is the vectorised one.
+// Sums accumulate in double (float data too). Max starts from -inf and gives NaN for a NaN
+// anywhere in what it reduces, as PyTorch's max/amax do.
+// Softmax walks (outer, dim, inner) so that the contiguous dim is the vectorised one. Its max
+// skips NaN (unless first), but a NaN in a row still reaches every output of the row through
+// exp(NaN - max) in the sum, as PyTorch's softmax gives NaN for the whole row.
 #include <omp.h>
 
 #include <algorithm>
@@ -35,10 +38,11 @@ struct SumOp {
   static constexpr double init = 0.0;
   static FPA_VINLINE double apply(double acc, double v) { return acc + v; }
 };
-// acc < v ? v : acc: NaN never replaces acc (the old kernel's std::max(acc, v)).
+// The larger of acc and v, NaN winning as in PyTorch's max: a NaN v replaces acc, a NaN acc
+// stays (no v compares above it), so a NaN anywhere in a row gives NaN in any order of combining.
 struct MaxOp {
   static constexpr double init = kNegInf;
-  static FPA_VINLINE double apply(double acc, double v) { return acc < v ? v : acc; }
+  static FPA_VINLINE double apply(double acc, double v) { return (acc < v || v != v) ? v : acc; }
 };
 
 // Combination of p[0..n) in double: element j goes to lane j % 16, lanes combine pairwise

@@ -49,7 +49,7 @@ __device__ __forceinline__ T unary_value(UnaryOp op, T v, T a, T b) {
     case UnaryOp::square: return v * v;
     case UnaryOp::tanh: return tanh_of(v);
     case UnaryOp::sigmoid: return sigmoid_of(v);
-    case UnaryOp::relu: return v > T(0) ? v : T(0);
+    case UnaryOp::relu: return !(v <= T(0)) ? v : T(0);  // NaN stays NaN, as on the CPU
     case UnaryOp::erf: return erf_of(v);
     case UnaryOp::leaky_relu: return v > T(0) ? v : a * v;
     case UnaryOp::leaky_relu_grad: return v > T(0) ? T(1) : a;

@@ -12,10 +12,11 @@
 // When there are few outputs for the GPU, the reduced range is cut into splits whose partial
 // results (double) go to a scratch buffer and are combined in split order by a second kernel.
 // The split count depends on the shape alone, so results are the same on every run.
-// As on the CPU: sums accumulate in double (float data too); max ignores NaN and starts from
-// -inf; an empty reduction gives 0 or -inf.
+// As on the CPU: sums accumulate in double (float data too); max gives NaN when it reduces a
+// NaN and starts from -inf; an empty reduction gives 0 or -inf.
 // Softmax: a warp per row when the axis is innermost, else a thread per (outer, inner)
-// column; max, exp(x - max), sum in double, multiply by 1/sum, as the CPU does.
+// column; max, exp(x - max), sum in double, multiply by 1/sum, as the CPU does (a NaN in a
+// row reaches all of the row's outputs through the sum, as in PyTorch).
 #include <cmath>
 #include <vector>
 
@@ -29,10 +30,11 @@ struct SumOp {
   static __device__ __forceinline__ double init() { return 0.0; }
   static __device__ __forceinline__ double apply(double acc, double v) { return acc + v; }
 };
-// acc < v ? v : acc: NaN never replaces acc (the CPU's rule).
+// The larger of acc and v, NaN winning (the CPU's rule, PyTorch's max): a NaN v replaces acc,
+// a NaN acc stays, so any NaN reduced gives NaN whatever the order of combining.
 struct MaxOp {
   static __device__ __forceinline__ double init() { return -INFINITY; }
-  static __device__ __forceinline__ double apply(double acc, double v) { return acc < v ? v : acc; }
+  static __device__ __forceinline__ double apply(double acc, double v) { return (acc < v || v != v) ? v : acc; }
 };
 
 // A row-major walk over some dims of x (contiguous strides): the offset of a flat step.

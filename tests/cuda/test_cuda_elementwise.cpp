@@ -91,6 +91,28 @@ TEST(CudaUnary, SpecialValuesMatchTheCpu) {
       });
 }
 
+// NaN in, NaN out of every map but those PyTorch answers with a number: the masks and sign
+// (comparisons with NaN are false: 0) and leaky_relu_grad (the slope: x > 0 is false), on
+// both devices (relu used to map NaN to 0 on both).
+TEST(CudaUnary, NanPropagatesAsInPyTorch) {
+  REQUIRE_CUDA();
+  for (const UnaryCase& c : kUnaryCases)
+    for (DType t : kDtypes)
+      run_case(std::string("unary ") + c.name + " of NaN " + dtype_label(t), [&] {
+        Buffers x = from_values({NAN, 1.0, NAN}, {3}, t);
+        Buffers y = filled({3}, t, 0.0);
+        on_both([&](Device d) { backend(d).unary(t, c.op, 3, c.a, c.b, x.on(d), y.on(d)); });
+        EXPECT_MATCH(y, unary_tolerance(t));
+        const bool number = c.op == UnaryOp::gt_mask || c.op == UnaryOp::inside_mask || c.op == UnaryOp::sign ||
+                            c.op == UnaryOp::leaky_relu_grad;
+        for (const Tensor& out : {y.host, y.device}) {
+          const std::vector<double> v = out.to_vector();
+          EXPECT_TRUE(std::isnan(v[0]) != number && std::isnan(v[2]) != number && !std::isnan(v[1]))
+              << (out.device() == Device::cpu ? "cpu" : "cuda") << ": " << v[0] << " " << v[1] << " " << v[2];
+        }
+      });
+}
+
 TEST(CudaUnary, EmptyIsANoOp) {
   REQUIRE_CUDA();
   run_case("unary n=0", [&] { backend(Device::cuda).unary(DType::f32, UnaryOp::exp, 0, 0, 0, nullptr, nullptr); });

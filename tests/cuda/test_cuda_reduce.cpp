@@ -1,6 +1,6 @@
 // test_cuda_reduce.cpp: reduce (sum, max over any mask of dims), softmax and its backward on CUDA against
 // the CPU, float32 and float64: every mask of a 4-d shape, size-1 dims, empty reductions,
-// NaN in max, and large shapes that take each kernel path (one block per output, split
+// NaN in sum and max, and large shapes that take each kernel path (one block per output, split
 // reductions, a thread per output, short rows).
 #include <cmath>
 
@@ -35,18 +35,37 @@ Tolerance sum_tolerance(DType t, int64_t count) {
   return {1e-15 * double(std::max<int64_t>(count, 16)), 1e-14, false};
 }
 
+// The output (row-major over the kept dims) that element `flat` of x goes to.
+int64_t output_of(const Shape& s, unsigned mask, int64_t flat) {
+  int64_t out = 0, scale = 1;
+  for (int d = s.ndim - 1; d >= 0; --d) {
+    const int64_t i = flat % s[d];
+    flat /= s[d];
+    if (mask >> d & 1u) continue;
+    out += i * scale;
+    scale *= s[d];
+  }
+  return out;
+}
+
+// with_nan: every 7th element of x is NaN, and then both sum and max (as PyTorch's) give NaN
+// exactly in the outputs that reduce one of them, on the GPU as on the CPU.
 void check_reduce(const ReduceCase& c, DType t, ReduceOp op, bool with_nan) {
   const int64_t count = c.shape.numel() / std::max<int64_t>(1, kept_shape(c.shape, c.mask).numel());
   Buffers x = uniform(c.shape, t, 17 + c.mask, -1, 1);
+  std::vector<bool> nan_out(kept_shape(c.shape, c.mask).numel(), false);
   if (with_nan) {
     std::vector<double> v = x.host.to_vector();
-    for (size_t i = 0; i < v.size(); i += 7) v[i] = NAN;
+    for (size_t i = 0; i < v.size(); i += 7) v[i] = NAN, nan_out[output_of(c.shape, c.mask, int64_t(i))] = true;
     x = from_values(v, c.shape, t);
   }
   Buffers y = filled(kept_shape(c.shape, c.mask), t);
   on_both([&](Device d) { backend(d).reduce(t, op, c.shape, c.mask, x.on(d), y.on(d)); });
   if (op == ReduceOp::max) EXPECT_IDENTICAL(y);
   else EXPECT_MATCH(y, sum_tolerance(t, count));
+  const std::vector<double> got = y.device.to_vector();
+  for (size_t o = 0; o < got.size(); ++o)
+    EXPECT_EQ(std::isnan(got[o]), bool(nan_out[o])) << "output " << o << " = " << got[o];
 }
 
 TEST(CudaReduce, EveryMaskOfSmallShapesMatchesTheCpu) {
@@ -86,7 +105,7 @@ TEST(CudaReduce, LargeShapesTakeEveryKernelPath) {
                  [&] { check_reduce(c, t, op, false); });
 }
 
-TEST(CudaReduce, MaxIgnoresNanAndSumKeepsIt) {
+TEST(CudaReduce, MaxAndSumKeepNan) {
   REQUIRE_CUDA();
   for (const ReduceCase& c : std::vector<ReduceCase>{{{40, 30}, 1}, {{40, 30}, 2}, {{6, 5, 4}, 5}, {{1000}, 1}})
     for (DType t : kDtypes)
@@ -139,6 +158,31 @@ TEST(CudaSoftmax, MatchesTheCpu) {
                    Buffers y = filled(s, t);
                    on_both([&](Device d) { backend(d).softmax(t, c.outer, c.dim, c.inner, x.on(d), y.on(d)); });
                    EXPECT_MATCH(y, t == DType::f32 ? Tolerance{1e-7, 1e-5} : Tolerance{1e-16, 1e-13});
+                 });
+}
+
+// A NaN (or an infinity: inf - inf) in x makes its whole softmax row NaN, as in PyTorch, and
+// nothing else: rows of a warp, and columns.
+TEST(CudaSoftmax, NanFillsItsRow) {
+  REQUIRE_CUDA();
+  for (const SoftmaxCase& c : std::vector<SoftmaxCase>{{3, 7, 1}, {2, 40, 1}, {4, 9, 5}})
+    for (DType t : kDtypes)
+      for (double bad : {double(NAN), double(INFINITY)})
+        run_case("softmax with " + std::to_string(bad) + " " + dtype_label(t) + " (" + std::to_string(c.outer) + ", " +
+                     std::to_string(c.dim) + ", " + std::to_string(c.inner) + ")",
+                 [&] {
+                   const Shape s = {c.outer, c.dim, c.inner};
+                   std::vector<double> v = uniform(s, t, 32).host.to_vector();
+                   const int64_t o = 1, j = c.dim - 2, col = c.inner - 1;  // the bad element's place
+                   v[(o * c.dim + j) * c.inner + col] = bad;
+                   Buffers x = from_values(v, s, t), y = filled(s, t);
+                   on_both([&](Device d) { backend(d).softmax(t, c.outer, c.dim, c.inner, x.on(d), y.on(d)); });
+                   EXPECT_MATCH(y, t == DType::f32 ? Tolerance{1e-7, 1e-5} : Tolerance{1e-16, 1e-13});
+                   const std::vector<double> got = y.device.to_vector();
+                   for (int64_t i = 0; i < s.numel(); ++i) {
+                     const bool in_row = i / (c.dim * c.inner) == o && i % c.inner == col;
+                     EXPECT_EQ(std::isnan(got[i]), in_row) << "element " << i << " = " << got[i];
+                   }
                  });
 }
 
