@@ -2,18 +2,25 @@
 #   make            deps + build/fpa           make test        deps + run the GoogleTest suite
 #   make test-cuda  the CUDA backend against the CPU (needs nvcc; skips without a GPU)
 #   make test-asan  the suite under AddressSanitizer + UBSan, CPU only (build/asan)
+#   make test-blas  the whole suite under every OpenBLAS kernel set this CPU runs, and without BLAS
 #   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
 #   make bench-train CPU ms/step             make bench-kernels  kernel launches per training step
 #   make bench-gpu  ours vs PyTorch on the GPU: ms/step, sampling images/s, peak memory (tools/bench_gpu.cpp)
 #   make fixtures   regenerate tests/fixtures from the PyTorch reference (needs torch; make test never does)
+#   make fuzz       libFuzzer targets for the file readers, FUZZ_SECONDS (60) each (clang; build/fuzz)
 # nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/cuda); without it the build is CPU-only.
+
+# Parallel on every core unless a -j was given (sub-makes share the top one's job slots).
+ifeq ($(MAKELEVEL)$(filter -j%,$(MAKEFLAGS)),0)
+  MAKEFLAGS += -j$(shell nproc 2>/dev/null || echo 2)
+endif
 
 BUILD    ?= build
 CXX      ?= g++
 ARCH     ?= -march=native
 CXXFLAGS ?= -O2 $(ARCH) -g
 CXXFLAGS += -std=c++17 -fopenmp -Wall -Wextra -Wno-unused-parameter -I. -MMD -MP
-LDLIBS   += -fopenmp -ldl -lpthread -lz -lpng -ljpeg
+LDLIBS   += -fopenmp -ldl -lpthread -lz -lpng -ljpeg -lfmt
 
 CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || (test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc))
@@ -37,11 +44,13 @@ ifneq ($(NVCC),)
   endif
   LDLIBS    += $(CUDNN_LIB)
 endif
-TEST_SRC  := $(wildcard tests/*.cpp)
+TEST_SRC  := $(wildcard tests/*.cpp) tests/fuzz/fuzz_targets.cpp tests/fuzz/gif_decode.cpp
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test test-asan test-cuda bench-ops bench-train bench-kernels bench-gpu train sample paint fixtures clean
-all: deps $(BUILD)/fpa
+.PHONY: all deps test test-asan test-blas test-cuda bench-ops bench-train bench-kernels bench-gpu train sample paint fixtures clean
+# The targets a user starts with install the packages first, then build (in parallel) after them.
+all: deps
+	@$(MAKE) --no-print-directory $(BUILD)/fpa
 
 deps:
 	@bash tools/deps.sh
@@ -67,9 +76,19 @@ $(BUILD)/fpa_tests: $(LIB_OBJ) $(TEST_OBJ)
 $(BUILD)/bench_ops: $(LIB_OBJ) $(OBJ)/tools/bench_ops.o $(OBJ)/tools/cpu_peak.o
 	$(CXX) $^ -o $@ -lbenchmark $(LDLIBS)
 
-test: deps $(BUILD)/fpa $(BUILD)/fpa_tests
+# The suite, then the tests whose bits depend on the GEMM kernels again under every other
+# OpenBLAS kernel set this CPU can execute and under the portable kernel (tools/blas_kernels.sh).
+BLAS_SENSITIVE := ThreadCount.*:LstmFused.*:*ThreadCount*:*SameBitsForAnyThreadCount
+test: deps
+	@$(MAKE) --no-print-directory $(BUILD)/fpa $(BUILD)/fpa_tests
 	$(BUILD)/fpa --version
 	FPA_BIN=$(BUILD)/fpa $(BUILD)/fpa_tests $(GTEST_ARGS)
+	@FPA_BIN=$(BUILD)/fpa bash tools/blas_kernels.sh $(BUILD)/fpa_tests --gtest_filter='$(BLAS_SENSITIVE)' --gtest_brief=1
+
+# The whole suite under each kernel set (minutes each): what `make test` samples.
+test-blas: deps
+	@$(MAKE) --no-print-directory $(BUILD)/fpa $(BUILD)/fpa_tests
+	FPA_BIN=$(BUILD)/fpa bash tools/blas_kernels.sh $(BUILD)/fpa_tests --gtest_brief=1 $(GTEST_ARGS)
 
 # The suite under AddressSanitizer and UndefinedBehaviorSanitizer, in its own CPU-only build
 # (build/asan): a kernel reading past a tensor, a tensor used after its free, signed overflow,
@@ -96,20 +115,23 @@ test-cuda:
 	@echo "test-cuda: no nvcc found (PATH or CUDA_HOME=$(CUDA_HOME)): the CUDA backend is not built" >&2; exit 1
 endif
 
-bench-ops: deps $(BUILD)/bench_ops
+bench-ops: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench_ops
 	$(BUILD)/bench_ops $(BENCH_ARGS)
 
 $(BUILD)/bench_train: $(LIB_OBJ) $(OBJ)/tools/bench_train.o
 	$(CXX) $^ -o $@ $(LDLIBS)
 
-bench-train: deps $(BUILD)/bench_train
+bench-train: deps
+	@$(MAKE) --no-print-directory $(BUILD)/bench_train
 	$(BUILD)/bench_train $(BENCH_ARGS)
 
 # Kernel launches per training step (the step a CUDA graph records), counted on the CPU.
 $(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o $(OBJ)/tools/alloc_trace.o $(OBJ)/tools/fresh_base.o
 	$(CXX) $^ -o $@ $(LDLIBS)
 
-bench-kernels: deps $(BUILD)/count_kernels
+bench-kernels: deps
+	@$(MAKE) --no-print-directory $(BUILD)/count_kernels
 	$(BUILD)/count_kernels $(BENCH_ARGS)
 
 # The GPU benchmark (issue 5): ours (build/bench_gpu), then the PyTorch reference (eager, needs
@@ -128,6 +150,46 @@ bench-gpu: $(BUILD)/bench_gpu
 	python3 tools/compare_bench.py $(BENCH_OUT)/ours.json $(BENCH_OUT)/pytorch.json | tee $(BENCH_OUT)/table.txt || rc=1; \
 	exit $$rc
 
+# Fuzzing (issue 16): the file readers as libFuzzer targets (tests/fuzz/fuzz_targets.h), built with
+# clang, ASan and UBSan in $(BUILD)/fuzz from what they need (the CPU tensor library, the readers;
+# no CUDA) and run one after another (tests/fuzz/run.sh), FUZZ_SECONDS each, on the committed corpus
+# tests/fuzz/corpus/<target> plus their own ($(BUILD)/fuzz/corpus); findings in $(BUILD)/fuzz/findings.
+# FUZZ_SECONDS=600 make fuzz is the 10-minute run; FUZZ_TARGETS=png runs one. `make fuzz-corpus`
+# rewrites the seeds (tests/fuzz/make_corpus.cpp); `make test` replays the corpus.
+# -D__SANITIZE_ADDRESS__: GCC's macro, which clang lacks, by which the CPU allocator stops caching.
+FUZZ_CXX      ?= clang++-14
+FUZZ_BUILD    := $(BUILD)/fuzz
+FUZZ_SECONDS  ?= 60
+FUZZ_TARGETS  ?= safetensors png jpeg fashion_mnist gif
+FUZZ_CXXFLAGS := -O1 -g -std=c++17 -fopenmp -I. -MMD -MP -Wno-pass-failed -D__SANITIZE_ADDRESS__ $(SANITIZE_FLAGS)
+FUZZ_LIBS     := -fopenmp -ldl -lz -lpng -ljpeg -lfmt
+FUZZ_LIB_OBJ  := $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(wildcard autograd/*.cpp ops/*.cpp ops/cpu/*.cpp) \
+                   nn/safetensors.cpp data/image_io.cpp data/gif.cpp data/fashion_mnist.cpp \
+                   tests/fuzz/fuzz_targets.cpp tests/fuzz/gif_decode.cpp)
+.PHONY: fuzz fuzz-deps fuzz-corpus
+.PRECIOUS: $(FUZZ_BUILD)/obj/%.o
+
+fuzz-deps:
+	@bash tools/deps.sh fuzz
+
+$(FUZZ_BUILD)/obj/%.o: %.cpp
+	@mkdir -p $(dir $@)
+	$(FUZZ_CXX) $(FUZZ_CXXFLAGS) -fsanitize=fuzzer-no-link -c $< -o $@
+
+$(FUZZ_BUILD)/fuzz_%: $(FUZZ_LIB_OBJ) $(FUZZ_BUILD)/obj/tests/fuzz/fuzz_%.o
+	$(FUZZ_CXX) -fsanitize=fuzzer $(SANITIZE_FLAGS) $^ -o $@ $(FUZZ_LIBS)
+
+fuzz: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_TARGETS:%=$(FUZZ_BUILD)/fuzz_%)
+	bash tests/fuzz/run.sh $(FUZZ_BUILD) $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+$(FUZZ_BUILD)/make_corpus: $(FUZZ_LIB_OBJ) $(FUZZ_BUILD)/obj/tests/fuzz/make_corpus.o
+	$(FUZZ_CXX) $(SANITIZE_FLAGS) -fsanitize=fuzzer-no-link $^ -o $@ $(FUZZ_LIBS)
+
+fuzz-corpus: fuzz-deps
+	@$(MAKE) --no-print-directory $(FUZZ_BUILD)/make_corpus
+	$(FUZZ_BUILD)/make_corpus tests/fuzz/corpus
+
 # Training and pictures. make train PRESET=grey32-T32 DATA=/path/to/images STEPS=450000 OUT=runs/x
 PRESET ?= cpu-small
 DATA   ?= fashion-mnist
@@ -135,7 +197,8 @@ OUT    ?= runs/$(PRESET)
 # cuda where the CUDA backend is built (nvcc) and nvidia-smi sees a GPU; cpu otherwise. DEVICE=cpu forces it.
 DEVICE ?= $(if $(NVCC),$(if $(shell nvidia-smi -L 2>/dev/null | grep -m1 GPU),cuda,cpu),cpu)
 TRAIN_FLAGS = --preset $(PRESET) --data $(DATA) --out $(OUT) --device $(DEVICE) $(if $(STEPS),--steps $(STEPS))
-train: deps $(BUILD)/fpa
+train: deps
+	@$(MAKE) --no-print-directory $(BUILD)/fpa
 	$(BUILD)/fpa train $(TRAIN_FLAGS) $(if $(wildcard $(OUT)/last.safetensors),--resume) $(ARGS)
 
 sample: $(BUILD)/fpa

@@ -22,13 +22,21 @@ std::string parent_dir(const std::string& path) {
 }  // namespace
 
 AtomicFile::AtomicFile(const std::string& path) : path_(path), tmp_(path + ".tmp." + std::to_string(getpid())) {
+  struct stat st;
+  if (stat(path.c_str(), &st) == 0 && !S_ISREG(st.st_mode)) {
+    // A device or a pipe (/dev/null, /dev/stdout): written in place, never renamed over.
+    tmp_ = path;
+    file_ = std::fopen(path.c_str(), "wb");
+    FPA_CHECK(file_, "cannot write ", path_, ": ", std::strerror(errno));
+    return;
+  }
   file_ = std::fopen(tmp_.c_str(), "wb");
   FPA_CHECK(file_, "cannot write ", path_, ": cannot create ", tmp_, ": ", std::strerror(errno));
 }
 
 AtomicFile::~AtomicFile() {
   if (file_) std::fclose(file_);
-  if (!committed_) std::remove(tmp_.c_str());
+  if (!committed_ && tmp_ != path_) std::remove(tmp_.c_str());
 }
 
 void AtomicFile::write(const void* data, size_t bytes) {
@@ -38,11 +46,16 @@ void AtomicFile::write(const void* data, size_t bytes) {
 }
 
 void AtomicFile::commit() {
-  bool ok = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
+  // fsync is meaningless on a device or a pipe (and fails there with EINVAL).
+  bool ok = std::fflush(file_) == 0 && (tmp_ == path_ || fsync(fileno(file_)) == 0);
   int err = ok ? 0 : errno;
   if (std::fclose(file_) != 0 && ok) ok = false, err = errno;
   file_ = nullptr;
   FPA_CHECK(ok, "cannot write ", path_, ": flushing ", tmp_, " failed: ", std::strerror(err));
+  if (tmp_ == path_) {
+    committed_ = true;
+    return;
+  }
   FPA_CHECK(std::rename(tmp_.c_str(), path_.c_str()) == 0, "cannot write ", path_, ": renaming ", tmp_,
             " over it failed: ", std::strerror(errno));
   committed_ = true;

@@ -1,8 +1,9 @@
 // atomic_file.h: files that are always either their old version or the whole new one, never a
 // truncated mix, whatever happens mid-write (a full disk, a crash, SIGKILL): written to
 // PATH.tmp.PID, flushed and fsync'd, then renamed over PATH, and the rename made durable. Every
-// checkpoint, picture, metrics file and cache goes through here. Errors name the file and the
-// system's reason ("No space left on device", "Read-only file system").
+// checkpoint, picture, metrics file and cache goes through here. A PATH that is a device or a
+// pipe (/dev/null) is written in place. Errors name the file and the system's reason ("No space
+// left on device", "Read-only file system").
 #pragma once
 #include <cstddef>
 #include <cstdint>

@@ -2,7 +2,9 @@
 // Every user-facing failure (bad shape, dtype, device, file) is an fpa::Error whose
 // message names the op or file and the offending shapes; nothing aborts the process.
 #pragma once
-#include <sstream>
+#include <fmt/format.h>
+
+#include <iterator>
 #include <stdexcept>
 #include <string>
 
@@ -12,12 +14,12 @@ struct Error : std::runtime_error {
   explicit Error(const std::string& msg) : std::runtime_error(msg) {}
 };
 
-// Builds a message from any streamable pieces: fail("conv2d: x ", shape, " ...").
+// Builds a message from pieces that {fmt} formats (each as "{}"): fail("conv2d: x ", shape, " ...").
 template <typename... Parts>
 [[noreturn]] void fail(const Parts&... parts) {
-  std::ostringstream os;
-  (os << ... << parts);
-  throw Error(os.str());
+  fmt::memory_buffer message;
+  (fmt::format_to(std::back_inserter(message), "{}", parts), ...);
+  throw Error(fmt::to_string(message));
 }
 
 }  // namespace fpa

@@ -1,6 +1,8 @@
 // pending_read.cpp: PendingRead over the backend's to_host_start / to_host_finish.
 #include "autograd/pending_read.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <exception>
 #include <utility>
@@ -46,7 +48,7 @@ void PendingRead::drop() noexcept {
   try {
     backend(device_).to_host_finish(std::exchange(ticket_, nullptr), nullptr);
   } catch (const std::exception& e) {  // from a destructor: report, never throw
-    std::fprintf(stderr, "fpa: an unread copy to the host failed: %s\n", e.what());
+    fmt::print(stderr, "fpa: an unread copy to the host failed: {}\n", e.what());
   }
 }
 

@@ -1,8 +1,9 @@
 // shape.cpp: Shape construction, printing and broadcasting rules.
 #include "autograd/shape.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
-#include <sstream>
 
 #include "autograd/error.h"
 
@@ -42,11 +43,7 @@ std::vector<int64_t> Shape::strides() const {
 }
 
 std::string Shape::str() const {
-  std::ostringstream os;
-  os << '(';
-  for (int i = 0; i < ndim; ++i) os << (i ? ", " : "") << d[i];
-  os << ')';
-  return os.str();
+  return fmt::format("({})", fmt::join(d, d + ndim, ", "));
 }
 
 bool Shape::operator==(const Shape& o) const {

@@ -1,6 +1,8 @@
 // shape.h: Shape, a fixed-capacity list of up to 5 dimensions, and helpers on it.
 // Tensors in this library are always contiguous row-major, so a shape determines strides.
 #pragma once
+#include <fmt/format.h>
+
 #include <cstdint>
 #include <initializer_list>
 #include <ostream>
@@ -37,3 +39,12 @@ std::ostream& operator<<(std::ostream& os, const Shape& s);
 Shape broadcast_shapes(const Shape& a, const Shape& b, const char* op);
 
 }  // namespace fpa
+
+// {fmt} prints a Shape as its str(): fmt::format("{}", Shape{2, 3}) is "(2, 3)".
+template <>
+struct fmt::formatter<fpa::Shape> : fmt::formatter<std::string> {
+  template <typename Context>
+  auto format(const fpa::Shape& s, Context& ctx) const {
+    return fmt::formatter<std::string>::format(s.str(), ctx);
+  }
+};

@@ -1,7 +1,8 @@
 // tensor.cpp: storage, tensor accessors, factories and host/device copies.
+#include <fmt/format.h>
+
 #include "autograd/tensor.h"
 
-#include <sstream>
 
 #include "autograd/engine.h"
 #include "autograd/error.h"
@@ -104,9 +105,7 @@ Tensor Tensor::detach() const { return alias(*this, shape()); }
 
 std::string Tensor::str() const {
   if (!defined()) return "undefined";
-  std::ostringstream os;
-  os << dtype_name(dtype()) << ' ' << shape() << ' ' << device_name(device());
-  return os.str();
+  return fmt::format("{} {} {}", dtype_name(dtype()), shape(), device_name(device()));
 }
 
 Tensor empty(const Shape& shape, DType dtype, Device device) {

@@ -9,6 +9,7 @@
 // The file must be exactly this long.
 #include "data/dataset_cache.h"
 
+#include <fmt/format.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -20,8 +21,6 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
-#include <sstream>
 
 #include "autograd/atomic_file.h"
 #include "autograd/error.h"
@@ -70,9 +69,7 @@ uint64_t file_checksum(const std::string& path, uint64_t* size) {
 }
 
 std::string hex64(uint64_t v) {
-  char buf[17];
-  std::snprintf(buf, sizeof buf, "%016llx", (unsigned long long)v);
-  return buf;
+  return fmt::format("{:016x}", v);
 }
 
 std::string canonical_dir(const std::string& dir) {
@@ -138,10 +135,8 @@ std::string image_folder_cache_key(const std::string& dir, int size, bool greysc
     const std::string rel = files[i].size() > dir.size() ? files[i].substr(dir.size()) : files[i];
     list_hash = fnv1a(rel + '\0' + std::to_string(bytes[i]) + '\0' + hex64(content[i]) + '\0', list_hash);
   }
-  std::ostringstream key;
-  key << "source=" << root << "\nsize=" << size << "\ngreyscale=" << (greyscale ? 1 : 0)
-      << "\nfiles=" << files.size() << "\nbytes=" << total << "\ncontent_hash=" << hex64(list_hash) << "\n";
-  return key.str();
+  return fmt::format("source={}\nsize={}\ngreyscale={}\nfiles={}\nbytes={}\ncontent_hash={}\n", root, size,
+                     greyscale ? 1 : 0, files.size(), total, hex64(list_hash));
 }
 
 std::string image_folder_cache_path(const std::string& cache_dir, const std::string& dir, int size,
@@ -235,15 +230,14 @@ ImageDataset load_image_folder_cached(const std::string& dir, int size, bool gre
       return d;
     }
   } catch (const Error& e) {
-    std::cerr << "warning: " << e.what() << "; rebuilding it\n";
+    fmt::print(stderr, "warning: {}; rebuilding it\n", e.what());
   }
   d = load_image_folder(dir, size, greyscale);
   try {
     fs::create_directories(fs::path(path).parent_path());
     write_dataset_cache(path, d, key);
   } catch (const std::exception& e) {
-    std::cerr << "warning: dataset cache not written (" << e.what() << "); the next run will "
-              << "decode " << dir << " again\n";
+    fmt::print(stderr, "warning: dataset cache not written ({}); the next run will decode {} again\n", e.what(), dir);
   }
   return d;
 }

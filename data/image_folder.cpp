@@ -2,11 +2,12 @@
 // keeps the good ones in path order (so the thread count never changes the result).
 #include "data/image_folder.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cctype>
 #include <cstring>
 #include <filesystem>
-#include <iostream>
 
 #include "autograd/error.h"
 
@@ -73,7 +74,7 @@ ImageDataset load_image_folder(const std::string& dir, int size, bool greyscale,
   int64_t bad = 0;
   for (int64_t i = 0; i < n; ++i) {
     if (!errors[i].empty()) {
-      std::cerr << "warning: skipping image " << files[i] << ": " << errors[i] << "\n";
+      fmt::print(stderr, "warning: skipping image {}: {}\n", files[i], errors[i]);
       ++bad;
       continue;
     }

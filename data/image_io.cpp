@@ -19,6 +19,7 @@
 #include <jpeglib.h>
 #include <jerror.h>
 
+#include "autograd/atomic_file.h"
 #include "autograd/error.h"
 #include "autograd/generator.h"
 
@@ -30,6 +31,13 @@ Image::Image(int w, int h, int c, uint8_t fill)
 namespace {
 
 constexpr int64_t kMaxPixels = int64_t(1) << 28;  // refuse absurd dimensions before allocating
+// Dimensions a file is too short to hold are refused before anything is allocated for them.
+// PNG: deflate shrinks the filtered image data (a filter byte, then the row) at most 1032:1.
+// JPEG: every 8x8 block costs at least one bit of Huffman-coded data; 4 times that, 2048
+// pixels a byte, leaves room for arithmetic coding. And at most 1000 scans (a progressive
+// file's scans each pass over the whole image; encoders write about 10).
+constexpr double kMaxDeflateRatio = 1032, kMaxJpegPixelsPerByte = 2048;
+constexpr int kMaxJpegScans = 1000;
 
 // Composites (H, W, C+1) with alpha last over white into (H, W, C).
 Image composite_over_white(const std::vector<uint8_t>& src, int w, int h, int colour) {
@@ -93,6 +101,16 @@ bool png_decode_into(PngDecodeState* s) {
   }
   png_set_read_fn(png, s, png_read_memory);
   png_read_info(png, info);
+  const double raw_bytes =
+      (double(png_get_rowbytes(png, info)) + 1) * png_get_image_height(png, info);
+  if (raw_bytes > kMaxDeflateRatio * double(s->size)) {
+    char what[160];
+    std::snprintf(
+        what, sizeof what,
+        "IHDR's %ux%u image needs %.0f bytes of image data, more than a %zu-byte file holds",
+        png_get_image_width(png, info), png_get_image_height(png, info), raw_bytes, s->size);
+    png_error(png, what);
+  }
   png_set_expand(png);    // palette -> RGB, grey < 8 bits -> 8, tRNS -> alpha
   png_set_scale_16(png);  // 16 -> 8 bits, rounded
   png_set_interlace_handling(png);
@@ -117,6 +135,7 @@ bool png_decode_into(PngDecodeState* s) {
 struct JpegDecodeState {
   jpeg_decompress_struct cinfo;
   jpeg_error_mgr err;
+  jpeg_progress_mgr progress;
   jmp_buf jump;
   char message[JMSG_LENGTH_MAX] = "";
   bool truncated = false;
@@ -136,6 +155,14 @@ void jpeg_on_message(j_common_ptr cinfo, int level) {
   if (level < 0 && cinfo->err->msg_code == JWRN_JPEG_EOF) s->truncated = true;
 }
 
+// Refuses the file at its kMaxJpegScans + 1st scan.
+void jpeg_on_progress(j_common_ptr cinfo) {
+  auto* s = reinterpret_cast<JpegDecodeState*>(cinfo->client_data);
+  if (s->cinfo.input_scan_number <= kMaxJpegScans) return;
+  std::snprintf(s->message, sizeof s->message, "more than %d scans", kMaxJpegScans);
+  longjmp(s->jump, 1);
+}
+
 bool jpeg_decode_into(JpegDecodeState* s, const std::vector<uint8_t>& bytes) {
   std::memset(&s->cinfo, 0, sizeof s->cinfo);
   s->cinfo.err = jpeg_std_error(&s->err);
@@ -148,8 +175,19 @@ bool jpeg_decode_into(JpegDecodeState* s, const std::vector<uint8_t>& bytes) {
   }
   jpeg_create_decompress(&s->cinfo);
   s->cinfo.client_data = s;  // jpeg_create_decompress clears the struct except err
+  s->progress.progress_monitor = jpeg_on_progress;
+  s->cinfo.progress = &s->progress;
   jpeg_mem_src(&s->cinfo, bytes.data(), (unsigned long)bytes.size());
   jpeg_read_header(&s->cinfo, TRUE);
+  const unsigned w = s->cinfo.image_width, h = s->cinfo.image_height;
+  if (double(w) * h > kMaxPixels || double(w) * h > kMaxJpegPixelsPerByte * double(bytes.size())) {
+    if (double(w) * h > kMaxPixels)
+      std::snprintf(s->message, sizeof s->message, "SOF's %ux%u image is over 2^28 pixels", w, h);
+    else
+      std::snprintf(s->message, sizeof s->message,
+                    "SOF's %ux%u image needs more data than a %zu-byte file holds", w, h, bytes.size());
+    longjmp(s->jump, 1);
+  }
   J_COLOR_SPACE in = s->cinfo.jpeg_color_space;
   s->cmyk = in == JCS_CMYK || in == JCS_YCCK;
   s->adobe_inverted = s->cmyk && s->cinfo.saw_Adobe_marker;
@@ -158,9 +196,9 @@ bool jpeg_decode_into(JpegDecodeState* s, const std::vector<uint8_t>& bytes) {
   s->width = int(s->cinfo.output_width);
   s->height = int(s->cinfo.output_height);
   s->channels = s->cinfo.output_components;
-  if (int64_t(s->width) * s->height > kMaxPixels) ERREXIT(&s->cinfo, JERR_IMAGE_TOO_BIG);
   s->pixels.resize(size_t(s->width) * s->height * s->channels);
   while (s->cinfo.output_scanline < s->cinfo.output_height) {
+    if (s->truncated) ERREXIT(&s->cinfo, JWRN_JPEG_EOF);  // no need to decode the rest
     JSAMPROW row = &s->pixels[size_t(s->cinfo.output_scanline) * s->width * s->channels];
     jpeg_read_scanlines(&s->cinfo, &row, 1);
   }
@@ -311,11 +349,7 @@ std::vector<uint8_t> encode_png(const Image& image) {
 }
 
 void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes) {
-  std::FILE* f = std::fopen(path.c_str(), "wb");
-  FPA_CHECK(f, path, ": cannot create: ", std::strerror(errno));
-  bool ok = std::fwrite(bytes.data(), 1, bytes.size(), f) == bytes.size();
-  ok = (std::fclose(f) == 0) && ok;
-  FPA_CHECK(ok, path, ": write failed: ", std::strerror(errno));
+  write_file_atomically(path, bytes);
 }
 
 void write_png(const std::string& path, const Image& image) {

@@ -42,6 +42,9 @@ ImageDataset random_dataset(int64_t count, int64_t channels, int64_t size, uint6
 // Decoding. `name` (usually the path) only appears in error messages. The format is taken
 // from the signature bytes, not the file name. The result has 1 channel for grey sources
 // (grey, grey+alpha, grey+tRNS) and 3 for colour ones (RGB, RGBA, palette, colour JPEG).
+// Dimensions the file is too short to hold (PNG: more than deflate's 1032:1 allows; JPEG: more
+// than 2048 pixels a byte) or over 2^28 pixels, and JPEGs of over 1000 scans, are refused
+// before anything is allocated for them; a truncated JPEG is refused where its data ends.
 Image decode_image(const std::vector<uint8_t>& bytes, const std::string& name);
 Image decode_png(const std::vector<uint8_t>& bytes, const std::string& name);
 Image decode_jpeg(const std::vector<uint8_t>& bytes, const std::string& name);
@@ -51,7 +54,8 @@ std::vector<uint8_t> read_file_bytes(const std::string& path);
 // Encoding: 8-bit grey (1 channel) or RGB (3 channels) PNG.
 std::vector<uint8_t> encode_png(const Image& image);
 void write_png(const std::string& path, const Image& image);
-// Writes bytes to a file, failing with the path and the system's reason.
+// Writes bytes to a file atomically (the old file or the whole new one: autograd/atomic_file.h),
+// failing with the path and the system's reason.
 void write_file_bytes(const std::string& path, const std::vector<uint8_t>& bytes);
 
 // Channel conversions: grey = round(0.299 R + 0.587 G + 0.114 B); RGB from grey repeats it.

@@ -1,12 +1,11 @@
-// safetensors.cpp: the safetensors writer (PATH.tmp, fsync, rename), a small strict parser
+// safetensors.cpp: the safetensors writer (atomic: autograd/atomic_file.h), a small strict parser
 // for the JSON subset a header uses (objects, arrays, strings, integers), and the validating
 // reader. The checks mirror the official library's (header size, exact coverage of the data
-// section, byte counts, overflow) and add this engine's own (dtype, rank, duplicate keys).
+// section, byte counts, overflow) and add this engine's own (dtype, rank, duplicate keys). The
+// reader takes its bytes from a Source: a file (load_safetensors) or memory (parse_safetensors).
 #include "nn/safetensors.h"
 
-#include <fcntl.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -14,9 +13,11 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <set>
 
+#include "autograd/atomic_file.h"
 #include "autograd/error.h"
 
 static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "safetensors I/O assumes a little-endian host");
@@ -285,9 +286,7 @@ void append_json_string(std::string& out, const std::string& s) {
       case '\t': out += "\\t"; break;
       default:
         if (c < 0x20) {
-          char buf[8];
-          std::snprintf(buf, sizeof buf, "\\u%04x", c);
-          out += buf;
+          out += fmt::format("\\u{:04x}", c);
         } else {
           out += char(c);
         }
@@ -391,6 +390,10 @@ Entry parse_entry(const std::string& name, const Json& v, const std::string& pat
   for (int64_t d : e.shape)
     FPA_CHECK(!__builtin_mul_overflow(bytes, uint64_t(d), &bytes), where, " shape ", shape_string(e.shape),
               " overflows: its byte count does not fit in 64 bits");
+  int64_t elements = 1;  // with a zero dimension too: the strides multiply the other dimensions
+  for (int64_t d : e.shape)
+    FPA_CHECK(d == 0 || !__builtin_mul_overflow(elements, d, &elements), where, " shape ",
+              shape_string(e.shape), " overflows: its non-zero dimensions multiply past 2^63");
 
   bool pair = offsets->items.size() == 2 && offsets->items[0].kind == Json::integer &&
               offsets->items[1].kind == Json::integer;
@@ -429,14 +432,21 @@ void check_coverage(const std::vector<Entry>& entries, const std::string& path, 
             ") belong to no tensor)");
 }
 
-void read_exact(std::FILE* f, uint64_t offset, void* dst, uint64_t bytes, const std::string& path,
-                const std::string& what) {
+// Where the reader's bytes come from, a file or memory: `read` fills dst with the n bytes at
+// `offset` and returns false when the source ends first.
+struct Source {
+  uint64_t size;
+  std::function<bool(uint64_t offset, void* dst, uint64_t n)> read;
+};
+
+void read_exact(const Source& f, uint64_t offset, void* dst, uint64_t bytes,
+                const std::string& path, const std::string& what) {
   if (bytes == 0) return;
-  FPA_CHECK(fseeko(f, off_t(offset), SEEK_SET) == 0 && std::fread(dst, 1, bytes, f) == bytes, path,
-            ": unexpected end of file reading ", what, " (", bytes, " bytes at offset ", offset, ")");
+  FPA_CHECK(f.read(offset, dst, bytes), path, ": unexpected end of file reading ", what, " (",
+            bytes, " bytes at offset ", offset, ")");
 }
 
-Tensor read_tensor(std::FILE* f, const Entry& e, uint64_t data_start, const std::string& path) {
+Tensor read_tensor(const Source& f, const Entry& e, uint64_t data_start, const std::string& path) {
   const std::string what = "tensor '" + e.name + "'";
   uint64_t bytes = e.end - e.begin;
   if (e.dtype->size == 4 || e.dtype->size == 8) {
@@ -451,6 +461,42 @@ Tensor read_tensor(std::FILE* f, const Entry& e, uint64_t data_start, const std:
   bool bf16 = std::strcmp(e.dtype->code, "BF16") == 0;
   for (size_t i = 0; i < raw.size(); ++i) out[i] = bf16 ? bfloat_to_float(raw[i]) : half_to_float(raw[i]);
   return t;
+}
+
+// The validating reader behind both entry points; `path` names the source in messages.
+NamedTensors read_safetensors(const Source& file, const std::string& path) {
+  const uint64_t file_size = file.size;
+  FPA_CHECK(file_size >= 8, path, ": file is ", file_size,
+            " bytes, too short for the 8-byte header length");
+
+  uint64_t n = 0;
+  read_exact(file, 0, &n, 8, path, "the header length");
+  FPA_CHECK(n <= kSafetensorsMaxHeader, path, ": header length ", n, " exceeds the limit of ",
+            kSafetensorsMaxHeader, " bytes");
+  FPA_CHECK(n <= file_size - 8, path, ": header length ", n, " runs past the end of the file (",
+            file_size, " bytes)");
+  std::string header(n, '\0');
+  read_exact(file, 8, header.data(), n, path, "the header");
+
+  const Json root = JsonParser(header, path).parse();
+  const uint64_t data_start = 8 + n, data_size = file_size - data_start;
+  NamedTensors out;
+  out.source = path;
+  std::vector<Entry> entries;
+  std::set<std::string> seen;
+  for (size_t i = 0; i < root.keys.size(); ++i) {
+    const std::string& key = root.keys[i];
+    FPA_CHECK(seen.insert(key).second, path, ": duplicate ",
+              key == "__metadata__" ? std::string("'__metadata__'") : "tensor name '" + key + "'");
+    if (key == "__metadata__")
+      read_metadata(root.items[i], path, out.metadata);
+    else
+      entries.push_back(parse_entry(key, root.items[i], path, data_size));
+  }
+  check_coverage(entries, path, data_size);
+  for (const Entry& e : entries)
+    out.tensors.emplace_back(e.name, read_tensor(file, e, data_start, path));
+  return out;
 }
 
 // ---- writer ----
@@ -481,47 +527,6 @@ std::string build_header(const std::vector<std::pair<std::string, Tensor>>& tens
   h.append((8 - h.size() % 8) % 8, ' ');
   return h;
 }
-
-// PATH.tmp, removed on destruction unless commit() renamed it over PATH.
-class AtomicFile {
- public:
-  explicit AtomicFile(const std::string& path) : path_(path), tmp_(path + ".tmp") {
-    file_ = std::fopen(tmp_.c_str(), "wb");
-    FPA_CHECK(file_, path_, ": cannot create ", tmp_, ": ", std::strerror(errno));
-  }
-  ~AtomicFile() {
-    if (file_) std::fclose(file_);
-    if (!committed_) std::remove(tmp_.c_str());
-  }
-  void write(const void* data, size_t bytes) {
-    if (bytes == 0) return;
-    FPA_CHECK(std::fwrite(data, 1, bytes, file_) == bytes, path_, ": write to ", tmp_,
-              " failed: ", std::strerror(errno));
-  }
-  void commit() {
-    bool ok = std::fflush(file_) == 0 && fsync(fileno(file_)) == 0;
-    int err = errno;
-    ok = std::fclose(file_) == 0 && ok;
-    file_ = nullptr;
-    FPA_CHECK(ok, path_, ": flushing ", tmp_, " failed: ", std::strerror(err ? err : errno));
-    FPA_CHECK(std::rename(tmp_.c_str(), path_.c_str()) == 0, path_, ": cannot rename ", tmp_,
-              " over it: ", std::strerror(errno));
-    committed_ = true;
-    // Make the rename itself durable (best effort: some file systems refuse directory fsync).
-    size_t slash = path_.rfind('/');
-    std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path_.substr(0, slash);
-    int fd = open(dir.c_str(), O_RDONLY | O_DIRECTORY);
-    if (fd >= 0) {
-      fsync(fd);
-      close(fd);
-    }
-  }
-
- private:
-  std::string path_, tmp_;
-  std::FILE* file_ = nullptr;
-  bool committed_ = false;
-};
 
 }  // namespace
 
@@ -561,37 +566,23 @@ NamedTensors load_safetensors(const std::string& path) {
   FPA_CHECK(file, path, ": cannot open: ", std::strerror(errno));
   struct stat st;
   FPA_CHECK(fstat(fileno(file.get()), &st) == 0 && S_ISREG(st.st_mode), path, ": not a regular file");
-  const uint64_t file_size = uint64_t(st.st_size);
-  FPA_CHECK(file_size >= 8, path, ": file is ", file_size, " bytes, too short for the 8-byte header length");
+  std::FILE* f = file.get();
+  return read_safetensors({uint64_t(st.st_size),
+                           [f](uint64_t offset, void* dst, uint64_t n) {
+                             return fseeko(f, off_t(offset), SEEK_SET) == 0 &&
+                                    std::fread(dst, 1, n, f) == n;
+                           }},
+                          path);
+}
 
-  uint64_t n = 0;
-  read_exact(file.get(), 0, &n, 8, path, "the header length");
-  FPA_CHECK(n <= kSafetensorsMaxHeader, path, ": header length ", n, " exceeds the limit of ",
-            kSafetensorsMaxHeader, " bytes");
-  FPA_CHECK(n <= file_size - 8, path, ": header length ", n, " runs past the end of the file (", file_size,
-            " bytes)");
-  std::string header(n, '\0');
-  read_exact(file.get(), 8, header.data(), n, path, "the header");
-
-  const Json root = JsonParser(header, path).parse();
-  const uint64_t data_start = 8 + n, data_size = file_size - data_start;
-  NamedTensors out;
-  out.source = path;
-  std::vector<Entry> entries;
-  std::set<std::string> seen;
-  for (size_t i = 0; i < root.keys.size(); ++i) {
-    const std::string& key = root.keys[i];
-    FPA_CHECK(seen.insert(key).second, path, ": duplicate ",
-              key == "__metadata__" ? std::string("'__metadata__'") : "tensor name '" + key + "'");
-    if (key == "__metadata__")
-      read_metadata(root.items[i], path, out.metadata);
-    else
-      entries.push_back(parse_entry(key, root.items[i], path, data_size));
-  }
-  check_coverage(entries, path, data_size);
-  for (const Entry& e : entries)
-    out.tensors.emplace_back(e.name, read_tensor(file.get(), e, data_start, path));
-  return out;
+NamedTensors parse_safetensors(const std::vector<uint8_t>& bytes, const std::string& name) {
+  return read_safetensors({bytes.size(),
+                           [&bytes](uint64_t offset, void* dst, uint64_t n) {
+                             if (offset > bytes.size() || n > bytes.size() - offset) return false;
+                             std::memcpy(dst, bytes.data() + offset, n);
+                             return true;
+                           }},
+                          name);
 }
 
 }  // namespace fpa::nn

@@ -7,7 +7,8 @@
 // padded with spaces to a multiple of 8; then the raw little-endian tensor bytes, offsets
 // relative to the start of that data section. The reader accepts F32 and F64 (kept as they
 // are) and F16 / BF16 (converted to float32); it refuses everything the official library
-// refuses (gaps, overlaps, bad byte counts, ...) plus integer dtypes and duplicate names,
+// refuses (gaps, overlaps, bad byte counts, ...) plus integer dtypes, duplicate names and
+// shapes whose non-zero dimensions multiply past 2^63 (an empty tensor's strides would),
 // with a message that names the file, the problem and the tensor.
 // This file knows nothing about modules: see nn/state_dict.h for that.
 #pragma once
@@ -41,6 +42,8 @@ inline void save_safetensors(const std::string& path, const NamedTensors& t) {
 
 // Reads and validates a whole file; tensors come back on the CPU.
 NamedTensors load_safetensors(const std::string& path);
+// The same from a file's bytes held in memory; `name` stands for the path in messages.
+NamedTensors parse_safetensors(const std::vector<uint8_t>& bytes, const std::string& name);
 
 // The largest header the reader accepts (the official library's limit).
 constexpr uint64_t kSafetensorsMaxHeader = 100'000'000;

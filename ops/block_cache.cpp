@@ -3,6 +3,8 @@
 // shared cache).
 #include "ops/block_cache.h"
 
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <vector>
 
@@ -78,7 +80,7 @@ void BlockCache::free(void* p) {
   std::lock_guard<std::mutex> lock(mu_);
   auto it = live_.find(p);
   if (it == live_.end()) {
-    std::fprintf(stderr, "fpa: free of a pointer the device allocator did not hand out (%p) ignored\n", p);
+    fmt::print(stderr, "fpa: free of a pointer the device allocator did not hand out ({}) ignored\n", p);
     return;
   }
   Block* b = it->second;

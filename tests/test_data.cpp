@@ -4,6 +4,8 @@
 // folders, the loader's shuffle and exact resume, the dataset cache, and image grids. The big
 // decodes happen once (statics). The GIF writer: test_gif.cpp.
 #include <gtest/gtest.h>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <jpeglib.h>
 #include <stdlib.h>
 #include <zlib.h>
@@ -115,7 +117,74 @@ TEST(FashionMnistData, MissingOrCorruptFilesAreNamedErrors) {
                               0, 0, 0, 28, 0, 0, 0,    28};  // labels magic
   gzwrite(gz, header, sizeof header);
   gzclose(gz);
+  // Both files are read before either is decoded.
+  write_bytes(tmp / "t10k-labels-idx1-ubyte.gz", {});
   EXPECT_ERROR(load_fashion_mnist(false, tmp.path), "IDX magic 0x801, expected 0x803");
+}
+
+Bytes gzip_bytes(const Bytes& raw) {
+  z_stream z{};
+  deflateInit2(&z, 9, Z_DEFLATED, 16 + MAX_WBITS, 8, Z_DEFAULT_STRATEGY);  // gzip wrapper
+  Bytes out(deflateBound(&z, uLong(raw.size())) + 32);
+  z.next_in = const_cast<Bytef*>(raw.data()), z.avail_in = uInt(raw.size());
+  z.next_out = out.data(), z.avail_out = uInt(out.size());
+  EXPECT_EQ(deflate(&z, Z_FINISH), Z_STREAM_END);
+  out.resize(z.total_out);
+  deflateEnd(&z);
+  return out;
+}
+
+// An IDX file: the magic, the dimensions, then `data`.
+Bytes idx_file(uint32_t magic, const std::vector<uint32_t>& dims, const Bytes& data) {
+  Bytes b;
+  auto put = [&](uint32_t v) {
+    b.insert(b.end(), {uint8_t(v >> 24), uint8_t(v >> 16), uint8_t(v >> 8), uint8_t(v)});
+  };
+  put(magic);
+  for (uint32_t d : dims) put(d);
+  b.insert(b.end(), data.begin(), data.end());
+  return b;
+}
+
+TEST(FashionMnistData, DecodesBytesAndRefusesCountsTheDataCannotHold) {
+  Bytes pixels(3 * 28 * 28);
+  for (size_t i = 0; i < pixels.size(); ++i) pixels[i] = uint8_t(i * 7);
+  const Bytes images = gzip_bytes(idx_file(0x803, {3, 28, 28}, pixels));
+  const Bytes labels = gzip_bytes(idx_file(0x801, {3}, {9, 0, 4}));
+  ImageDataset d = decode_fashion_mnist(images, labels, "im.gz", "lb.gz");
+  ASSERT_EQ(d.count, 3);
+  EXPECT_EQ(d.labels, (Bytes{9, 0, 4}));
+  EXPECT_EQ(d.image(2)[2 * 32 + 2], pixels[2 * 784]);  // padded by 2 on each side
+  EXPECT_EQ(d.image(2)[0], 0);
+
+  // A header that claims 10^9 images over 3 images' data: refused where the data ends, nothing
+  // allocated for what it claims; then too much data, no images, bad dimensions and labels.
+  EXPECT_ERROR(decode_fashion_mnist(gzip_bytes(idx_file(0x803, {1000000000, 28, 28}, pixels)),
+                                    labels, "im.gz", "lb.gz"),
+               "fashion-mnist: im.gz: 2352 data bytes, expected 784000000000");
+  EXPECT_ERROR(decode_fashion_mnist(gzip_bytes(idx_file(0x803, {2, 28, 28}, pixels)), labels,
+                                    "im.gz", "lb.gz"),
+               "im.gz: more than the 1568 data bytes its dimensions call for");
+  EXPECT_ERROR(
+      decode_fashion_mnist(gzip_bytes(idx_file(0x803, {0, 28, 28}, {})), labels, "im.gz", "lb.gz"),
+      "im.gz: dimension 0 is 0, expected a count > 0");
+  EXPECT_ERROR(decode_fashion_mnist(gzip_bytes(idx_file(0x803, {3, 28, 27}, pixels)), labels,
+                                    "im.gz", "lb.gz"),
+               "im.gz: dimension 2 is 27, expected 28");
+  EXPECT_ERROR(
+      decode_fashion_mnist(images, gzip_bytes(idx_file(0x801, {2}, {1, 2})), "im.gz", "lb.gz"),
+      "lb.gz: dimension 0 is 2, expected 3");
+  EXPECT_ERROR(
+      decode_fashion_mnist(images, gzip_bytes(idx_file(0x801, {3}, {1, 10, 2})), "im.gz", "lb.gz"),
+      "lb.gz: label 10 at index 1 is out of range 0..9");
+  Bytes cut(images.begin(), images.end() - 20), trailing = images;
+  trailing.push_back(0);
+  EXPECT_ERROR(decode_fashion_mnist(cut, labels, "im.gz", "lb.gz"),
+               "im.gz: corrupt gzip data: unexpected end of the file");
+  EXPECT_ERROR(decode_fashion_mnist(trailing, labels, "im.gz", "lb.gz"),
+               "im.gz: 1 bytes after the end of the gzip data");
+  EXPECT_ERROR(decode_fashion_mnist(Bytes{1, 2, 3}, labels, "im.gz", "lb.gz"),
+               "im.gz: corrupt gzip data");
 }
 
 // ---- PNG: every colour type, from hand-built files ----
@@ -239,9 +308,21 @@ TEST(PngDecode, CorruptFilesAreNamedErrors) {
   EXPECT_ERROR(decode_image(Bytes{'h', 'i'}, "note.png"), "note.png: neither a PNG nor a JPEG");
 }
 
+TEST(PngDecode, DimensionsTheFileCannotHoldAreRefusedBeforeAllocating) {
+  // 16384 x 16384 RGBA (1 GiB) in a 79-byte file: deflate shrinks at most 1032:1.
+  Bytes huge = png_file(16384, 16384, 8, 6, std::string(100, '\0'));
+  EXPECT_ERROR(decode_png(huge, "huge.png"),
+               "huge.png: corrupt PNG: IHDR's 16384x16384 image needs 1073758208 bytes of image "
+               "data, more than a " +
+                   std::to_string(huge.size()) + "-byte file holds");
+  // The bound leaves room for the best compression zlib achieves: a black 2048 x 2048 image.
+  Image black = decode_png(encode_png(Image(2048, 2048, 1, 0)), "black.png");
+  EXPECT_EQ(black.width, 2048);
+}
+
 // ---- JPEG, resizing, grey ----
 
-Bytes jpeg_file(const Image& im, int quality) {
+Bytes jpeg_file(const Image& im, int quality, const std::vector<jpeg_scan_info>& scans = {}) {
   jpeg_compress_struct c;
   jpeg_error_mgr err;
   c.err = jpeg_std_error(&err);
@@ -253,6 +334,7 @@ Bytes jpeg_file(const Image& im, int quality) {
   c.in_color_space = im.channels == 1 ? JCS_GRAYSCALE : JCS_RGB;
   jpeg_set_defaults(&c);
   jpeg_set_quality(&c, quality, TRUE);
+  if (!scans.empty()) c.scan_info = scans.data(), c.num_scans = int(scans.size());  // progressive
   jpeg_start_compress(&c, TRUE);
   for (int y = 0; y < im.height; ++y) {
     JSAMPROW row = const_cast<JSAMPROW>(&im.pixels[size_t(y) * im.width * im.channels]);
@@ -282,6 +364,35 @@ TEST(JpegImage, DecodesColourAndGreyAndRejectsTruncation) {
   EXPECT_EQ(grey.channels, 1);
   EXPECT_ERROR(decode_jpeg(Bytes(jpg.begin(), jpg.begin() + jpg.size() / 2), "cut.jpg"),
                "cut.jpg: corrupt JPEG");
+}
+
+TEST(JpegImage, DimensionsTheFileCannotHoldAndTooManyScansAreRefused) {
+  Image im(16, 16, 3);
+  for (size_t i = 0; i < im.pixels.size(); ++i) im.pixels[i] = uint8_t(i * 5);
+  // The frame header (SOF0) made to claim side x side pixels.
+  auto claiming = [&](int side) {
+    Bytes b = jpeg_file(im, 90);
+    for (size_t i = 2; i + 9 < b.size(); i += 2 + (b[i + 2] << 8 | b[i + 3]))
+      if (b[i + 1] == 0xC0) b[i + 5] = b[i + 7] = uint8_t(side >> 8), b[i + 6] = b[i + 8] = uint8_t(side);
+    return b;
+  };
+  const Bytes big = claiming(16384);
+  EXPECT_ERROR(decode_jpeg(big, "big.jpg"),
+               "big.jpg: corrupt JPEG: SOF's 16384x16384 image needs more data than a " +
+                   std::to_string(big.size()) + "-byte file holds");
+  EXPECT_ERROR(decode_jpeg(claiming(65000), "huge.jpg"),
+               "huge.jpg: corrupt JPEG: SOF's 65000x65000 image is over 2^28 pixels");
+  // A progressive file of 1 + 3 x 31 x 11 scans: AC coefficients 1..31 of each component, each
+  // sent from bit 10 down to bit 0 (a valid script, libjpeg checks it).
+  std::vector<jpeg_scan_info> scans = {{3, {0, 1, 2, 0}, 0, 0, 0, 0}};
+  for (int c = 0; c < 3; ++c)
+    for (int k = 1; k <= 31; ++k)
+      for (int al = 10; al >= 0; --al)
+        scans.push_back({1, {c, 0, 0, 0}, k, k, al == 10 ? 0 : al + 1, al});
+  EXPECT_ERROR(decode_jpeg(jpeg_file(im, 90, scans), "scans.jpg"),
+               "scans.jpg: corrupt JPEG: more than 1000 scans");
+  scans.resize(1 + 31 * 11);  // 342 scans: fine
+  EXPECT_EQ(decode_jpeg(jpeg_file(im, 90, scans), "scans.jpg").width, 16);
 }
 
 TEST(ImageResize, AreaDownBilinearUpCentreCropAndLuma) {
@@ -494,6 +605,25 @@ TEST(DatasetCache, SecondLoadHitsAndChangesOrCorruptionRebuild) {
   EXPECT_TRUE(fs::directory_iterator(cache.path) != fs::directory_iterator());
   for (const auto& e : fs::directory_iterator(cache.path))
     EXPECT_EQ(e.path().string().find(".tmp"), std::string::npos) << "temporary left behind";
+}
+
+TEST(DatasetCache, AFileRewrittenInPlaceWithItsSizeAndTimeIsDecodedAgain) {
+  TempDir src, cache;
+  const std::string png = src / "im.png";
+  write_png(png, Image(8, 8, 1, 40));
+  struct stat before {};
+  ASSERT_EQ(stat(png.c_str(), &before), 0);
+  bool hit = true;
+  EXPECT_EQ(load_image_folder_cached(src.path, 8, true, cache.path, &hit).pixels[0], 40);
+  EXPECT_FALSE(hit);
+  write_png(png, Image(8, 8, 1, 200));  // the same size, other pixels ...
+  struct stat after {};
+  ASSERT_EQ(stat(png.c_str(), &after), 0);
+  ASSERT_EQ(after.st_size, before.st_size);
+  const struct timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, png.c_str(), times, 0), 0);  // ... and the old modification time
+  EXPECT_EQ(load_image_folder_cached(src.path, 8, true, cache.path, &hit).pixels[0], 200);
+  EXPECT_FALSE(hit) << "stale pixels served from the cache";
 }
 
 TEST(DatasetCache, EmojiFolderFromCacheStartsAtOnce) {

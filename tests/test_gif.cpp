@@ -1,6 +1,6 @@
-// test_gif.cpp: the animated GIF writer, read back by a parser and LZW decoder written here:
-// size, palette, per-frame delays, the loop extension, and frames of noise that make the LZW
-// table fill and reset.
+// test_gif.cpp: the animated GIF writer, read back by the test GIF reader
+// (tests/fuzz/gif_decode.h, shared with the GIF fuzz target): size, palette, per-frame delays,
+// the loop extension, and frames of noise that make the LZW table fill and reset.
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,104 +10,13 @@
 #include <vector>
 
 #include "data/gif.h"
+#include "tests/fuzz/gif_decode.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {
 namespace {
 
-using Bytes = std::vector<uint8_t>;
 using Ints = std::vector<int>;
-
-struct ParsedGif {
-  int width = 0, height = 0;
-  Bytes palette;  // (256 * 3)
-  std::vector<int> delays;
-  bool loops_forever = false;
-  std::vector<Bytes> frames;  // palette indices, (H * W) each
-};
-
-Bytes lzw_decode(const Bytes& data, int min_size) {
-  const int clear = 1 << min_size, end = clear + 1;
-  std::vector<Bytes> dict;
-  int width = min_size + 1, prev = -1;
-  auto reset = [&] {
-    dict.assign(clear + 2, Bytes());
-    for (int i = 0; i < clear; ++i) dict[i] = Bytes{uint8_t(i)};
-    width = min_size + 1, prev = -1;
-  };
-  reset();
-  Bytes out;
-  size_t bit = 0;
-  for (;;) {
-    if (bit + width > data.size() * 8) {
-      ADD_FAILURE() << "LZW stream ends without an end code";
-      return out;
-    }
-    int code = 0;
-    for (int i = 0; i < width; ++i, ++bit) code |= ((data[bit / 8] >> (bit % 8)) & 1) << i;
-    if (code == clear) {
-      reset();
-      continue;
-    }
-    if (code == end) return out;
-    Bytes entry;
-    if (code < int(dict.size()))
-      entry = dict[code];
-    else if (code == int(dict.size()) && prev >= 0)
-      entry = dict[prev], entry.push_back(dict[prev][0]);
-    else {
-      ADD_FAILURE() << "bad LZW code " << code;
-      return out;
-    }
-    out.insert(out.end(), entry.begin(), entry.end());
-    if (prev >= 0 && dict.size() < 4096)
-      dict.push_back(dict[prev]), dict.back().push_back(entry[0]);
-    prev = code;
-    if (int(dict.size()) == (1 << width) && width < 12) ++width;
-  }
-}
-
-ParsedGif parse_gif(const Bytes& b) {
-  ParsedGif g;
-  EXPECT_EQ(std::string(b.begin(), b.begin() + 6), "GIF89a");
-  size_t p = 6;
-  auto u16 = [&](size_t at) { return b.at(at) | b.at(at + 1) << 8; };
-  auto sub_blocks = [&] {
-    Bytes data;
-    while (int n = b.at(p++)) data.insert(data.end(), b.begin() + p, b.begin() + p + n), p += n;
-    return data;
-  };
-  g.width = u16(6), g.height = u16(8);
-  const int packed = b.at(10);
-  p = 13;
-  if (packed & 0x80) {
-    size_t n = 3u << ((packed & 7) + 1);
-    g.palette.assign(b.begin() + p, b.begin() + p + n), p += n;
-  }
-  for (;;) {
-    const int block = b.at(p++);
-    if (block == 0x3B) break;
-    if (block == 0x21) {
-      const int label = b.at(p++);
-      size_t start = p;
-      Bytes data = sub_blocks();
-      if (label == 0xF9) g.delays.push_back(u16(start + 2));
-      if (label == 0xFF && std::string(data.begin(), data.begin() + 11) == "NETSCAPE2.0")
-        g.loops_forever = data.at(11) == 1 && data.at(12) == 0 && data.at(13) == 0;
-    } else if (block == 0x2C) {
-      EXPECT_EQ(u16(p + 4), g.width);
-      EXPECT_EQ(b.at(p + 8) & 0x80, 0) << "no local colour table";
-      p += 9;
-      const int min_size = b.at(p++);
-      g.frames.push_back(lzw_decode(sub_blocks(), min_size));
-    } else {
-      ADD_FAILURE() << "unknown GIF block 0x" << std::hex << block << " at " << std::dec << p - 1;
-      break;
-    }
-  }
-  EXPECT_EQ(p, b.size()) << "bytes after the trailer";
-  return g;
-}
 
 TEST(GifWriter, ColourFramesParseWithDelaysAndLoop) {
   std::vector<Image> frames;

@@ -141,6 +141,28 @@ TEST_F(Safetensors, ReadsEscapesWhitespaceAndHalfPrecision) {
   EXPECT_EQ(f.tensors[1].second.to_floats(), (std::vector<float>{1.f, -3.f}));
 }
 
+// parse_safetensors reads a file's bytes from memory as load_safetensors reads the file, and
+// refuses what it refuses, naming the given name.
+TEST_F(Safetensors, ParseFromMemoryIsTheFileReader) {
+  std::string p = path("m.safetensors");
+  Tensor a = randn({2, 3}), b = from_vector({0.5, -1e300}, {1, 2}, DType::f64);
+  save_safetensors(p, {{"a", a}, {"b", b}}, {{"k", "v"}});
+  const std::string file = read_bytes(p);
+  NamedTensors f =
+      nn::parse_safetensors(std::vector<uint8_t>(file.begin(), file.end()), "in memory");
+  EXPECT_EQ(f.source, "in memory");
+  EXPECT_EQ(f.metadata.at("k"), "v");
+  ASSERT_EQ(f.tensors.size(), 2u);
+  EXPECT_EQ(f.tensors[0].second.to_floats(), a.to_floats());
+  EXPECT_EQ(f.tensors[1].second.to_vector(), b.to_vector());
+  const std::vector<uint8_t> cut(file.begin(), file.end() - 8);
+  EXPECT_ERROR(nn::parse_safetensors(cut, "in memory"),
+               "in memory: tensor 'b' data_offsets [24, 40] run past the end of the data section "
+               "(32 bytes)");
+  EXPECT_ERROR(nn::parse_safetensors({1, 2, 3}, "in memory"),
+               "in memory: file is 3 bytes, too short for the 8-byte header length");
+}
+
 // Python's safetensors writes a file we read, and reads ours; skipped when it is absent.
 TEST_F(Safetensors, PythonCompatibility) {
   if (std::system("python3 -c 'import safetensors.numpy, numpy' >/dev/null 2>&1") != 0)
@@ -256,6 +278,11 @@ TEST_F(Safetensors, RefusesBadShapes) {
   EXPECT_ERROR(load_safetensors(p), p + ": tensor 'n' has a negative dimension in shape (2, -1)");
   p = raw_file("{" + tensor_json("o", "F64", "[4611686018427387904,4]", 0, 8) + "}", std::string(8, '\0'));
   EXPECT_ERROR(load_safetensors(p), p + ": tensor 'o' shape (4611686018427387904, 4) overflows");
+  // No bytes, but its strides would overflow int64 (UBSan, once the tensor was used).
+  p = raw_file("{" + tensor_json("z", "F32", "[0,1099511627776,1099511627776]", 0, 0) + "}", "");
+  EXPECT_ERROR(load_safetensors(p),
+               p + ": tensor 'z' shape (0, 1099511627776, 1099511627776) overflows: its "
+                   "non-zero dimensions multiply past 2^63");
   p = raw_file("{" + tensor_json("r", "F32", "[1,1,1,1,1,1]", 0, 4) + "}", std::string(4, '\0'));
   EXPECT_ERROR(load_safetensors(p),
                p + ": tensor 'r' has 6 dimensions (1, 1, 1, 1, 1, 1); this engine supports at most 5");
@@ -290,7 +317,7 @@ TEST_F(Safetensors, RefusesDuplicatesAndBadEntries) {
 
 TEST_F(Safetensors, SaveIntoMissingDirectoryThrowsAndLeavesNothing) {
   std::string p = path("no/such/dir/m.safetensors");
-  EXPECT_ERROR(save_safetensors(p, {{"a", ones({2})}}), p + ": cannot create " + p + ".tmp");
+  EXPECT_ERROR(save_safetensors(p, {{"a", ones({2})}}), "cannot write " + p + ": cannot create " + p + ".tmp");
   EXPECT_EQ(files_in_dir(), 0u);
 }
 
@@ -298,12 +325,12 @@ TEST_F(Safetensors, FailedSaveLeavesExistingFileUnchanged) {
   std::string p = path("m.safetensors");
   save_safetensors(p, {{"a", ones({3})}}, {{"step", "1"}});
   const std::string before = read_bytes(p);
-  // PATH.tmp cannot be created (a directory is in the way).
-  ASSERT_EQ(mkdir((p + ".tmp").c_str(), 0755), 0);
-  EXPECT_ERROR(save_safetensors(p, {{"a", zeros({3})}}, {{"step", "2"}}),
-               p + ": cannot create " + p + ".tmp");
+  // PATH.tmp.PID cannot be created (a directory is in the way).
+  const std::string tmp = p + ".tmp." + std::to_string(getpid());
+  ASSERT_EQ(mkdir(tmp.c_str(), 0755), 0);
+  EXPECT_ERROR(save_safetensors(p, {{"a", zeros({3})}}, {{"step", "2"}}), "cannot write " + p + ": cannot create " + tmp);
   EXPECT_EQ(read_bytes(p), before);
-  std::filesystem::remove(p + ".tmp");
+  std::filesystem::remove(tmp);
   // Invalid input is refused before anything is written.
   EXPECT_ERROR(save_safetensors(p, {{"a", zeros({3})}, {"a", zeros({3})}}),
                p + ": duplicate tensor name 'a'");

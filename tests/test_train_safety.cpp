@@ -112,6 +112,24 @@ TEST(TrainSafety, ResumeRefusesANonFiniteCheckpoint) {
   EXPECT_ERROR(t.load_checkpoint(dir + "/last.safetensors"), "opt.D.exp_avg_sq holds 1 non-finite values");
 }
 
+TEST(TrainSafety, OptimiserStateMismatchesSayWhatDiffers) {
+  const std::string dir = temp_dir("optstate");
+  resumed_at_two(dir, tiny(dir, 4));
+  const nn::NamedTensors original = nn::load_safetensors(dir + "/last.safetensors");
+  // The checkpoint with one optimiser tensor changed, resumed.
+  auto resume_with = [&](const std::string& name, const Tensor& replacement) {
+    nn::NamedTensors f = original;
+    for (auto& [n, t] : f.tensors)
+      if (n == name) t = replacement;
+    nn::save_safetensors(dir + "/last.safetensors", f);
+    Trainer t(tiny(dir, 4), fashion());
+    t.load_checkpoint(dir + "/last.safetensors");
+  };
+  EXPECT_ERROR(resume_with("opt.G.exp_avg", zeros({3})), "optimiser state 'opt.G.exp_avg' has shape (3) but");
+  EXPECT_ERROR(resume_with("opt.D.exp_avg", original.find("opt.D.exp_avg")->to(DType::f64)),
+               "optimiser state 'opt.D.exp_avg' is float64 but the model's parameters are float32");
+}
+
 TEST(TrainSafety, CheckpointCountersAreParsedStrictly) {
   const std::string dir = temp_dir("meta");
   resumed_at_two(dir, tiny(dir, 4));

@@ -7,6 +7,7 @@
 // tools/compare_bench.py, rewritten after every configuration so a crash keeps what was
 // measured. A benchmark, not a test.
 // Usage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <chrono>
@@ -17,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "autograd/atomic_file.h"
 #include "fpa/learning_rules.h"
 #include "ops/backend.h"
 #include "tools/fresh_base.h"
@@ -151,45 +153,44 @@ double painter_ms(Device dev, int64_t B, int64_t C, int64_t S, int64_t T, int64_
                               [&] { backward(sum(mul(paint(LearningRule::delta, k, v, beta, Tensor(), fe), w))); });
 }
 
-std::string fmt(double v, const char* f) {
-  if (v < 0) return "null";
-  char b[64];
-  std::snprintf(b, sizeof b, f, v);
-  return b;
+// v with `decimals` decimals, or "null" for a figure not measured (negative).
+std::string number_or_null(double v, int decimals) {
+  return v < 0 ? "null" : fmt::format("{:.{}f}", v, decimals);
 }
 
 void write_json(const std::string& path, const std::string& device, const std::string& device_name, bool quick,
                 const std::vector<Result>& rs, const std::vector<int64_t>& pg, double pms) {
   if (path.empty()) return;
-  FILE* f = std::fopen(path.c_str(), "w");
-  if (!f) return (void)std::fprintf(stderr, "bench_gpu: cannot write %s\n", path.c_str());
-  std::fprintf(f, "{\"impl\": \"fpa\", \"device\": \"%s\", \"device_name\": \"%s\", \"quick\": %s,\n \"configs\": [",
-               device.c_str(), device_name.c_str(), quick ? "true" : "false");
+  fmt::memory_buffer json;
+  auto out = std::back_inserter(json);
+  fmt::format_to(out, "{{\"impl\": \"fpa\", \"device\": \"{}\", \"device_name\": \"{}\", \"quick\": {},\n \"configs\": [",
+                 device, device_name, quick);
   for (size_t i = 0; i < rs.size(); ++i) {
     const Result& r = rs[i];
     std::string err;
     for (char ch : r.error) err += (ch == '"' || ch == '\\') ? '\'' : (ch == '\n' ? ' ' : ch);
-    std::fprintf(f,
-                 "%s\n  {\"name\": \"%s\", \"preset\": \"%s\", \"batch\": %lld, \"graph\": %s, \"steps\": %lld, "
-                 "\"ms_per_step\": %s, "
-                 "\"sample_batch\": %lld, \"sample_images_per_s\": %s, \"sample_images_per_s_fp32\": %s, "
-                 "\"peak_bytes\": %s, \"peak_reserved_bytes\": %s, \"error\": \"%s\"}",
-                 i ? "," : "", r.c.name.c_str(), r.c.preset.c_str(), (long long)r.c.batch,
-                 r.uses_graphs ? "true" : "false", (long long)r.steps,
-                 fmt(r.ms_per_step, "%.3f").c_str(), (long long)r.sample_batch,
-                 fmt(r.sample_images_per_s, "%.1f").c_str(), fmt(r.sample_images_per_s_fp32, "%.1f").c_str(),
-                 r.peak_bytes < 0 ? "null" : std::to_string(r.peak_bytes).c_str(),
-                 r.peak_reserved_bytes < 0 ? "null" : std::to_string(r.peak_reserved_bytes).c_str(), err.c_str());
+    fmt::format_to(out,
+                   "{}\n  {{\"name\": \"{}\", \"preset\": \"{}\", \"batch\": {}, \"graph\": {}, \"steps\": {}, "
+                   "\"ms_per_step\": {}, \"sample_batch\": {}, \"sample_images_per_s\": {}, "
+                   "\"sample_images_per_s_fp32\": {}, \"peak_bytes\": {}, \"peak_reserved_bytes\": {}, \"error\": \"{}\"}}",
+                   i ? "," : "", r.c.name, r.c.preset, r.c.batch, r.uses_graphs, r.steps,
+                   number_or_null(r.ms_per_step, 3), r.sample_batch, number_or_null(r.sample_images_per_s, 1),
+                   number_or_null(r.sample_images_per_s_fp32, 1), number_or_null(double(r.peak_bytes), 0),
+                   number_or_null(double(r.peak_reserved_bytes), 0), err);
   }
-  std::fprintf(f, "],\n \"painter\": {\"B\": %lld, \"C\": %lld, \"S\": %lld, \"T\": %lld, \"ms_fwd_bwd\": %s}}\n",
-               (long long)pg[0], (long long)pg[1], (long long)pg[2], (long long)pg[3], fmt(pms, "%.4f").c_str());
-  std::fclose(f);
+  fmt::format_to(out, "],\n \"painter\": {{\"B\": {}, \"C\": {}, \"S\": {}, \"T\": {}, \"ms_fwd_bwd\": {}}}}}\n",
+                 pg[0], pg[1], pg[2], pg[3], number_or_null(pms, 4));
+  try {
+    write_file_atomically(path, fmt::to_string(json));
+  } catch (const Error& e) {
+    fmt::print(stderr, "bench_gpu: {}\n", e.what());
+  }
 }
 
 int usage(const char* why) {
-  std::fprintf(
-      stderr,
-      "bench_gpu: %s\nusage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]\n", why);
+  fmt::print(stderr,
+             "bench_gpu: {}\nusage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]\n",
+             why);
   return 2;
 }
 
@@ -224,9 +225,9 @@ int main(int argc, char** argv) {
 #ifdef FPA_WITH_CUDA
   if (dev == Device::cuda) device_name = cuda_device_summary();
 #endif
-  std::printf("fpa bench_gpu on %s, %lld timed steps per configuration\n", device_name.c_str(), (long long)steps);
-  std::printf("%-20s %6s %10s %12s %12s %12s  %s\n", "config", "batch", "ms/step", "sample img/s", "peak MiB",
-              "reserved MiB", "note");
+  fmt::print("fpa bench_gpu on {}, {} timed steps per configuration\n", device_name, steps);
+  fmt::print("{:<20} {:>6} {:>10} {:>12} {:>12} {:>12}  {}\n", "config", "batch", "ms/step", "sample img/s", "peak MiB",
+             "reserved MiB", "note");
   std::vector<Result> results;
   std::vector<int64_t> pg = quick ? std::vector<int64_t>{2, 1, 16, 8} : std::vector<int64_t>{20, 3, 64, 64};
   double pms = -1;
@@ -242,21 +243,19 @@ int main(int argc, char** argv) {
     }
     if (!r.error.empty()) failed = 1;
     results.push_back(r);
-    auto shown = [](double v, const char* f) { return v < 0 ? std::string("n/a") : fmt(v, f); };
-    std::printf("%-20s %6lld %10s %12s %12s %12s  %s\n", c.name.c_str(), (long long)c.batch,
-                shown(r.ms_per_step, "%.2f").c_str(), shown(r.sample_images_per_s, "%.0f").c_str(),
-                shown(double(r.peak_bytes) / 1048576.0, "%.0f").c_str(),
-                shown(double(r.peak_reserved_bytes) / 1048576.0, "%.0f").c_str(),
-                !r.error.empty() ? r.error.c_str() : r.uses_graphs ? "CUDA graph replays" : "eager steps");
+    auto shown = [](double v, int decimals) { return v < 0 ? std::string("n/a") : number_or_null(v, decimals); };
+    fmt::print("{:<20} {:>6} {:>10} {:>12} {:>12} {:>12}  {}\n", c.name, c.batch, shown(r.ms_per_step, 2),
+               shown(r.sample_images_per_s, 0), shown(double(r.peak_bytes) / 1048576.0, 0),
+               shown(double(r.peak_reserved_bytes) / 1048576.0, 0),
+               !r.error.empty() ? r.error : r.uses_graphs ? "CUDA graph replays" : "eager steps");
     std::fflush(stdout);
     write_json(json, device, device_name, quick, results, pg, pms);
   }
   try {
     pms = painter_ms(dev, pg[0], pg[1], pg[2], pg[3], quick ? 5 : 50);
-    std::printf("painter fwd+bwd (B %lld, C %lld, S %lld, T %lld): %.4f ms\n", (long long)pg[0], (long long)pg[1],
-                (long long)pg[2], (long long)pg[3], pms);
+    fmt::print("painter fwd+bwd (B {}, C {}, S {}, T {}): {:.4f} ms\n", pg[0], pg[1], pg[2], pg[3], pms);
   } catch (const std::exception& e) {
-    std::printf("painter fwd+bwd: failed: %s\n", e.what()), failed = 1;
+    fmt::print("painter fwd+bwd: failed: {}\n", e.what()), failed = 1;
   }
   write_json(json, device, device_name, quick, results, pg, pms);
   return failed;

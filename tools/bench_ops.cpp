@@ -4,6 +4,7 @@
 // fused ops (the painting, the local attention, the LSTM recurrence) against their composed
 // twins, in ms and ratio.
 // A benchmark, not a test: it asserts nothing, it reports.
+#include <fmt/format.h>
 #include <benchmark/benchmark.h>
 #include <omp.h>
 
@@ -147,19 +148,19 @@ class PeakReporter : public benchmark::ConsoleReporter {
     }
   }
   void summary(const std::map<std::string, double>& targets) const {
-    std::printf("\n%-58s %10s %9s %8s\n", "benchmark (float32)", "GFLOP/s", "of peak", "target");
+    fmt::print("\n{:<58} {:>10} {:>9} {:>8}\n", "benchmark (float32)", "GFLOP/s", "of peak", "target");
     for (const auto& [name, g] : gflops_) {
       auto t = targets.find(name);
       std::string target = t == targets.end() ? "" : std::to_string(int(t->second * 100)) + "%";
       std::string verdict = t == targets.end() ? "" : (g / peak_ >= t->second ? "  met" : "  MISSED");
-      std::printf("%-58s %10.1f %8.1f%% %8s%s\n", name.c_str(), g, 100 * g / peak_, target.c_str(), verdict.c_str());
+      fmt::print("{:<58} {:>10.1f} {:>8.1f}% {:>8}{}\n", name, g, 100 * g / peak_, target, verdict);
     }
-    std::printf("\n%-66s %12s %9s %15s\n", "fused ops, forward+backward (float32)", "composed ms", "fused ms",
-                "composed/fused");
+    fmt::print("\n{:<66} {:>12} {:>9} {:>15}\n", "fused ops, forward+backward (float32)", "composed ms", "fused ms",
+               "composed/fused");
     for (const auto& [what, ms] : fused_ms_) {
       auto c = ms.find("composed"), f = ms.find("fused");
       if (c == ms.end() || f == ms.end()) continue;
-      std::printf("%-66s %12.2f %9.2f %14.1fx\n", what.c_str(), c->second, f->second, c->second / f->second);
+      fmt::print("{:<66} {:>12.2f} {:>9.2f} {:>14.1f}x\n", what, c->second, f->second, c->second / f->second);
     }
   }
 
@@ -174,7 +175,7 @@ class PeakReporter : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   int threads = omp_get_max_threads();
   bench::CpuPeak peak = bench::measure_cpu_peak(threads);
-  std::printf("threads: %d; GEMM: %s\n%s\n\n", threads, cpu::gemm_implementation(), peak.derivation().c_str());
+  fmt::print("threads: {}; GEMM: {}\n{}\n\n", threads, cpu::gemm_implementation(), peak.derivation());
 
   auto reg = [](const std::string& name, auto fn, auto... args) {
     benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();

@@ -3,6 +3,7 @@
 // for the cpu-small and grey32-T32 presets at their batch sizes, on random data, with the
 // thread count. A benchmark, not a test.
 // Usage: bench_train [steps per preset, default 8] [preset ...] (default cpu-small grey32-T32).
+#include <fmt/format.h>
 #include <omp.h>
 
 #include <chrono>
@@ -17,8 +18,8 @@ using namespace fpa;
 
 int main(int argc, char** argv) {
   int64_t steps = argc > 1 ? std::atoll(argv[1]) : 8;
-  std::printf("threads: %d (OMP_NUM_THREADS)\n", omp_get_max_threads());
-  std::printf("%-12s %6s %12s %10s %s\n", "preset", "batch", "ms/step", "images/s", "(mean over steps after one warm-up)");
+  fmt::print("threads: {} (OMP_NUM_THREADS)\n", omp_get_max_threads());
+  fmt::print("{:<12} {:>6} {:>12} {:>10} {}\n", "preset", "batch", "ms/step", "images/s", "(mean over steps after one warm-up)");
   std::vector<std::string> presets = {"cpu-small", "grey32-T32"};
   if (argc > 2) presets.assign(argv + 2, argv + argc);
   for (const std::string& preset : presets) {
@@ -30,8 +31,7 @@ int main(int argc, char** argv) {
     auto start = std::chrono::steady_clock::now();
     for (int64_t i = 0; i < n; ++i) t.step();
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - start).count() / double(n);
-    std::printf("%-12s %6lld %12.1f %10.1f  over %lld steps\n", preset.c_str(), (long long)o.batch, ms,
-                1000.0 * double(o.batch) / ms, (long long)n);
+    fmt::print("{:<12} {:>6} {:>12.1f} {:>10.1f}  over {} steps\n", preset, o.batch, ms, 1000.0 * double(o.batch) / ms, n);
     std::fflush(stdout);
   }
   return 0;

@@ -11,7 +11,7 @@ shift
 flags=$(grep -m1 '^flags' /proc/cpuinfo 2>/dev/null)
 has() { for f in "$@"; do [[ " $flags " == *" $f "* ]] || return 1; done; }
 kernels=()
-has sse3 && kernels+=(Prescott)
+has pni && kernels+=(Prescott)  # SSE3
 has sse4_2 && kernels+=(Nehalem)
 has avx && kernels+=(Sandybridge)
 has avx2 fma && kernels+=(Haswell Zen)

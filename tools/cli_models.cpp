@@ -2,7 +2,6 @@
 // `params` (every parameter's name and shape, as params-*.txt), `generate` (latents ->
 // images) and `discriminate` (images -> logits, logits32, aux_loss), all through
 // safetensors files with the reference tensor names.
-#include <cstdio>
 
 #include "autograd/error.h"
 #include "fpa/models.h"
@@ -58,8 +57,7 @@ void warn_if_not_finite(const Args& a, const nn::NamedTensors& ckpt, const std::
     if (entry.first.rfind(prefix, 0) == 0) part.push_back(entry);
   const std::string bad = nn::first_non_finite(part);
   if (!bad.empty())
-    std::fprintf(stderr, "fpa %s: warning: %s: %s; the outputs will not be finite\n", a.verb().c_str(),
-                 ckpt.source.c_str(), bad.c_str());
+    fmt::print(stderr, "fpa {}: warning: {}: {}; the outputs will not be finite\n", a.verb(), ckpt.source, bad);
 }
 
 int params(const Args& a) {
@@ -67,9 +65,9 @@ int params(const Args& a) {
   a.finish();
   GeneratorModel g = make_generator(c.g);
   std::shared_ptr<Discriminator> d = make_discriminator(c.d);
-  for (const std::string& line : parameter_listing(*g.module, *d)) std::printf("%s\n", line.c_str());
-  std::printf("# G: %s parameters\n# D: %s parameters\n", with_commas(g.module->parameter_count()).c_str(),
-              with_commas(d->parameter_count()).c_str());
+  for (const std::string& line : parameter_listing(*g.module, *d)) fmt::print("{}\n", line);
+  fmt::print("# G: {} parameters\n# D: {} parameters\n", with_commas(g.module->parameter_count()),
+             with_commas(d->parameter_count()));
   return 0;
 }
 
@@ -94,7 +92,7 @@ int generate(const Args& a) {
   NoGradGuard ng;
   Tensor images = g.forward(z.to(dtype));
   nn::save_safetensors(out, {{"images", images}}, {});
-  std::fprintf(stderr, "fpa generate: wrote images %s to %s\n", images.shape().str().c_str(), out.c_str());
+  fmt::print(stderr, "fpa generate: wrote images {} to {}\n", images.shape(), out);
   return 0;
 }
 
@@ -115,8 +113,8 @@ int discriminate(const Args& a) {
   NoGradGuard ng;
   DiscOutput o = d->forward(x.to(dtype), true);
   nn::save_safetensors(out, {{"logits", o.logits}, {"logits32", o.logits32}, {"aux_loss", reshape(o.aux_loss, {1})}}, {});
-  std::fprintf(stderr, "fpa discriminate: wrote logits %s, logits32 %s, aux_loss to %s\n", o.logits.shape().str().c_str(),
-               o.logits32.shape().str().c_str(), out.c_str());
+  fmt::print(stderr, "fpa discriminate: wrote logits {}, logits32 {}, aux_loss to {}\n", o.logits.shape(),
+             o.logits32.shape(), out);
   return 0;
 }
 

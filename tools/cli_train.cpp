@@ -1,9 +1,9 @@
 // cli_train.cpp: `fpa train` (fresh or --resume), and the picture verbs on a checkpoint:
 // `sample` (a grid), `paint` (the painting steps as PNG or GIF), `interpolate` (a strip).
+#include <fmt/format.h>
 #include <sys/stat.h>
 
 #include <cerrno>
-#include <cstdio>
 #include <cstring>
 #include <memory>
 
@@ -169,17 +169,15 @@ int train(const Args& a) {
   bool cache_hit = false;
   auto data = std::make_shared<const ImageDataset>(
       load_dataset(o.data, int(o.model.g.image_size), o.model.g.channels == 1, true, "", &cache_hit));
-  std::fprintf(stderr, "fpa train: %s, %lld images %lldx%lld (%s), preset %s, batch %lld, steps %lld -> %s\n",
-               o.data.c_str(), (long long)data->count, (long long)data->size, (long long)data->size,
-               cache_hit ? "from cache" : "decoded", o.model.preset.c_str(), (long long)o.batch, (long long)o.steps,
-               o.out.c_str());
+  fmt::print(stderr, "fpa train: {}, {} images {}x{} ({}), preset {}, batch {}, steps {} -> {}\n", o.data, data->count,
+             data->size, data->size, cache_hit ? "from cache" : "decoded", o.model.preset, o.batch, o.steps, o.out);
   Trainer t(o, data);
   if (t.uses_graphs())
-    std::fprintf(stderr, "fpa train: CUDA graphs on (--no-graph for eager steps): the first step with and without the "
-                         "penalty run eagerly, the next are captured, later ones replay\n");
+    fmt::print(stderr, "fpa train: CUDA graphs on (--no-graph for eager steps): the first step with and without the "
+                       "penalty run eagerly, the next are captured, later ones replay\n");
   if (resume) {
     t.load_checkpoint(ckpt_path);
-    std::fprintf(stderr, "fpa train: resumed at step %lld\n", (long long)t.steps_done());
+    fmt::print(stderr, "fpa train: resumed at step {}\n", t.steps_done());
   }
   return run_training(t, resume);
 }
@@ -193,7 +191,7 @@ int sample(const Args& a) {
   Tensor z = latents(a, ckpt, n);
   a.finish();
   write_samples(g, z, out);
-  std::fprintf(stderr, "fpa sample: wrote %lld samples to %s\n", (long long)n, out.c_str());
+  fmt::print(stderr, "fpa sample: wrote {} samples to {}\n", n, out);
   return 0;
 }
 
@@ -207,7 +205,7 @@ int paint(const Args& a) {
   Tensor z = latents(a, ckpt, n);
   a.finish();
   write_painting_steps(g, z, gif ? "" : out, gif ? out : "");
-  std::fprintf(stderr, "fpa paint: wrote the painting steps of %lld samples to %s\n", (long long)n, out.c_str());
+  fmt::print(stderr, "fpa paint: wrote the painting steps of {} samples to {}\n", n, out);
   return 0;
 }
 
@@ -220,7 +218,7 @@ int interpolate(const Args& a) {
   Tensor z = latents(a, ckpt, 2);
   a.finish();
   write_interpolation(g, z, int(count), out);
-  std::fprintf(stderr, "fpa interpolate: wrote %lld images to %s\n", (long long)count, out.c_str());
+  fmt::print(stderr, "fpa interpolate: wrote {} images to {}\n", count, out);
   return 0;
 }
 

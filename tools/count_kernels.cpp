@@ -17,6 +17,8 @@
 // memory pool (as the trainer does) and, beside it, in pools of their own. (cuBLAS's and
 // cuDNN's own workspaces, and the CUDA context, come on top.) Last, the primitives of one
 // sampling call (the EMA generator's forward without gradients; the same at any batch size).
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -184,35 +186,35 @@ int main(int argc, char** argv) {
   size_t peak_with_gp = 0, peak_without_gp = 0;
   std::map<std::string, int64_t> with_gp = count_step(t, peak_with_gp);
   std::map<std::string, int64_t> without_gp = count_step(t, peak_without_gp);
-  std::printf("primitives per training step (kernel launches), %s, batch %lld, DiffAugment p %g\n",
-              preset.c_str(), (long long)o.batch, aug_prob);
-  std::printf("%-28s %10s %10s\n", "primitive", "no penalty", "penalty");
+  fmt::print("primitives per training step (kernel launches), {}, batch {}, DiffAugment p {}\n", preset, o.batch,
+             aug_prob);
+  fmt::print("{:<28} {:>10} {:>10}\n", "primitive", "no penalty", "penalty");
   std::map<std::string, int64_t> names = with_gp;
   for (const auto& [name, k] : without_gp) names[name];
   for (const auto& [name, k] : names)
-    std::printf("%-28s %10lld %10lld\n", name.c_str(), (long long)without_gp[name], (long long)with_gp[name]);
-  std::printf("%-28s %10lld %10lld\n", "total", (long long)total(without_gp), (long long)total(with_gp));
+    fmt::print("{:<28} {:>10} {:>10}\n", name, without_gp[name], with_gp[name]);
+  fmt::print("{:<28} {:>10} {:>10}\n", "total", total(without_gp), total(with_gp));
   if (gp_every > 0)
-    std::printf("mean over the preset's cycle (the penalty every %lld steps): %.0f per step\n", (long long)gp_every,
-                (double(gp_every - 1) * double(total(without_gp)) + double(total(with_gp))) / double(gp_every));
-  std::printf("device memory in use at most (live tensors, parameters and Adam state included): %.0f MiB in the "
-              "step with the penalty, %.0f MiB without\n",
-              double(peak_with_gp) / 1048576.0, double(peak_without_gp) / 1048576.0);
+    fmt::print("mean over the preset's cycle (the penalty every {} steps): {:.0f} per step\n", gp_every,
+               (double(gp_every - 1) * double(total(without_gp)) + double(total(with_gp))) / double(gp_every));
+  fmt::print("device memory in use at most (live tensors, parameters and Adam state included): {:.0f} MiB in the "
+             "step with the penalty, {:.0f} MiB without\n",
+             double(peak_with_gp) / 1048576.0, double(peak_without_gp) / 1048576.0);
   const tools::AllocTrace& trace = memory().trace;
   const BlockCacheStats run = trace.play(true, true), segments = trace.play(true, false),
                         own_pools = trace.play(false, true);
   auto mib = [](size_t bytes) { return double(bytes) / 1048576.0; };
-  std::printf("device memory held by the CUDA allocator, eager steps and captures (reserved, at most): %.0f MiB, "
-              "%.0f MiB in use (large blocks in cudaMalloc segments instead of the address range: %.0f MiB; the two "
-              "step graphs in pools of their own: %.0f MiB)\n",
-              mib(run.peak_bytes_reserved), mib(run.peak_bytes_in_use), mib(segments.peak_bytes_reserved),
-              mib(own_pools.peak_bytes_reserved));
+  fmt::print("device memory held by the CUDA allocator, eager steps and captures (reserved, at most): {:.0f} MiB, "
+             "{:.0f} MiB in use (large blocks in cudaMalloc segments instead of the address range: {:.0f} MiB; the two "
+             "step graphs in pools of their own: {:.0f} MiB)\n",
+             mib(run.peak_bytes_reserved), mib(run.peak_bytes_in_use), mib(segments.peak_bytes_reserved),
+             mib(own_pools.peak_bytes_reserved));
   counts().clear();
   {
     NoGradGuard no_grad;
     t.ema_generator().forward(randn({16, o.model.g.latent_dim}, DType::f32, Device::cuda));
   }
-  std::printf("sampling (the EMA generator's forward, no gradients): %lld primitives a batch (any batch size)\n",
-              (long long)total(counts()));
+  fmt::print("sampling (the EMA generator's forward, no gradients): {} primitives a batch (any batch size)\n",
+             total(counts()));
   return 0;
 }

@@ -1,6 +1,7 @@
 // cpu_peak.cpp: measures the clock and the FMA throughput behind the printed fp32 peak.
 #include "tools/cpu_peak.h"
 
+#include <fmt/format.h>
 #include <immintrin.h>
 
 #include <algorithm>
@@ -56,14 +57,12 @@ __attribute__((target("avx2,fma"))) double fma_gflops_avx2() { FMA_LOOP(__m256, 
 }  // namespace
 
 std::string CpuPeak::derivation() const {
-  char buf[512];
-  std::snprintf(buf, sizeof buf,
-                "fp32 peak = %d cores x %.2f GHz (measured: dependent imul chain) x %d FLOP/cycle "
-                "(%s: %d lanes x 2 for FMA x 2 FMA units) = %.0f GFLOP/s\n"
-                "  check: one core's FMA loop ran %.1f GFLOP/s = %.1f FLOP/cycle at the measured clock",
-                cores, clock_ghz, flop_per_cycle, isa, flop_per_cycle / 4, peak_gflops(), measured_core_gflops,
-                measured_core_gflops / clock_ghz);
-  return buf;
+  return fmt::format(
+      "fp32 peak = {} cores x {:.2f} GHz (measured: dependent imul chain) x {} FLOP/cycle "
+      "({}: {} lanes x 2 for FMA x 2 FMA units) = {:.0f} GFLOP/s\n"
+      "  check: one core's FMA loop ran {:.1f} GFLOP/s = {:.1f} FLOP/cycle at the measured clock",
+      cores, clock_ghz, flop_per_cycle, isa, flop_per_cycle / 4, peak_gflops(), measured_core_gflops,
+      measured_core_gflops / clock_ghz);
 }
 
 CpuPeak measure_cpu_peak(int cores) {

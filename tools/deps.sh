@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # deps.sh: installs the Debian packages the build, tests and benchmarks need, and nothing
 # when all are present. Idempotent; says what it does. Used by `make deps` (and so by
-# `make`, `make test`).
+# `make`, `make test`); `deps.sh fuzz` (make fuzz) adds clang 14, its libFuzzer and sanitizer
+# runtimes (only recommended by clang-14, so absent where recommends are off) and its OpenMP.
 set -euo pipefail
-packages=(g++ make libgtest-dev libbenchmark-dev libopenblas0-openmp zlib1g-dev libpng-dev libjpeg62-turbo-dev dataset-fashion-mnist ruby-gemojione)
+packages=(g++ make libgtest-dev libbenchmark-dev libopenblas0-openmp zlib1g-dev libpng-dev libjpeg62-turbo-dev libfmt-dev dataset-fashion-mnist ruby-gemojione)
+if [ "${1:-}" = fuzz ]; then packages+=(clang-14 libclang-rt-14-dev libomp-14-dev); fi
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -1,8 +1,8 @@
 // fpa_cli.cpp: the `fpa` command line: a table of verbs (tools/cli_verbs.h), each with its
 // own --help, plus --version (the backends compiled in) and `ops` (the registered ops).
+#include <fmt/format.h>
 #include <omp.h>
 
-#include <cstdio>
 #include <cstring>
 #include <new>
 #include <string>
@@ -25,7 +25,7 @@ using fpa::cli::Args;
 
 int list_ops(const Args& a) {
   a.finish();
-  for (const fpa::OpInfo& op : fpa::registered_ops()) std::printf("%s\n", op.name.c_str());
+  for (const fpa::OpInfo& op : fpa::registered_ops()) fmt::print("{}\n", op.name);
   return 0;
 }
 
@@ -83,23 +83,23 @@ const fpa::cli::Verb kVerbs[] = {
 };
 
 void print_usage() {
-  std::printf("usage: fpa <command> [--flags]   (fpa <command> --help for its flags)\n");
-  std::printf("  %-14s %s\n", "--version", "the version and the compute backends compiled in");
-  for (const auto& v : kVerbs) std::printf("  %-14s %s\n", v.name, v.summary);
+  fmt::print("usage: fpa <command> [--flags]   (fpa <command> --help for its flags)\n");
+  fmt::print("  {:<14} {}\n", "--version", "the version and the compute backends compiled in");
+  for (const auto& v : kVerbs) fmt::print("  {:<14} {}\n", v.name, v.summary);
 }
 
 void print_version() {
-  std::printf("fpa 0.1.0 (Fast Weight Painters engine)\n");
-  std::printf("backends: cpu");
+  fmt::print("fpa 0.1.0 (Fast Weight Painters engine)\n");
+  fmt::print("backends: cpu");
 #ifdef FPA_WITH_CUDA
-  std::printf(" cuda");
+  fmt::print(" cuda");
 #endif
-  std::printf("\ncpu: OpenMP, %d threads; GEMM: %s\n", omp_get_max_threads(), fpa::cpu::gemm_implementation());
+  fmt::print("\ncpu: OpenMP, {} threads; GEMM: {}\n", omp_get_max_threads(), fpa::cpu::gemm_implementation());
 #ifdef FPA_WITH_CUDA
   int n = fpa::cuda_device_count();
-  std::printf("cuda: compiled in; %d usable device(s)%s\n", n, n ? "" : " (no GPU on this machine)");
+  fmt::print("cuda: compiled in; {} usable device(s){}\n", n, n ? "" : " (no GPU on this machine)");
 #else
-  std::printf("cuda: not compiled in (no nvcc at build time)\n");
+  fmt::print("cuda: not compiled in (no nvcc at build time)\n");
 #endif
 }
 
@@ -129,26 +129,26 @@ int main(int argc, char** argv) {
       verb = v.name;
       Args args(argc, argv, 2, v.name);
       if (args.help()) {
-        std::printf("fpa %s: %s\n%s", v.name, v.summary, v.usage);
-        if (v.model_flags) std::printf("%s", kConfigFlags);
+        fmt::print("fpa {}: {}\n{}", v.name, v.summary, v.usage);
+        if (v.model_flags) fmt::print("{}", kConfigFlags);
         return 0;
       }
       return v.run(args);
     }
-    std::fprintf(stderr, "fpa: unknown command '%s'\n", cmd.c_str());
+    fmt::print(stderr, "fpa: unknown command '{}'\n", cmd);
     print_usage();
     return 2;
   } catch (const fpa::Error& e) {
-    std::fprintf(stderr, "%s\n", with_prefix(e.what(), verb).c_str());
+    fmt::print(stderr, "{}\n", with_prefix(e.what(), verb));
     return 1;
   } catch (const std::bad_alloc&) {
-    std::fprintf(stderr, "%s\n", with_prefix("out of memory", verb).c_str());
+    fmt::print(stderr, "{}\n", with_prefix("out of memory", verb));
     return 1;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "%s\n", with_prefix(std::string("unexpected error: ") + e.what(), verb).c_str());
+    fmt::print(stderr, "{}\n", with_prefix(std::string("unexpected error: ") + e.what(), verb));
     return 1;
   } catch (...) {
-    std::fprintf(stderr, "%s\n", with_prefix("unexpected error of unknown type", verb).c_str());
+    fmt::print(stderr, "{}\n", with_prefix("unexpected error of unknown type", verb));
     return 1;
   }
 }

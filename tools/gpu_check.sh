@@ -34,7 +34,7 @@ DEPS=${FPA_GPU_DEPS:-$REPO/.gpu_deps}
 if [ "${1:-}" = --fetch-debs ]; then
   mkdir -p "$DEPS"
   (cd "$DEPS" && apt-get download libgtest-dev libpng-dev libpng16-16 libjpeg62-turbo-dev libjpeg62-turbo \
-    zlib1g-dev dataset-fashion-mnist ruby-gemojione) || exit 1
+    zlib1g-dev libfmt-dev libfmt9 dataset-fashion-mnist ruby-gemojione) || exit 1
   ls -la "$DEPS"
   echo "Now keep git from listing them: echo /.gpu_deps/ >> .git/info/exclude; and carry .gpu_deps"
   exit 0

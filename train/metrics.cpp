@@ -1,12 +1,13 @@
 // metrics.cpp: the CSV log and its loss-curve SVG.
 #include "train/metrics.h"
 
+#include <fmt/format.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <fstream>
-#include <iomanip>
-#include <sstream>
+#include <iterator>
 
 #include "autograd/atomic_file.h"
 #include "autograd/error.h"
@@ -37,10 +38,8 @@ MetricsLog::MetricsLog(const std::string& dir, bool resume, int64_t keep_until_s
 
 // One CSV line of a row.
 static std::string csv_line(const MetricsRow& r) {
-  char buf[256];
-  std::snprintf(buf, sizeof buf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.2f\n", (long long)r.step, r.seconds, r.d_loss,
-                r.g_loss, r.gp, r.aux_loss, r.images_per_second);
-  return buf;
+  return fmt::format("{},{:.3f},{:.6g},{:.6g},{:.6g},{:.6g},{:.2f}\n", r.step, r.seconds, r.d_loss, r.g_loss, r.gp,
+                     r.aux_loss, r.images_per_second);
 }
 
 void MetricsLog::rewrite() const {
@@ -103,34 +102,37 @@ std::string line_chart_svg(const std::vector<std::string>& names, const std::vec
   auto px = [&](double x) { return L + (x - x0) / (x1 - x0) * (W - L - R); };
   auto py = [&](double y) { return T + (y1 - y) / (y1 - y0) * (H - T - B); };
   static const char* colours[] = {"#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e"};
-  std::ostringstream o;
-  o << "<svg xmlns='http://www.w3.org/2000/svg' width='" << W << "' height='" << H
-    << "' font-family='sans-serif' font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n";
-  o << "<text x='" << L << "' y='22' font-size='14'>" << title << "</text>\n";
-  o << "<rect x='" << L << "' y='" << T << "' width='" << W - L - R << "' height='" << H - T - B
-    << "' fill='none' stroke='#888'/>\n";
+  fmt::memory_buffer svg;  // coordinates to 0.1 px
+  auto out = std::back_inserter(svg);
+  fmt::format_to(out,
+                 "<svg xmlns='http://www.w3.org/2000/svg' width='{}' height='{}' font-family='sans-serif' "
+                 "font-size='12'>\n<rect width='100%' height='100%' fill='white'/>\n",
+                 W, H);
+  fmt::format_to(out, "<text x='{}' y='22' font-size='14'>{}</text>\n", L, title);
+  fmt::format_to(out, "<rect x='{}' y='{}' width='{}' height='{}' fill='none' stroke='#888'/>\n", L, T, W - L - R,
+                 H - T - B);
   for (int k = 0; k <= 4; ++k) {  // y ticks
     double y = y0 + (y1 - y0) * k / 4;
-    o << "<text x='" << L - 6 << "' y='" << py(y) + 4 << "' text-anchor='end'>" << std::setprecision(3) << y
-      << "</text><line x1='" << L << "' x2='" << W - R << "' y1='" << py(y) << "' y2='" << py(y)
-      << "' stroke='#eee'/>\n";
+    fmt::format_to(out,
+                   "<text x='{}' y='{:.1f}' text-anchor='end'>{:.3g}</text><line x1='{}' x2='{}' y1='{:.1f}' "
+                   "y2='{:.1f}' stroke='#eee'/>\n",
+                   L - 6, py(y) + 4, y, L, W - R, py(y), py(y));
   }
   for (int k = 0; k <= 4; ++k) {  // x ticks
     double x = x0 + (x1 - x0) * k / 4;
-    o << "<text x='" << px(x) << "' y='" << H - B + 16 << "' text-anchor='middle'>" << (long long)std::llround(x)
-      << "</text>\n";
+    fmt::format_to(out, "<text x='{:.1f}' y='{}' text-anchor='middle'>{}</text>\n", px(x), H - B + 16,
+                   std::llround(x));
   }
-  o << "<text x='" << (W - R + L) / 2 << "' y='" << H - 6 << "' text-anchor='middle'>step</text>\n";
+  fmt::format_to(out, "<text x='{}' y='{}' text-anchor='middle'>step</text>\n", (W - R + L) / 2, H - 6);
   for (size_t s = 0; s < xs.size(); ++s) {
     const char* c = colours[s % 5];
-    o << "<polyline fill='none' stroke='" << c << "' stroke-width='1.5' points='";
+    fmt::format_to(out, "<polyline fill='none' stroke='{}' stroke-width='1.5' points='", c);
     for (size_t i = 0; i < xs[s].size(); ++i)
-      if (std::isfinite(ys[s][i])) o << px(xs[s][i]) << ',' << py(ys[s][i]) << ' ';
-    o << "'/>\n<text x='" << W - R + 10 << "' y='" << T + 16 + 18 * s << "' fill='" << c << "'>" << names[s]
-      << "</text>\n";
+      if (std::isfinite(ys[s][i])) fmt::format_to(out, "{:.1f},{:.1f} ", px(xs[s][i]), py(ys[s][i]));
+    fmt::format_to(out, "'/>\n<text x='{}' y='{}' fill='{}'>{}</text>\n", W - R + 10, T + 16 + 18 * s, c, names[s]);
   }
-  o << "</svg>\n";
-  return o.str();
+  fmt::format_to(out, "</svg>\n");
+  return fmt::to_string(svg);
 }
 
 }  // namespace fpa

@@ -1,6 +1,7 @@
 // progress.cpp: the live line and the plain log lines.
 #include "train/progress.h"
 
+#include <fmt/format.h>
 #include <unistd.h>
 
 namespace fpa {
@@ -15,12 +16,10 @@ Progress::Progress(int64_t start_step, int64_t total_steps, int64_t log_every, s
       last_draw_(start_) {}
 
 std::string Progress::duration_text(double s) {
-  char buf[32];
-  long t = long(s + 0.5);
-  if (t >= 3600) std::snprintf(buf, sizeof buf, "%ldh%02ldm", t / 3600, t / 60 % 60);
-  else if (t >= 60) std::snprintf(buf, sizeof buf, "%ldm%02lds", t / 60, t % 60);
-  else std::snprintf(buf, sizeof buf, "%lds", t);
-  return buf;
+  const long t = long(s + 0.5);
+  if (t >= 3600) return fmt::format("{}h{:02}m", t / 3600, t / 60 % 60);
+  if (t >= 60) return fmt::format("{}m{:02}s", t / 60, t % 60);
+  return fmt::format("{}s", t);
 }
 
 void Progress::update(int64_t step, double images_per_second, const std::string& stats) {
@@ -32,25 +31,24 @@ void Progress::update(int64_t step, double images_per_second, const std::string&
   if (live_) {
     if (!last && std::chrono::duration<double>(now - last_draw_).count() < 0.2) return;
     last_draw_ = now;
-    std::fprintf(out_, "\r\033[K[%lld/%lld %3.0f%%] ETA %s | %s | %.1f img/s", (long long)step, (long long)total_,
-                 100.0 * step / double(total_), duration_text(eta).c_str(), stats.c_str(), images_per_second);
+    fmt::print(out_, "\r\033[K[{}/{} {:3.0f}%] ETA {} | {} | {:.1f} img/s", step, total_, 100.0 * step / double(total_),
+               duration_text(eta), stats, images_per_second);
     std::fflush(out_);
   } else if (step % log_every_ == 0 || last || done == 1) {
-    std::fprintf(out_, "step %lld/%lld  elapsed %s  ETA %s  %s  %.1f img/s\n", (long long)step, (long long)total_,
-                 duration_text(elapsed).c_str(), duration_text(eta).c_str(), stats.c_str(), images_per_second);
+    fmt::print(out_, "step {}/{}  elapsed {}  ETA {}  {}  {:.1f} img/s\n", step, total_, duration_text(elapsed),
+               duration_text(eta), stats, images_per_second);
     std::fflush(out_);
   }
 }
 
 void Progress::note(const std::string& message) {
-  std::fprintf(out_, "%s%s\n", live_ ? "\r\033[K" : "", message.c_str());
+  fmt::print(out_, "{}{}\n", live_ ? "\r\033[K" : "", message);
   std::fflush(out_);
 }
 
 void Progress::finish(const std::string& message) {
   double elapsed = std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count();
-  if (live_) std::fprintf(out_, "\n");
-  std::fprintf(out_, "%s (%s)\n", message.c_str(), duration_text(elapsed).c_str());
+  fmt::print(out_, "{}{} ({})\n", live_ ? "\n" : "", message, duration_text(elapsed));
   std::fflush(out_);
 }
 

@@ -3,6 +3,7 @@
 // answered with a checkpoint.
 #include "train/train_run.h"
 
+#include <fmt/format.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -69,14 +70,13 @@ class SignalScope {
 
 // The losses; on a GPU also the most device memory the allocator has held so far.
 std::string stats_text(const StepStats& s, Device device) {
-  char buf[200];
-  int n = std::snprintf(buf, sizeof buf, "D %.3f  G %.3f  GP %.3f  aux %.4f", s.d_loss, s.g_loss, s.gp, s.aux_loss);
+  std::string text = fmt::format("D {:.3f}  G {:.3f}  GP {:.3f}  aux {:.4f}", s.d_loss, s.g_loss, s.gp, s.aux_loss);
 #ifdef FPA_WITH_CUDA
   const size_t held = device == Device::cuda ? cuda_memory_stats().peak_bytes_reserved : 0;
-  if (held > 0) std::snprintf(buf + n, sizeof buf - size_t(n), "  GPU mem %.2f GiB", double(held) / (1 << 30));
+  if (held > 0) text += fmt::format("  GPU mem {:.2f} GiB", double(held) / (1 << 30));
 #endif
-  (void)n, (void)device;
-  return buf;
+  (void)device;
+  return text;
 }
 
 // "the G loss is nan" for the first non-finite loss of a step, or "".
@@ -97,9 +97,7 @@ void write_pictures(const Trainer& t) {
   const TrainOptions& o = t.options();
   const GeneratorModel& ge = t.ema_generator();
   write_samples(ge, picture_latents(o, 64, 1), o.out + "/samples.png");
-  char name[64];
-  std::snprintf(name, sizeof name, "/samples_%06lld.png", (long long)t.steps_done());
-  write_samples(ge, picture_latents(o, 64, 1), o.out + name);
+  write_samples(ge, picture_latents(o, 64, 1), fmt::format("{}/samples_{:06}.png", o.out, t.steps_done()));
   write_painting_steps(ge, picture_latents(o, 4, 2), o.out + "/painting_steps.png", o.out + "/painting.gif");
   write_interpolation(ge, picture_latents(o, 2, 3), 10, o.out + "/interpolation.png");
 }

@@ -1,6 +1,8 @@
 // trainer.cpp: the training step and its checkpoint.
 #include "train/trainer.h"
 
+#include <fmt/format.h>
+
 #include <cmath>
 #include <cstdio>
 
@@ -339,8 +341,8 @@ void* Trainer::capture(const char* what, const std::function<void()>& body, void
       }
     }
     use_graphs_ = false;
-    std::fprintf(stderr, "fpa train: %s could not be captured as a CUDA graph (%s); training without graphs\n", what,
-                 e.what());
+    fmt::print(stderr, "fpa train: {} could not be captured as a CUDA graph ({}); training without graphs\n", what,
+               e.what());
     return nullptr;
   }
 }

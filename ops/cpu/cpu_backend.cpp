@@ -6,6 +6,8 @@
 // fresh pages, which cost as much as a large GEMM here). Up to 2 GiB is kept cached.
 // Under AddressSanitizer (make test-asan) nothing is cached and no size is rounded up, so a
 // kernel reading past its tensor or a tensor used after it was freed is reported at once.
+#include <fmt/format.h>
+
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
@@ -53,7 +55,7 @@ class SizeBucketCache {
     std::lock_guard<std::mutex> lock(mu_);
     auto it = live_.find(p);
     if (it == live_.end()) {  // as the CUDA allocator: report, never throw (destructors call this)
-      std::fprintf(stderr, "fpa: cpu free of a pointer it did not hand out (%p) ignored\n", p);
+      fmt::print(stderr, "fpa: cpu free of a pointer it did not hand out ({}) ignored\n", p);
       return;
     }
     size_t size = it->second;

@@ -33,7 +33,7 @@ void gemm(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, 
 struct GemmTiling {
   int64_t rows = 1, cols = 1;
 };
-constexpr double kGemmTileFlops = 1 << 21;
+constexpr double kGemmTileFlops = 1 << 22;
 constexpr int64_t kGemmMaxTiles = 64, kGemmMinTileRows = 16, kGemmMinTileCols = 64;
 GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K);
 // Which GEMM runs: "OpenBLAS <version> (<kernel>)" or "portable OpenMP kernel".

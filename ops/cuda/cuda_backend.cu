@@ -5,11 +5,11 @@
 // cuda_math.cuh, launching in cuda_launch.cuh, switches in cuda_flags.h). Every entry is
 // implemented; `supports` lists them. Registered only when a usable GPU is present, so
 // `--device cuda` elsewhere gives a clear error.
+#include <fmt/format.h>
 #include <cublas_v2.h>
 #include <cudnn.h>
 
 #include <cstring>
-#include <sstream>
 
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_flags.h"
@@ -111,12 +111,10 @@ std::string cuda_device_summary() {
   cublasGetProperty(MINOR_VERSION, &blas[1]);
   cublasGetProperty(PATCH_LEVEL, &blas[2]);
   const size_t dnn = cudnnGetVersion();  // major * 10000 + minor * 100 + patch
-  std::ostringstream os;
-  os << prop.name << " (sm_" << prop.major << prop.minor << ", " << prop.multiProcessorCount << " SMs, "
-     << double(prop.totalGlobalMem) / double(1 << 30) << " GiB), driver " << driver / 1000 << "." << driver % 1000 / 10
-     << ", runtime " << runtime / 1000 << "." << runtime % 1000 / 10 << ", cuBLAS " << blas[0] << "." << blas[1] << "."
-     << blas[2] << ", cuDNN " << dnn / 10000 << "." << dnn % 10000 / 100 << "." << dnn % 100;
-  return os.str();
+  return fmt::format("{} (sm_{}{}, {} SMs, {:.1f} GiB), driver {}.{}, runtime {}.{}, cuBLAS {}.{}.{}, cuDNN {}.{}.{}",
+                     prop.name, prop.major, prop.minor, prop.multiProcessorCount,
+                     double(prop.totalGlobalMem) / double(1 << 30), driver / 1000, driver % 1000 / 10, runtime / 1000,
+                     runtime % 1000 / 10, blas[0], blas[1], blas[2], dnn / 10000, dnn % 10000 / 100, dnn % 100);
 }
 
 int cuda_device_count() {

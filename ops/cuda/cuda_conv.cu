@@ -14,13 +14,13 @@
 // im2col writes each column element from its source pixel; col2im gathers, for each pixel,
 // the (at most one per kernel tap) column elements that came from it, in the CPU's order, so
 // both are deterministic and equal the CPU's bit for bit.
+#include <fmt/format.h>
 #include <cudnn.h>
 
 #include <array>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <sstream>
 #include <string>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -33,12 +33,9 @@ constexpr size_t kMaxWorkspace = size_t(1) << 30;
 
 // "x (N, Cin, H, W), w (...), ..." for error messages.
 std::string describe(const ConvGeom& g) {
-  std::ostringstream os;
-  os << "x (" << g.N << ", " << g.Cin << ", " << g.H << ", " << g.W << "), w (" << g.Cout << ", "
-     << (g.groups ? g.Cin / g.groups : 0) << ", " << g.KH << ", " << g.KW << "), y (" << g.N << ", " << g.Cout << ", "
-     << g.OH << ", " << g.OW << "), stride (" << g.stride_h << ", " << g.stride_w << "), pad (" << g.pad_h << ", "
-     << g.pad_w << "), groups " << g.groups;
-  return os.str();
+  return fmt::format("x ({}, {}, {}, {}), w ({}, {}, {}, {}), y ({}, {}, {}, {}), stride ({}, {}), pad ({}, {}), groups {}",
+                     g.N, g.Cin, g.H, g.W, g.Cout, g.groups ? g.Cin / g.groups : 0, g.KH, g.KW, g.N, g.Cout, g.OH,
+                     g.OW, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.groups);
 }
 
 void check_cudnn(cudnnStatus_t s, const char* what, const ConvGeom& g) {

@@ -52,6 +52,6 @@ done
 mapfile -t library < <(ls "$OUT"/cpu/obj/{autograd,ops,ops/cpu,ops/stub,nn,fpa,train,data}/*.o)
 # cuda_conv.cu refers to cuDNN (its convolutions are never called here): link it, never load it.
 g++ "${library[@]}" "${objects[@]}" -o "$OUT/fpa_tests_emulated" "${SAN[@]}" -lgtest -lgtest_main -fopenmp -ldl -lpthread -lz \
-  -lpng -ljpeg -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -Wl,--as-needed -lcudnn -lcudart
+  -lpng -ljpeg -lfmt -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -Wl,--as-needed -lcudnn -lcudart
 FPA_CUDA_TEST_SMALL=${FPA_CUDA_TEST_SMALL:-1} "$OUT/fpa_tests_emulated" \
   --gtest_filter="-CudaBackend.*:CudaMemory.AllocatorReusesFreedBlocks:CudaMemory.PeaksOfBytesInUseAndReserved$SKIP" "$@"
