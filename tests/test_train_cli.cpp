@@ -135,6 +135,14 @@ bool wait_for_a_step(const std::string& dir) {
   return false;
 }
 
+// A long run of the small configuration in dir/r, started in the background (its output in
+// dir/log), once it has logged a step. The caller always signals it: it never ends by itself.
+pid_t long_run_after_a_step(const std::string& dir) {
+  pid_t pid = spawn_train(small_run_flags(dir) + " --steps 100000 --out " + dir + "/r", dir + "/log");
+  EXPECT_TRUE(wait_for_a_step(dir + "/r")) << slurp(dir + "/log");
+  return pid;
+}
+
 int exit_code_of(pid_t pid) {
   int status = 0;
   waitpid(pid, &status, 0);
@@ -144,8 +152,7 @@ int exit_code_of(pid_t pid) {
 TEST(TrainCli, SigtermSavesACheckpointAndSaysSo) {
   NEEDS_FPA_BIN();
   const std::string dir = temp_dir("cli_term"), run = dir + "/r";
-  pid_t pid = spawn_train(small_run_flags(dir) + " --steps 100000 --out " + run, dir + "/log");
-  ASSERT_TRUE(wait_for_a_step(run)) << slurp(dir + "/log");
+  pid_t pid = long_run_after_a_step(dir);
   kill(pid, SIGTERM);
   EXPECT_EQ(exit_code_of(pid), 128 + SIGTERM);
   const std::string log = slurp(dir + "/log");
@@ -160,8 +167,7 @@ TEST(TrainCli, SigtermSavesACheckpointAndSaysSo) {
 TEST(TrainCli, ASecondInterruptExitsAtOnceAndSaysSo) {
   NEEDS_FPA_BIN();
   const std::string dir = temp_dir("cli_int"), run = dir + "/r";
-  pid_t pid = spawn_train(small_run_flags(dir) + " --steps 100000 --out " + run, dir + "/log");
-  ASSERT_TRUE(wait_for_a_step(run)) << slurp(dir + "/log");
+  pid_t pid = long_run_after_a_step(dir);
   kill(pid, SIGINT);
   kill(pid, SIGTERM);  // a second SIGINT sent now could merge with the first, still pending
   const int code = exit_code_of(pid);
