@@ -30,10 +30,10 @@ uint64_t to_uint(const std::string& key, const std::string& v) {
   return r;
 }
 
-void check_range(const char* flag, double v, double lo, double hi, bool hi_included, const char* meaning = "") {
+void check_range(const char* flag, double v, double lo, double hi, bool hi_included) {
   const bool ok = std::isfinite(v) && v >= lo && (hi_included ? v <= hi : v < hi);
   FPA_CHECK(ok, "--", flag, " must be in [", shortest_decimal(lo), ", ", std::isinf(hi) ? "inf" : shortest_decimal(hi),
-            hi_included ? "]" : ")", meaning, ", got ", shortest_decimal(v));
+            hi_included ? "]" : ")", ", got ", shortest_decimal(v));
 }
 
 void check_at_least(const char* flag, int64_t v, int64_t lo, const char* meaning = "") {

@@ -387,6 +387,7 @@ void Trainer::save_checkpoint(const std::string& path) const {
   m["state.data_index"] = std::to_string(pos.index);
   m["state.opt_g_step"] = std::to_string(opt_g_->step_count());
   m["state.opt_d_step"] = std::to_string(opt_d_->step_count());
+  for (auto& entry : tensors) entry.second = entry.second.to(Device::cpu);  // one copy, checked and written
   const std::string bad = nn::first_non_finite(tensors);
   if (!bad.empty())
     throw NonFiniteState("train: not saving " + path + " at step " + std::to_string(step_) + ": " + bad +
