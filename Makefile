@@ -102,7 +102,7 @@ test-asan: deps
 	  FPA_BIN=$(BUILD)/asan/fpa $(BUILD)/asan/fpa_tests $(GTEST_ARGS)
 
 # The CUDA backend against the CPU, primitive by primitive (tests/cuda; skips without a GPU).
-# Not part of `make test`: CI has no GPU. tools/gpu_check.sh runs it with the CPU suite.
+# Not part of `make test`: CI has no GPU. tools/gpu_check.sh runs it on a GPU machine.
 CUDA_TEST_OBJ := $(patsubst %.cpp,$(OBJ)/%.o,$(wildcard tests/cuda/*.cpp) tests/op_cases.cpp tests/fixture_checks.cpp)
 $(BUILD)/fpa_tests_cuda: $(LIB_OBJ) $(CUDA_TEST_OBJ)
 	$(CXX) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)

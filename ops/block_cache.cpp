@@ -86,6 +86,9 @@ void BlockCache::free(void* p) {
   Block* b = it->second;
   live_.erase(it);
   in_use_ -= b->size;
+  // Kernels recorded before this free may use the block at every replay: a shared-cache block
+  // freed while capturing joins the capture's pool.
+  if (capturing_ != 0 && b->pool == 0) b->pool = capturing_;
   give_back(b);
 }
 

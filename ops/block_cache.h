@@ -17,7 +17,9 @@
 // Capture pools (CUDA graphs): between begin_pool and end_pool, blocks come from the pool's
 // own free blocks, else from the shared cache's (then they are the pool's), else from the
 // driver, and when freed they go back to the pool, never to the shared cache: a replay still
-// writes them, so nothing outside the pool may be handed them until release_pool. Captures may
+// writes them, so nothing outside the pool may be handed them until release_pool. So does a
+// block allocated before the capture and freed during it (the kernels recorded before its free
+// still use it at every replay): it joins the open pool. Captures may
 // share one pool (begin_pool(pool)): a later capture then reuses what an earlier one freed,
 // which is safe when the pool's graphs replay one at a time, each one's outputs read (or no
 // longer needed) before another replays. The pool goes back to the shared cache when every

@@ -1,7 +1,8 @@
 // test_block_cache.cpp: the device caching allocator (ops/block_cache.h) on a fake driver
 // (host memory, with a limit): reuse without the driver, best fit, splitting and merging,
 // small blocks kept out of large segments, capture pools (private, taking the shared cache's
-// blocks, shared between captures, released after their last capture), giving the cache back
+// blocks and those freed while capturing, shared between captures, released after their last
+// capture), giving the cache back
 // when the driver runs out, and the peaks; then the same driver with a growing address range
 // (addresses only): blocks of separate growths merging, the free end growing, unmapped when
 // the cache is released, capture pools in it, and segments when mapping fails.
@@ -165,6 +166,35 @@ TEST_F(BlockCacheTest, CapturePoolsKeepTheirBlocks) {
   void* back = cache.alloc(3 * MiB);
   EXPECT_EQ(back, p) << "the released pool's block should be the shared cache's";
   for (void* x : {eager, eager2, back}) cache.free(x);
+}
+
+// A block allocated before a capture and freed during it (the capture recorded kernels that use
+// it) joins the capture's pool: neither eager requests nor another capture get it until the
+// pool is released. Small blocks (cut from a shared segment) and large ones alike.
+TEST_F(BlockCacheTest, BlocksFreedWhileCapturingJoinTheCapturesPool) {
+  for (size_t bytes : {size_t(4096), 3 * MiB}) {
+    void* before = cache.alloc(bytes);
+    const int pool = cache.begin_pool();
+    cache.free(before);
+    cache.end_pool();
+    void* eager = cache.alloc(bytes);
+    EXPECT_NE(eager, before) << bytes << " bytes: a block the graph uses was handed to eager code";
+    const int other = cache.begin_pool();
+    void* captured = cache.alloc(bytes);
+    cache.end_pool();
+    EXPECT_NE(captured, before) << bytes << " bytes: a block the graph uses was handed to another capture";
+    EXPECT_EQ(cache.begin_pool(pool), pool);
+    void* same_pool = cache.alloc(bytes);  // a capture sharing the pool may reuse it
+    cache.end_pool();
+    EXPECT_EQ(same_pool, before) << bytes << " bytes";
+    cache.free(same_pool);
+    cache.release_pool(pool);
+    cache.release_pool(pool);
+    void* back = cache.alloc(bytes);
+    EXPECT_EQ(back, before) << bytes << " bytes: the released pool's block should be the shared cache's again";
+    for (void* p : {eager, captured, back}) cache.free(p);
+    cache.release_pool(other);
+  }
 }
 
 // A capture sharing another's pool reuses what that one freed; the pool lives until both

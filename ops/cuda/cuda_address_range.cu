@@ -6,12 +6,18 @@
 // (cudaGetDriverEntryPoint), so nothing links against libcuda and CPU-only machines still
 // load the binaries. The range is off where the device or driver lacks these functions, and
 // with FPA_CUDA_ADDRESS_RANGE=0 in the environment: the allocator then takes cudaMalloc
-// segments for large blocks too. Called with the allocator's lock held.
+// segments for large blocks too. Every driver call's result is checked; a failure prints one
+// line on stderr naming the call and its result (a failed reservation or the first failed
+// mapping, since each turns large blocks over to cudaMalloc), so a run's log shows whether
+// the range is in use. Called with the allocator's lock held.
 #include <cuda.h>
+#include <fmt/format.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <map>
+#include <string>
 
 #include "ops/cuda/cuda_common.cuh"
 
@@ -30,6 +36,7 @@ struct DriverApi {
   decltype(&cuMemMap) map = nullptr;
   decltype(&cuMemUnmap) unmap = nullptr;
   decltype(&cuMemSetAccess) set_access = nullptr;
+  decltype(&cuGetErrorName) error_name = nullptr;  // optional: for messages
   CUmemAllocationProp prop{};
   CUmemAccessDesc access{};
   std::map<CUdeviceptr, CUmemGenericAllocationHandle> pieces;  // mapped address -> its memory
@@ -64,11 +71,28 @@ bool look_up(const char* name, Fn& fn) {
 }
 
 bool look_up_all(DriverApi& d) {
+  look_up("cuGetErrorName", d.error_name);
   return look_up("cuDeviceGet", d.device_get) && look_up("cuDeviceGetAttribute", d.device_attribute) &&
          look_up("cuMemGetAllocationGranularity", d.granularity) &&
          look_up("cuMemAddressReserve", d.address_reserve) && look_up("cuMemCreate", d.create) &&
          look_up("cuMemRelease", d.release) && look_up("cuMemMap", d.map) && look_up("cuMemUnmap", d.unmap) &&
          look_up("cuMemSetAccess", d.set_access);
+}
+
+// "cuMemMap returned CUDA_ERROR_OUT_OF_MEMORY (2)".
+std::string driver_result(const char* call, CUresult r) {
+  const char* name = nullptr;
+  if (!api().error_name || api().error_name(r, &name) != CUDA_SUCCESS || !name) name = "an unknown result";
+  return fmt::format("{} returned {} ({})", call, name, int(r));
+}
+
+void report(const std::string& what) { fmt::print(stderr, "fpa: cuda: {}\n", what); }
+
+// True when the driver call succeeded; otherwise reported (never thrown: frees reach here).
+bool checked(CUresult r, const char* call) {
+  if (r == CUDA_SUCCESS) return true;
+  report("the allocator's address range: " + driver_result(call, r));
+  return false;
 }
 
 // Unmaps and releases the pieces mapped in [at, at + bytes).
@@ -78,8 +102,8 @@ void unmap_pieces(void* at, size_t bytes) {
   for (CUdeviceptr p = start; p < start + bytes; p += kPiece) {
     auto it = d.pieces.find(p);
     if (it == d.pieces.end()) continue;
-    d.unmap(p, kPiece);
-    d.release(it->second);
+    checked(d.unmap(p, kPiece), "cuMemUnmap");
+    checked(d.release(it->second), "cuMemRelease");
     d.pieces.erase(it);
   }
 }
@@ -89,14 +113,24 @@ void unmap_pieces(void* at, size_t bytes) {
 void* address_range_reserve(size_t& capacity) {
   const char* env = std::getenv("FPA_CUDA_ADDRESS_RANGE");
   if (env && std::strcmp(env, "0") == 0) return nullptr;
+  const char* off = "the allocator's address range is off (large blocks come from cudaMalloc): ";
   DriverApi& d = api();
-  if (!look_up_all(d)) return nullptr;
+  if (!look_up_all(d)) {
+    report(std::string(off) + "the driver lacks CUDA's virtual memory functions");
+    return nullptr;
+  }
   int ordinal = 0, supported = 0;
   CUdevice device = 0;
-  if (cudaGetDevice(&ordinal) != cudaSuccess || d.device_get(&device, ordinal) != CUDA_SUCCESS ||
-      d.device_attribute(&supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device) != CUDA_SUCCESS ||
-      !supported) {
+  if (cudaGetDevice(&ordinal) != cudaSuccess) {
     (void)cudaGetLastError();
+    return nullptr;  // no device: the first kernel or copy says so
+  }
+  CUresult r = d.device_get(&device, ordinal);
+  if (r == CUDA_SUCCESS)
+    r = d.device_attribute(&supported, CU_DEVICE_ATTRIBUTE_VIRTUAL_MEMORY_MANAGEMENT_SUPPORTED, device);
+  if (r != CUDA_SUCCESS || !supported) {
+    report(off + (r != CUDA_SUCCESS ? driver_result("cuDeviceGet / cuDeviceGetAttribute", r)
+                                    : std::string("the device does not support virtual memory management")));
     return nullptr;
   }
   d.prop.type = CU_MEM_ALLOCATION_TYPE_PINNED;
@@ -105,14 +139,25 @@ void* address_range_reserve(size_t& capacity) {
   d.access.location = d.prop.location;
   d.access.flags = CU_MEM_ACCESS_FLAGS_PROT_READWRITE;
   size_t granularity = 0, free_bytes = 0, total_bytes = 0;
-  if (d.granularity(&granularity, &d.prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM) != CUDA_SUCCESS || granularity == 0 ||
-      kPiece % granularity != 0 || cudaMemGetInfo(&free_bytes, &total_bytes) != cudaSuccess) {
+  r = d.granularity(&granularity, &d.prop, CU_MEM_ALLOC_GRANULARITY_MINIMUM);
+  if (r != CUDA_SUCCESS || granularity == 0 || kPiece % granularity != 0) {
+    report(off + (r != CUDA_SUCCESS ? driver_result("cuMemGetAllocationGranularity", r)
+                                    : fmt::format("its granularity {} does not divide 2 MiB", granularity)));
+    return nullptr;
+  }
+  const cudaError_t info = cudaMemGetInfo(&free_bytes, &total_bytes);
+  if (info != cudaSuccess) {
     (void)cudaGetLastError();
+    report(fmt::format("{}cudaMemGetInfo returned {}", off, cudaGetErrorString(info)));
     return nullptr;
   }
   capacity = (total_bytes + kPiece - 1) / kPiece * kPiece;  // as much as the device has
   CUdeviceptr base = 0;
-  if (d.address_reserve(&base, capacity, kPiece, 0, 0) != CUDA_SUCCESS) return nullptr;
+  r = d.address_reserve(&base, capacity, kPiece, 0, 0);
+  if (r != CUDA_SUCCESS) {
+    report(off + driver_result(fmt::format("cuMemAddressReserve of {} bytes", capacity).c_str(), r));
+    return nullptr;
+  }
   return reinterpret_cast<void*>(base);
 }
 
@@ -128,17 +173,26 @@ bool address_range_map(void* at, size_t bytes) {
   for (size_t offset = 0; offset < bytes; offset += kPiece) {
     const CUdeviceptr p = start + offset;
     CUmemGenericAllocationHandle piece = 0;
-    bool ok = d.create(&piece, kPiece, &d.prop, 0) == CUDA_SUCCESS;  // fails when the device is full
-    if (ok && d.map(p, kPiece, 0, piece, 0) != CUDA_SUCCESS) {
-      d.release(piece);
-      ok = false;
+    const char* call = "cuMemCreate";
+    CUresult r = d.create(&piece, kPiece, &d.prop, 0);  // fails when the device is full
+    if (r == CUDA_SUCCESS) {
+      call = "cuMemMap";
+      r = d.map(p, kPiece, 0, piece, 0);
+      if (r == CUDA_SUCCESS) {
+        call = "cuMemSetAccess";
+        r = d.set_access(p, kPiece, &d.access, 1);
+        if (r != CUDA_SUCCESS) checked(d.unmap(p, kPiece), "cuMemUnmap");
+      }
+      if (r != CUDA_SUCCESS) checked(d.release(piece), "cuMemRelease");
     }
-    if (ok && d.set_access(p, kPiece, &d.access, 1) != CUDA_SUCCESS) {
-      d.unmap(p, kPiece);
-      d.release(piece);
-      ok = false;
-    }
-    if (!ok) {  // all or nothing; nothing used these pieces yet (and a capture may be open: no waiting)
+    if (r != CUDA_SUCCESS) {  // all or nothing; nothing used these pieces yet (and a capture may be open: no waiting)
+      static bool reported = false;
+      if (!reported) {
+        reported = true;
+        report(fmt::format("the allocator's address range could not grow by {} bytes: {}; such blocks come from "
+                           "cudaMalloc while it cannot (reported once)",
+                           bytes, driver_result(call, r)));
+      }
       unmap_pieces(at, offset);
       return false;
     }

@@ -21,9 +21,13 @@ namespace fpa::gpu {
 
 // ---- errors
 
-// Throws "cuda: WHAT: <CUDA's message> (file:line)" unless e is cudaSuccess (cuda_memory.cu).
+// Throws "cuda: WHAT: <CUDA's message> (file:line)" unless e is cudaSuccess, clearing the
+// thread's last error (cuda_errors.cu).
 void check_cuda(cudaError_t e, const char* what, const char* file, int line);
 #define FPA_CUDA_CHECK(expr) ::fpa::gpu::check_cuda((expr), #expr, __FILE__, __LINE__)
+// With FPA_CUDA_SYNC=1 and no capture open, waits for the stream after a library call (cuBLAS,
+// cuDNN, a copy) and throws naming `what` if the device faulted (cuda_errors.cu).
+void sync_if_requested(const char* what);
 
 // ---- stream and memory (cuda_memory.cu)
 
@@ -32,6 +36,8 @@ void check_cuda(cudaError_t e, const char* what, const char* file, int line);
 cudaStream_t stream();
 // Device memory from the caching allocator (never cudaMalloc in the steady state).
 void* device_alloc(size_t bytes);
+// The same, nullptr where the device has not that much memory (device_alloc throws).
+void* device_alloc_or_null(size_t bytes);
 void device_free(void* ptr);
 // Capture pools (cuda_graph.cu; the rules in ops/block_cache.h): begin_capture_pool routes
 // allocations and frees into a new pool, or into `share` (a live pool), and throws while one is

@@ -3,14 +3,22 @@
 // and im2col / col2im as plain kernels.
 //
 // cuDNN: one handle on the backend's stream. A "plan" per (dtype, TF32 switch, geometry)
-// holds the descriptors and, per direction, the algorithm chosen on first use from cuDNN's
-// heuristics (cudnnGet*Algorithm_v7, nothing is benchmarked): the first that succeeds, fits a
-// 1 GiB workspace, obeys the TF32 switch, and, for the two backward directions, is
-// deterministic when one such exists. float32 runs with FMA math (no TF32) when
-// set_cuda_tf32(false), tensor-op math (TF32) otherwise, as PyTorch does; float64 always
-// computes in FP64. Workspace comes from the caching allocator for the call. Outputs are
-// overwritten (beta = 0: cuDNN does not read them). Shapes with a zero dimension, which
-// cuDNN rejects, are done here: every output element is an empty sum, 0.
+// holds the descriptors and, per direction, the algorithm (ops/algorithm_choice.h): on first
+// use cuDNN's heuristics are asked (cudnnGet*Algorithm_v7, nothing is benchmarked), the offers
+// that succeeded and fit a 1 GiB workspace are ranked (the math type they run under first, and
+// for the two backward directions deterministic ones first), and they are tried in that order:
+// one whose workspace size query or run returns NOT_SUPPORTED or EXECUTION_FAILED, or whose
+// workspace cannot be allocated, gives way to the next; the first that runs is kept for every
+// later call, where a failure throws (it ran before). Other statuses throw at once. While the
+// stream is being captured into a CUDA graph and no algorithm is kept yet, only the first is
+// tried, and its failure throws: a failed call may have broken the capture and would leave its
+// work in the graph; the trainer then goes on with eager steps, where the rest are tried.
+// float32 runs with FMA math (no TF32) when set_cuda_tf32(false), every candidate then run
+// under it (those offered under FMA math first), and each under its own math type (tensor-op
+// math: TF32) otherwise, as PyTorch does; float64 always computes in FP64. Workspace comes from
+// the caching allocator for the call. Outputs are overwritten (beta = 0: cuDNN does not read
+// them). Shapes with a zero dimension, which cuDNN rejects, are done here: every output element
+// is an empty sum, 0.
 // im2col writes each column element from its source pixel; col2im gathers, for each pixel,
 // the (at most one per kernel tap) column elements that came from it, in the CPU's order, so
 // both are deterministic and equal the CPU's bit for bit.
@@ -22,7 +30,9 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <vector>
 
+#include "ops/algorithm_choice.h"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_flags.h"
 
@@ -54,28 +64,29 @@ cudnnHandle_t handle() {
   return h;
 }
 
-// The chosen algorithm of one direction, set up on first use.
-template <typename Algo>
-struct Choice {
-  bool ready = false;
-  Algo algo{};
-  cudnnMathType_t math = CUDNN_DEFAULT_MATH;
-  size_t workspace = 0;
+// One direction's algorithm: cuDNN's ranked candidates (asked for at first use) and the choice.
+struct Direction {
+  explicit Direction(std::string what) : choice(std::move(what)) {}
+  std::vector<AlgorithmCandidate> ranked;
+  AlgorithmChoice choice;
 };
 
 struct ConvPlan {
+  explicit ConvPlan(const ConvGeom& g)
+      : forward("cuda conv2d forward for " + describe(g)),
+        backward_data("cuda conv2d backward data for " + describe(g)),
+        backward_filter("cuda conv2d backward filter for " + describe(g)) {}
   cudnnTensorDescriptor_t x = nullptr, y = nullptr;  // (N, Cin, H, W), (N, Cout, OH, OW)
   cudnnFilterDescriptor_t w = nullptr;               // (Cout, Cin/groups, KH, KW)
   cudnnConvolutionDescriptor_t conv = nullptr;       // its math type is set before each call
   cudnnMathType_t base_math = CUDNN_DEFAULT_MATH;    // what heuristics are asked under
   bool fma_only = false;                             // float32 with TF32 off
-  Choice<cudnnConvolutionFwdAlgo_t> forward;
-  Choice<cudnnConvolutionBwdDataAlgo_t> backward_data;
-  Choice<cudnnConvolutionBwdFilterAlgo_t> backward_filter;
+  Direction forward, backward_data, backward_filter;
 };
 
-ConvPlan make_plan(DType t, bool tf32, const ConvGeom& g) {
-  ConvPlan p;
+std::unique_ptr<ConvPlan> make_plan(DType t, bool tf32, const ConvGeom& g) {
+  auto plan = std::make_unique<ConvPlan>(g);
+  ConvPlan& p = *plan;
   const cudnnDataType_t dt = t == DType::f32 ? CUDNN_DATA_FLOAT : CUDNN_DATA_DOUBLE;
   check_cudnn(cudnnCreateTensorDescriptor(&p.x), "cudnnCreateTensorDescriptor", g);
   check_cudnn(cudnnCreateTensorDescriptor(&p.y), "cudnnCreateTensorDescriptor", g);
@@ -100,7 +111,7 @@ ConvPlan make_plan(DType t, bool tf32, const ConvGeom& g) {
               "cudnnGetConvolution2dForwardOutputDim", g);
   FPA_CHECK(n == g.N && c == g.Cout && h == g.OH && w == g.OW, "cuda conv2d: cuDNN's output (", n, ", ", c, ", ", h,
             ", ", w, ") differs from the geometry's for ", describe(g));
-  return p;
+  return plan;
 }
 
 // The plan of (dtype, TF32 switch, geometry), made once.
@@ -110,84 +121,96 @@ ConvPlan& plan_for(DType t, const ConvGeom& g) {
   const std::array<int64_t, 16> key = {int64_t(t), tf32, g.N,  g.Cin,      g.H,        g.W,     g.Cout,  g.KH,
                                        g.KW,       g.OH, g.OW, g.stride_h, g.stride_w, g.pad_h, g.pad_w, g.groups};
   auto it = plans.find(key);
-  if (it == plans.end()) it = plans.emplace(key, std::make_unique<ConvPlan>(make_plan(t, tf32, g))).first;
+  if (it == plans.end()) it = plans.emplace(key, make_plan(t, tf32, g)).first;
   return *it->second;
 }
 
-// Picks from cuDNN's ranked list: succeeded, workspace within the cap, math allowed by the
-// TF32 switch (with TF32 off: FMA math, else default math as a last resort); among those the
-// first deterministic one when `want_deterministic`, else the first.
+// cuDNN's offers that succeeded with a workspace within the cap, ranked (ops/algorithm_choice.h):
+// with TF32 off for float32 every one runs under FMA math, else each under its own.
 template <typename Perf>
-const Perf* pick(const Perf* perf, int count, bool fma_only, bool want_deterministic) {
-  for (cudnnMathType_t fallback : {CUDNN_FMA_MATH, CUDNN_DEFAULT_MATH}) {
-    const Perf* first = nullptr;
-    for (int i = 0; i < count; ++i) {
-      const Perf& p = perf[i];
-      if (p.status != CUDNN_STATUS_SUCCESS || p.memory > kMaxWorkspace) continue;
-      if (fma_only && p.mathType != CUDNN_FMA_MATH && p.mathType != fallback) continue;
-      if (!first) first = &p;
-      if (!want_deterministic || p.determinism == CUDNN_DETERMINISTIC) return &p;
-    }
-    if (first || !fma_only) return first;
-  }
-  return nullptr;
+std::vector<AlgorithmCandidate> rank_offers(const ConvPlan& p, const Perf* perf, int count, bool want_deterministic) {
+  std::vector<AlgorithmCandidate> offered;
+  for (int i = 0; i < count; ++i)
+    if (perf[i].status == CUDNN_STATUS_SUCCESS && perf[i].memory <= kMaxWorkspace)
+      offered.push_back(
+          {int(perf[i].algo), int(perf[i].mathType), perf[i].determinism == CUDNN_DETERMINISTIC, perf[i].memory});
+  return rank_algorithms(std::move(offered), p.fma_only ? CUDNN_FMA_MATH : kMathAsOffered, want_deterministic);
 }
 
-// The math type to run a chosen algorithm under: FMA when TF32 is off for float32.
-cudnnMathType_t run_math(const ConvPlan& p, cudnnMathType_t chosen) { return p.fma_only ? CUDNN_FMA_MATH : chosen; }
-
-void choose_forward(ConvPlan& p, const ConvGeom& g) {
+std::vector<AlgorithmCandidate> rank_forward(const ConvPlan& p, const ConvGeom& g) {
   cudnnConvolutionFwdAlgoPerf_t perf[CUDNN_CONVOLUTION_FWD_ALGO_COUNT];
   int count = 0;
   check_cudnn(cudnnSetConvolutionMathType(p.conv, p.base_math), "cudnnSetConvolutionMathType", g);
   check_cudnn(cudnnGetConvolutionForwardAlgorithm_v7(handle(), p.x, p.w, p.conv, p.y, CUDNN_CONVOLUTION_FWD_ALGO_COUNT,
                                                      &count, perf),
               "cudnnGetConvolutionForwardAlgorithm_v7", g);
-  const auto* best = pick(perf, count, p.fma_only, false);
-  FPA_CHECK(best != nullptr, "cuda conv2d forward: cuDNN offers no usable algorithm for ", describe(g));
-  p.forward.algo = best->algo;
-  p.forward.math = run_math(p, best->mathType);
-  check_cudnn(cudnnSetConvolutionMathType(p.conv, p.forward.math), "cudnnSetConvolutionMathType", g);
-  check_cudnn(
-      cudnnGetConvolutionForwardWorkspaceSize(handle(), p.x, p.w, p.conv, p.y, p.forward.algo, &p.forward.workspace),
-      "cudnnGetConvolutionForwardWorkspaceSize", g);
-  p.forward.ready = true;
+  return rank_offers(p, perf, count, false);
 }
 
-void choose_backward_data(ConvPlan& p, const ConvGeom& g) {
+std::vector<AlgorithmCandidate> rank_backward_data(const ConvPlan& p, const ConvGeom& g) {
   cudnnConvolutionBwdDataAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT];
   int count = 0;
   check_cudnn(cudnnSetConvolutionMathType(p.conv, p.base_math), "cudnnSetConvolutionMathType", g);
   check_cudnn(cudnnGetConvolutionBackwardDataAlgorithm_v7(handle(), p.w, p.y, p.conv, p.x,
                                                           CUDNN_CONVOLUTION_BWD_DATA_ALGO_COUNT, &count, perf),
               "cudnnGetConvolutionBackwardDataAlgorithm_v7", g);
-  const auto* best = pick(perf, count, p.fma_only, true);
-  FPA_CHECK(best != nullptr, "cuda conv2d backward data: cuDNN offers no usable algorithm for ", describe(g));
-  p.backward_data.algo = best->algo;
-  p.backward_data.math = run_math(p, best->mathType);
-  check_cudnn(cudnnSetConvolutionMathType(p.conv, p.backward_data.math), "cudnnSetConvolutionMathType", g);
-  check_cudnn(cudnnGetConvolutionBackwardDataWorkspaceSize(handle(), p.w, p.y, p.conv, p.x, p.backward_data.algo,
-                                                           &p.backward_data.workspace),
-              "cudnnGetConvolutionBackwardDataWorkspaceSize", g);
-  p.backward_data.ready = true;
+  return rank_offers(p, perf, count, true);
 }
 
-void choose_backward_filter(ConvPlan& p, const ConvGeom& g) {
+std::vector<AlgorithmCandidate> rank_backward_filter(const ConvPlan& p, const ConvGeom& g) {
   cudnnConvolutionBwdFilterAlgoPerf_t perf[CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT];
   int count = 0;
   check_cudnn(cudnnSetConvolutionMathType(p.conv, p.base_math), "cudnnSetConvolutionMathType", g);
   check_cudnn(cudnnGetConvolutionBackwardFilterAlgorithm_v7(handle(), p.x, p.y, p.conv, p.w,
                                                             CUDNN_CONVOLUTION_BWD_FILTER_ALGO_COUNT, &count, perf),
               "cudnnGetConvolutionBackwardFilterAlgorithm_v7", g);
-  const auto* best = pick(perf, count, p.fma_only, true);
-  FPA_CHECK(best != nullptr, "cuda conv2d backward filter: cuDNN offers no usable algorithm for ", describe(g));
-  p.backward_filter.algo = best->algo;
-  p.backward_filter.math = run_math(p, best->mathType);
-  check_cudnn(cudnnSetConvolutionMathType(p.conv, p.backward_filter.math), "cudnnSetConvolutionMathType", g);
-  check_cudnn(cudnnGetConvolutionBackwardFilterWorkspaceSize(handle(), p.x, p.y, p.conv, p.w, p.backward_filter.algo,
-                                                             &p.backward_filter.workspace),
-              "cudnnGetConvolutionBackwardFilterWorkspaceSize", g);
-  p.backward_filter.ready = true;
+  return rank_offers(p, perf, count, true);
+}
+
+// "" for success; for a status that says the algorithm cannot do this convolution, why (after
+// clearing the error a failed launch leaves behind); any other status throws.
+std::string unusable_because(cudnnStatus_t s, const char* what, const ConvGeom& g) {
+  if (s == CUDNN_STATUS_NOT_SUPPORTED || s == CUDNN_STATUS_EXECUTION_FAILED) {
+    (void)cudaGetLastError();
+    return fmt::format("{} returned {}", what, cudnnGetErrorString(s));
+  }
+  check_cudnn(s, what, g);
+  return "";
+}
+
+// One direction run with candidate c under its math type: workspace_size(algo, &bytes) and
+// run(algo, workspace, bytes) are that direction's cuDNN calls. "" when it ran, else why c is
+// unusable (AlgorithmChoice's attempt).
+template <typename Algo, typename WorkspaceSize, typename Run>
+std::string attempt(const ConvPlan& p, const ConvGeom& g, const AlgorithmCandidate& c, const char* what,
+                    WorkspaceSize&& workspace_size, Run&& run) {
+  const Algo algo = Algo(c.algo);
+  check_cudnn(cudnnSetConvolutionMathType(p.conv, cudnnMathType_t(c.math)), "cudnnSetConvolutionMathType", g);
+  size_t bytes = 0;
+  std::string reason = unusable_because(workspace_size(algo, &bytes), "the workspace size query", g);
+  if (!reason.empty()) return reason;
+  void* workspace = bytes ? device_alloc_or_null(bytes) : nullptr;
+  if (bytes && !workspace) return fmt::format("workspace of {} bytes not available", bytes);
+  const cudnnStatus_t status = run(algo, workspace, bytes);
+  if (workspace) device_free(workspace);  // its next user is queued behind this call
+  reason = unusable_because(status, what, g);
+  if (reason.empty()) sync_if_requested(what);
+  return reason;
+}
+
+// Inside a CUDA graph capture only the first candidate may be tried (see the header).
+bool may_try_others(const Direction& d) {
+  if (d.choice.chosen()) return true;
+  cudaStreamCaptureStatus status = cudaStreamCaptureStatusNone;
+  FPA_CUDA_CHECK(cudaStreamIsCapturing(stream(), &status));
+  return status == cudaStreamCaptureStatusNone;
+}
+
+// The direction's ranking, asked for at first use (and again while it is empty).
+template <typename Rank>
+const std::vector<AlgorithmCandidate>& ranking(Direction& d, const ConvPlan& p, const ConvGeom& g, Rank&& rank) {
+  if (!d.choice.chosen() && d.ranked.empty()) d.ranked = rank(p, g);
+  return d.ranked;
 }
 
 // cuDNN rejects zero-sized dims; then every output element is an empty sum.
@@ -257,39 +280,57 @@ void conv2d_forward(DType t, const ConvGeom& g, const void* x, const void* w, vo
   if (has_zero_dim(g)) return fill(t, g.N * g.Cout * g.OH * g.OW, 0.0, y);
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   ConvPlan& p = plan_for(t, g);
-  if (!p.forward.ready) choose_forward(p, g);
-  check_cudnn(cudnnSetConvolutionMathType(p.conv, p.forward.math), "cudnnSetConvolutionMathType", g);
-  Scratch workspace(p.forward.workspace);
   const Scaling s;
-  check_cudnn(cudnnConvolutionForward(handle(), s.alpha(t), p.x, x, p.w, w, p.conv, p.forward.algo, workspace.get(),
-                                      p.forward.workspace, s.beta(t), p.y, y),
-              "cudnnConvolutionForward", g);
+  Direction& d = p.forward;
+  d.choice.run(ranking(d, p, g, rank_forward), may_try_others(d), [&](const AlgorithmCandidate& c) {
+    return attempt<cudnnConvolutionFwdAlgo_t>(
+        p, g, c, "cudnnConvolutionForward",
+        [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
+          return cudnnGetConvolutionForwardWorkspaceSize(handle(), p.x, p.w, p.conv, p.y, algo, bytes);
+        },
+        [&](cudnnConvolutionFwdAlgo_t algo, void* workspace, size_t bytes) {
+          return cudnnConvolutionForward(handle(), s.alpha(t), p.x, x, p.w, w, p.conv, algo, workspace, bytes,
+                                         s.beta(t), p.y, y);
+        });
+  });
 }
 
 void conv2d_backward_data(DType t, const ConvGeom& g, const void* dy, const void* w, void* dx) {
   if (has_zero_dim(g)) return fill(t, g.N * g.Cin * g.H * g.W, 0.0, dx);
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   ConvPlan& p = plan_for(t, g);
-  if (!p.backward_data.ready) choose_backward_data(p, g);
-  check_cudnn(cudnnSetConvolutionMathType(p.conv, p.backward_data.math), "cudnnSetConvolutionMathType", g);
-  Scratch workspace(p.backward_data.workspace);
   const Scaling s;
-  check_cudnn(cudnnConvolutionBackwardData(handle(), s.alpha(t), p.w, w, p.y, dy, p.conv, p.backward_data.algo,
-                                           workspace.get(), p.backward_data.workspace, s.beta(t), p.x, dx),
-              "cudnnConvolutionBackwardData", g);
+  Direction& d = p.backward_data;
+  d.choice.run(ranking(d, p, g, rank_backward_data), may_try_others(d), [&](const AlgorithmCandidate& c) {
+    return attempt<cudnnConvolutionBwdDataAlgo_t>(
+        p, g, c, "cudnnConvolutionBackwardData",
+        [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+          return cudnnGetConvolutionBackwardDataWorkspaceSize(handle(), p.w, p.y, p.conv, p.x, algo, bytes);
+        },
+        [&](cudnnConvolutionBwdDataAlgo_t algo, void* workspace, size_t bytes) {
+          return cudnnConvolutionBackwardData(handle(), s.alpha(t), p.w, w, p.y, dy, p.conv, algo, workspace, bytes,
+                                              s.beta(t), p.x, dx);
+        });
+  });
 }
 
 void conv2d_backward_filter(DType t, const ConvGeom& g, const void* x, const void* dy, void* dw) {
   if (has_zero_dim(g)) return fill(t, g.Cout * (g.groups ? g.Cin / g.groups : 0) * g.KH * g.KW, 0.0, dw);
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   ConvPlan& p = plan_for(t, g);
-  if (!p.backward_filter.ready) choose_backward_filter(p, g);
-  check_cudnn(cudnnSetConvolutionMathType(p.conv, p.backward_filter.math), "cudnnSetConvolutionMathType", g);
-  Scratch workspace(p.backward_filter.workspace);
   const Scaling s;
-  check_cudnn(cudnnConvolutionBackwardFilter(handle(), s.alpha(t), p.x, x, p.y, dy, p.conv, p.backward_filter.algo,
-                                             workspace.get(), p.backward_filter.workspace, s.beta(t), p.w, dw),
-              "cudnnConvolutionBackwardFilter", g);
+  Direction& d = p.backward_filter;
+  d.choice.run(ranking(d, p, g, rank_backward_filter), may_try_others(d), [&](const AlgorithmCandidate& c) {
+    return attempt<cudnnConvolutionBwdFilterAlgo_t>(
+        p, g, c, "cudnnConvolutionBackwardFilter",
+        [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+          return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle(), p.x, p.y, p.conv, p.w, algo, bytes);
+        },
+        [&](cudnnConvolutionBwdFilterAlgo_t algo, void* workspace, size_t bytes) {
+          return cudnnConvolutionBackwardFilter(handle(), s.alpha(t), p.x, x, p.y, dy, p.conv, algo, workspace, bytes,
+                                                s.beta(t), p.w, dw);
+        });
+  });
 }
 
 void im2col(DType t, const ConvGeom& g, const void* x, void* col) {

@@ -19,6 +19,13 @@ bool cuda_tf32();
 void set_cuda_matmul_tf32(bool on);
 bool cuda_matmul_tf32();
 
+// Waiting for the stream after every kernel launch, cuBLAS or cuDNN call and device copy
+// outside a capture, so a fault inside a kernel is reported under the call that caused it
+// (cuda_errors.cu). Off by default (slow: for finding a fault); FPA_CUDA_SYNC=1 in the
+// environment turns it on (CUDA_LAUNCH_BLOCKING=1 would make every capture fail).
+void set_cuda_sync_launches(bool on);
+bool cuda_sync_launches();
+
 // "NVIDIA H200 (sm_90, 132 SMs, 139.8 GiB), driver 13.0, runtime 13.0, cuBLAS 13.0.0, cuDNN 9.13.0".
 std::string cuda_device_summary();
 

@@ -72,34 +72,43 @@ void gemm(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
   static std::mutex mu;  // one handle: calls from several host threads take turns
   std::lock_guard<std::mutex> lock(mu);
   cublasHandle_t h = handle();
+  // A failure names the product as the caller asked for it (row-major), not cuBLAS's swap.
+  auto check = [&](cublasStatus_t s, const char* what) {
+    if (s == CUBLAS_STATUS_SUCCESS) return;
+    (void)cudaGetLastError();  // a failed launch inside cuBLAS leaves it set
+    fail("cuda: cuBLAS ", what, " failed: ", cublasGetStatusString(s), " for ", t == DType::f32 ? "float32" : "float64",
+         " C (", M, " x ", N, ") = ", ta ? "A^T" : "A", " ", tb ? "B^T" : "B", " with K ", K, ", lda ", lda, ", ldb ",
+         ldb, ", ldc ", ldc, ", batch ", batch, " (strides ", sa, ", ", sb, ", ", sc, ")");
+  };
   // Column-major call: C^T (N x M) = op(B)^T (N x K) op(A)^T (K x M).
   const cublasOperation_t op_b = tb ? CUBLAS_OP_T : CUBLAS_OP_N, op_a = ta ? CUBLAS_OP_T : CUBLAS_OP_N;
   const int m = to_int(N, "N"), n = to_int(M, "M"), k = to_int(K, "K");
   const int ld_b = to_int(ldb, "ldb"), ld_a = to_int(lda, "lda"), ld_c = to_int(ldc, "ldc");
   if (t == DType::f32) {
     const bool tf32 = gemm_precision() == GemmPrecision::recurrent ? cuda_tf32() : cuda_matmul_tf32();
-    check_cublas(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    check(cublasSetMathMode(h, tf32 ? CUBLAS_TF32_TENSOR_OP_MATH : CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
     const float al = float(alpha), be = float(beta);
     auto a = static_cast<const float*>(A);
     auto b = static_cast<const float*>(B);
     auto c = static_cast<float*>(C);
-    if (batch == 1) check_cublas(cublasSgemm(h, op_b, op_a, m, n, k, &al, b, ld_b, a, ld_a, &be, c, ld_c), "sgemm");
+    if (batch == 1) check(cublasSgemm(h, op_b, op_a, m, n, k, &al, b, ld_b, a, ld_a, &be, c, ld_c), "sgemm");
     else
-      check_cublas(cublasSgemmStridedBatched(h, op_b, op_a, m, n, k, &al, b, ld_b, sb, a, ld_a, sa, &be, c, ld_c, sc,
-                                             to_int(batch, "batch")),
-                   "sgemm (strided batched)");
+      check(cublasSgemmStridedBatched(h, op_b, op_a, m, n, k, &al, b, ld_b, sb, a, ld_a, sa, &be, c, ld_c, sc,
+                                      to_int(batch, "batch")),
+            "sgemm (strided batched)");
   } else {
-    check_cublas(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
+    check(cublasSetMathMode(h, CUBLAS_DEFAULT_MATH), "cublasSetMathMode");
     const double al = alpha, be = beta;
     auto a = static_cast<const double*>(A);
     auto b = static_cast<const double*>(B);
     auto c = static_cast<double*>(C);
-    if (batch == 1) check_cublas(cublasDgemm(h, op_b, op_a, m, n, k, &al, b, ld_b, a, ld_a, &be, c, ld_c), "dgemm");
+    if (batch == 1) check(cublasDgemm(h, op_b, op_a, m, n, k, &al, b, ld_b, a, ld_a, &be, c, ld_c), "dgemm");
     else
-      check_cublas(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &al, b, ld_b, sb, a, ld_a, sa, &be, c, ld_c, sc,
-                                             to_int(batch, "batch")),
-                   "dgemm (strided batched)");
+      check(cublasDgemmStridedBatched(h, op_b, op_a, m, n, k, &al, b, ld_b, sb, a, ld_a, sa, &be, c, ld_c, sc,
+                                      to_int(batch, "batch")),
+            "dgemm (strided batched)");
   }
+  sync_if_requested("a cuBLAS GEMM");
 }
 
 }  // namespace fpa::gpu

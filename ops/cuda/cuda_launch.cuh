@@ -4,8 +4,9 @@
 // naming the kernel). A kernel with dynamic shared memory names it with FPA_DYNAMIC_SHARED and
 // is started by launch_with_shared, which first raises the kernel's limit above the default
 // 48 KiB when asked for more (up to max_dynamic_shared_bytes()), once per kernel and size.
-// Faults inside a kernel surface at the next synchronising call (to_host, cuda_synchronize).
-// The host emulation (tests/cuda/emulation/ops/cuda/cuda_launch.cuh) mirrors this file.
+// Faults inside a kernel surface at the next synchronising call (to_host, cuda_synchronize),
+// or at the launch itself with FPA_CUDA_SYNC=1 (cuda_errors.cu). The host emulation
+// (tests/cuda/emulation/ops/cuda/cuda_launch.cuh) mirrors this file.
 #pragma once
 #include <cuda_runtime.h>
 
@@ -17,6 +18,9 @@ namespace fpa::gpu {
 
 cudaStream_t stream();
 void check_cuda(cudaError_t e, const char* what, const char* file, int line);
+// After a launch: a bad configuration throws naming the kernel; with FPA_CUDA_SYNC=1 (outside a
+// capture) the stream is waited for, so a fault inside the kernel does too (cuda_errors.cu).
+void check_launch(const char* kernel);
 
 constexpr int kThreads = 256;  // threads per block of the elementwise kernels
 
@@ -33,7 +37,7 @@ inline unsigned blocks_for(int64_t n, int threads = kThreads) {
 template <typename... Params, typename... Args>
 void launch(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, Args... args) {
   kernel<<<grid, threads, 0, stream()>>>(Params(args)...);
-  check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
+  check_launch(name);
 }
 
 // The most dynamic shared memory one block may use on this device (the opt-in limit), in bytes.
@@ -69,7 +73,7 @@ void launch_with_shared(const char* name, void (*kernel)(Params...), dim3 grid, 
                         Args... args) {
   if (shared_bytes > 48 * 1024) raise_shared_limit(reinterpret_cast<const void*>(kernel), shared_bytes, name);
   kernel<<<grid, threads, shared_bytes, stream()>>>(Params(args)...);
-  check_cuda(cudaGetLastError(), name, __FILE__, __LINE__);
+  check_launch(name);
 }
 
 // Inside a kernel: `T* name` = the block's dynamic shared memory (launch_with_shared's bytes).

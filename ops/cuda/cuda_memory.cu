@@ -10,8 +10,15 @@
 // may outlive static teardown), and freeing never calls the driver, so it is safe from
 // destructors at exit. Capture pools (cuda_graph.cu) keep a graph's blocks from anyone else
 // while the graph lives.
+// FPA_CUDA_CACHE=0 in the environment turns the cache off: every block is its own cudaMalloc of
+// exactly its size, given back by cudaFree (which waits for the device) when freed, so that
+// compute-sanitizer sees an access past a block's end (tools/gpu_check.sh). Slow; a capture
+// that frees may fail (the trainer then goes on eagerly); cuda_memory_stats counts nothing.
 // Everything is asynchronous except to_host, which waits for the copy (and so for all work
 // queued before it).
+#include <cstdlib>
+#include <cstring>
+
 #include "ops/block_cache.h"
 #include "ops/cuda/cuda_common.cuh"
 #include "ops/cuda/cuda_flags.h"
@@ -19,15 +26,12 @@
 namespace fpa {
 namespace gpu {
 
-void check_cuda(cudaError_t e, const char* what, const char* file, int line) {
-  if (e != cudaSuccess) fail("cuda: ", what, ": ", cudaGetErrorString(e), " (", file, ":", line, ")");
-}
-
 cudaStream_t stream() {
   static cudaStream_t s = [] {
     cudaStream_t created = nullptr;
-    // A blocking stream: it also waits for (and is waited for by) work on the legacy default stream.
-    FPA_CUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamDefault));
+    // Non-blocking: never ordered against the legacy default stream, so library work queued
+    // there (which a blocking stream would wait for) cannot invalidate a capture.
+    FPA_CUDA_CHECK(cudaStreamCreateWithFlags(&created, cudaStreamNonBlocking));
     return created;
   }();
   return s;
@@ -51,6 +55,15 @@ void cuda_free(void* p) {
   if (cudaFree(p) != cudaSuccess) (void)cudaGetLastError();  // never thrown: destructors reach here
 }
 
+// False with FPA_CUDA_CACHE=0 (see the header).
+bool caching() {
+  static const bool on = [] {
+    const char* env = std::getenv("FPA_CUDA_CACHE");
+    return !(env && std::strcmp(env, "0") == 0);
+  }();
+  return on;
+}
+
 BlockCache& cache() {
   // never destroyed, see above
   static BlockCache* c = new BlockCache(
@@ -70,7 +83,13 @@ __global__ void fill_kernel(int64_t n, T value, T* dst) {
 
 }  // namespace
 
+
 void* device_alloc(size_t bytes) {
+  if (!caching()) {
+    void* p = cuda_malloc_or_null(bytes ? bytes : 1);
+    if (!p) fail("cuda: out of device memory: cannot allocate ", bytes, " bytes (FPA_CUDA_CACHE=0: no cache)");
+    return p;
+  }
   void* p = cache().alloc(bytes);
   if (!p) {
     const BlockCacheStats s = cache().stats();
@@ -80,7 +99,13 @@ void* device_alloc(size_t bytes) {
   }
   return p;
 }
-void device_free(void* p) { cache().free(p); }
+void* device_alloc_or_null(size_t bytes) {
+  return caching() ? cache().alloc(bytes) : cuda_malloc_or_null(bytes ? bytes : 1);
+}
+void device_free(void* p) {
+  if (!caching()) return p ? cuda_free(p) : void();
+  cache().free(p);
+}
 int begin_capture_pool(int share) { return cache().begin_pool(share); }
 int end_capture_pool() { return cache().end_pool(); }
 void release_capture_pool(int pool) { cache().release_pool(pool); }
@@ -97,6 +122,7 @@ void to_host(void* dst, const void* src, size_t bytes) {
 void copy(void* dst, const void* src, size_t bytes) {
   if (bytes == 0 || dst == src) return;
   FPA_CUDA_CHECK(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToDevice, stream()));
+  sync_if_requested("a device-to-device copy");
 }
 
 void cast(DType from, DType to, int64_t n, const void* src, void* dst) {

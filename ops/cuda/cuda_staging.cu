@@ -67,13 +67,12 @@ class Staging {
   StagingBuffer take(size_t bytes) {
     for (size_t i = 0; i < in_flight_.size(); ++i) {
       StagingBuffer& b = in_flight_[i];
-      if (b.size >= bytes && cudaEventQuery(b.copied) == cudaSuccess) {
+      if (b.size >= bytes && copied(b)) {
         StagingBuffer r = b;
         in_flight_.erase(in_flight_.begin() + long(i));
         return r;
       }
     }
-    (void)cudaGetLastError();  // cudaEventQuery's cudaErrorNotReady is not an error
     if (in_flight_.size() >= kMaxBuffers) {  // too many: wait for the oldest, resize it if needed
       StagingBuffer b = in_flight_.front();
       in_flight_.pop_front();
@@ -87,6 +86,19 @@ class Staging {
     FPA_CUDA_CHECK(cudaMallocHost(&b.host, b.size));
     FPA_CUDA_CHECK(cudaEventCreateWithFlags(&b.copied, cudaEventDisableTiming));
     return b;
+  }
+
+  // Whether the buffer's last DMA has finished. cudaEventQuery's "not ready" is not an error,
+  // but the runtime keeps it as the thread's last error: cleared at once, or the next launch
+  // would report it.
+  static bool copied(const StagingBuffer& b) {
+    const cudaError_t e = cudaEventQuery(b.copied);
+    if (e == cudaErrorNotReady) {
+      (void)cudaGetLastError();
+      return false;
+    }
+    FPA_CUDA_CHECK(e);
+    return true;
   }
 
   std::mutex mu_;

@@ -15,7 +15,7 @@ namespace {
 // The trainer tests' tiny configuration (train_test_util.h, DiffAugment at p 0.5) with the
 // penalty every 2 steps and the EMA from step 2; steps are taken one by one (no run folder).
 Trainer make_trainer(Device device, bool graph) {
-  TrainOptions o = tiny("", 0);
+  TrainOptions o = tiny("", 100);  // o.steps: checked (at least 1), not used here
   o.gp_every = 2, o.ema_start = 2;
   o.device = device, o.graph = graph;
   const int64_t C = o.model.g.channels, S = o.model.g.image_size;

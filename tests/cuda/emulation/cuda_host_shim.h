@@ -4,6 +4,7 @@
 // that cooperate (shuffles, __syncthreads: run as real threads, see ops/cuda/cuda_launch.cuh
 // beside this file). Arithmetic is the host's (no fused multiply-add unless asked for), so
 // last-bit agreement here says nothing about the GPU; indexing, planning and coverage do.
+// The runtime calls around the kernels are faked too (fake_cuda_runtime.h).
 #pragma once
 #include <cuda_runtime.h>
 #include <pthread.h>
@@ -78,3 +79,6 @@ inline cudaError_t emulated_memcpy_async(void* dst, const void* src, size_t n, c
   return cudaSuccess;
 }
 #define cudaMemcpyAsync emulated_memcpy_async
+
+// The runtime calls of the backend's host code (errors, graphs, staging), with injectable faults.
+#include "fake_cuda_runtime.h"

@@ -3,7 +3,9 @@
 # run on the host, for checking kernel indexing and planning where there is no GPU. Slow
 # (cooperative kernels run 256 threads per block), so small cases only (FPA_CUDA_TEST_SMALL=1).
 # What it cannot check: cuBLAS, cuDNN, the allocator, streams, real GPU arithmetic (those
-# entries come from the CPU backend here, and the table/allocator tests are left out).
+# entries come from the CPU backend here, and the table/allocator tests are left out). The
+# host code around the kernels (errors, graphs, staging) runs on a fake runtime with injected
+# faults (fake_cuda_runtime.h, tests/cuda/emulation/test_*.cpp).
 #   bash tests/cuda/emulation/run.sh [gtest flags]       (builds into build/cuda_emulation)
 # SANITIZE=1: everything built with AddressSanitizer and UBSan (build/cuda_emulation_asan), so a
 # kernel indexing past a tensor, or past its shared memory, stops the run with the kernel's line.
@@ -30,19 +32,24 @@ make NVCC= BUILD="$OUT/cpu" -j"${JOBS:-2}" "$OUT/cpu/fpa" >"$OUT/make.log" 2>&1 
 KERNEL_FLAGS=(-O1 -g -std=c++17 -fopenmp -ffp-contract=off -Itests/cuda/emulation -I. -I"$CUDA_HOME/include"
               -include tests/cuda/emulation/cuda_host_shim.h -Wno-attributes -Wno-unknown-pragmas "${SAN[@]}")
 objects=()
-KERNELS=(cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention cuda_paint cuda_paint_backward
-         cuda_lstm cuda_channel_norm cuda_conv)
-for f in "${KERNELS[@]}"; do
+# The kernels, and the host code around them that runs on the fake runtime (fake_cuda_runtime.h).
+SOURCES=(cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention cuda_paint cuda_paint_backward
+         cuda_lstm cuda_channel_norm cuda_conv cuda_errors cuda_graph cuda_staging)
+for f in "${SOURCES[@]}"; do
   o=$OUT/obj/$f.o
   if [ ! -f "$o" ] || [ -n "$(find ops/cuda tests/cuda/emulation -newer "$o" -print -quit)" ]; then
     g++ "${KERNEL_FLAGS[@]}" -x c++ -c "ops/cuda/$f.cu" -o "$o"
   fi
   objects+=("$o")
 done
-g++ "${KERNEL_FLAGS[@]}" -c tests/cuda/emulation/emulated_backend.cpp -o "$OUT/obj/emulated_backend.o"
-objects+=("$OUT/obj/emulated_backend.o")
+# The emulated table, and the tests that inject faults into the fake runtime (emulation only).
+for f in tests/cuda/emulation/*.cpp; do
+  g++ "${KERNEL_FLAGS[@]}" -c "$f" -o "$OUT/obj/$(basename "$f" .cpp).o"
+  objects+=("$OUT/obj/$(basename "$f" .cpp).o")
+done
 HEADERS="autograd ops nn fpa train data tests"  # a test object is rebuilt when any header is newer
-for f in tests/cuda/*.cpp tests/op_cases.cpp tests/fixture_checks.cpp; do
+# test_cuda_faults.cpp drives the real runtime: GPU only.
+for f in $(ls tests/cuda/*.cpp | grep -v test_cuda_faults.cpp) tests/op_cases.cpp tests/fixture_checks.cpp; do
   o=$OUT/obj/$(basename "$f" .cpp).o
   if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find $HEADERS -name '*.h' -newer "$o" -print -quit)" ]; then
     g++ -O1 -g -std=c++17 -fopenmp -I. "${SAN[@]}" -c "$f" -o "$o"

@@ -5,7 +5,8 @@
 // real threads meeting at barriers, started once per launch. Dynamic shared memory (launch_with_shared,
 // FPA_DYNAMIC_SHARED) is a host buffer of exactly the launch's bytes, made afresh for each block
 // and filled with 0xff bytes (NaN in float and double), so a read of shared memory the block
-// never wrote shows in the results, and one past its end stops a SANITIZE=1 run.
+// never wrote shows in the results, and one past its end stops a SANITIZE=1 run. After each
+// launch, as on the GPU, check_launch (cuda_errors.cu, on fake_cuda_runtime.h).
 #pragma once
 #include <cstdint>
 #include <cstring>
@@ -17,6 +18,7 @@ namespace fpa::gpu {
 
 cudaStream_t stream();
 void check_cuda(cudaError_t e, const char* what, const char* file, int line);
+void check_launch(const char* kernel);  // cuda_errors.cu, on the fake runtime
 
 constexpr int kThreads = 256;
 
@@ -82,6 +84,8 @@ void run_blocks(const char* name, void (*kernel)(Params...), dim3 grid, unsigned
 template <typename... Params, typename... Args>
 void launch(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, Args... args) {
   emulation::run_blocks(name, kernel, grid, threads, 0, args...);
+  emu::kernel_ran(name);
+  check_launch(name);
 }
 
 // An H100's / H200's opt-in limit (227 KiB), so the kernels plan as they would there.
@@ -91,6 +95,8 @@ template <typename... Params, typename... Args>
 void launch_with_shared(const char* name, void (*kernel)(Params...), dim3 grid, unsigned threads, size_t shared_bytes,
                         Args... args) {
   emulation::run_blocks(name, kernel, grid, threads, shared_bytes, args...);
+  emu::kernel_ran(name);
+  check_launch(name);
 }
 
 #define FPA_DYNAMIC_SHARED(T, name) T* name = reinterpret_cast<T*>(::fpa::gpu::emulation::dynamic_shared.get())
