@@ -2,6 +2,7 @@
 #include "ops/backend.h"
 
 #include <cmath>
+#include <cstring>
 
 #include "autograd/error.h"
 
@@ -13,16 +14,20 @@ const Backend& cpu_backend();
 const Backend* cuda_backend_if_usable();  // null when no GPU can be used
 #endif
 
+// The registry: one slot per device of autograd/dtype.h's list, the built-ins filled in.
 static const Backend*& slot(Device d) {
-  static const Backend* table[2] = {
-      &cpu_backend(),
+  static const Backend* table[kDeviceCount] = {};
+  static const bool builtins = [] {
+    table[static_cast<int>(Device::cpu)] = &cpu_backend();
 #ifdef FPA_WITH_CUDA
-      cuda_backend_if_usable(),
-#else
-      nullptr,
+    table[static_cast<int>(Device::cuda)] = cuda_backend_if_usable();
 #endif
-  };
-  return table[static_cast<int>(d)];
+    return true;
+  }();
+  (void)builtins;
+  const int i = static_cast<int>(d);
+  FPA_CHECK(i >= 0 && i < kDeviceCount, "backend registry: device number ", i, " is not in autograd/dtype.h's list");
+  return table[i];
 }
 
 void register_backend(Device device, const Backend* b) { slot(device) = b; }
@@ -31,11 +36,25 @@ bool has_backend(Device device) { return slot(device) != nullptr; }
 
 const Backend& backend(Device device) {
   const Backend* b = slot(device);
-  FPA_CHECK(b != nullptr, "device ", device_name(device), " is not available: ",
-            device == Device::cuda ? "this build has no CUDA backend (rebuild where nvcc is installed) "
-                                     "or no usable GPU was found"
-                                   : "no CPU backend registered");
+  if (!b && device == Device::cuda)
+    fail("device cuda is not available: this build has no CUDA backend (rebuild where nvcc is installed) or no usable "
+         "GPU was found");
+  FPA_CHECK(b != nullptr, "device ", device_name(device), " is not available: no backend is registered for it");
   return *b;
+}
+
+const std::vector<const char*>& primitive_names() {
+  static const std::vector<const char*> names = {
+#define FPA_PRIMITIVE(fn, ret, params) #fn,
+#include "ops/primitives.def"
+  };
+  return names;
+}
+
+bool is_primitive(const char* name) {
+  for (const char* p : primitive_names())
+    if (std::strcmp(p, name) == 0) return true;
+  return false;
 }
 
 static thread_local GemmPrecision current_gemm_precision = GemmPrecision::matmul;

@@ -1,14 +1,14 @@
 // backend.h: the narrow table of primitives every compute backend implements.
 //
 // Differentiable ops (ops/*.cpp) are written against this table only; they never branch on
-// the device. A primitive reads and writes raw device pointers of one dtype, with uniform
-// argument order: dtype first, then sizes/geometry, then inputs, then outputs. All buffers
-// are contiguous row-major unless a stride argument says otherwise; strides are in elements.
-// A backend registers itself with register_backend(); `supports(name)` tells whether an
-// entry is really implemented (the stub backend in ops/stub answers false to everything).
-// See ops/PORTING.md for how to add one.
+// the device. The primitives, their signatures and conventions are listed once, in
+// ops/primitives.def; this file has the types they take and the registry. A backend registers
+// itself with register_backend(); `supports(name)` tells whether an entry is really
+// implemented (false for a name that is no primitive; the stub backend in ops/stub answers
+// false to everything). See ops/PORTING.md for how to add one.
 #pragma once
 #include <cstdint>
+#include <vector>
 
 #include "autograd/dtype.h"
 #include "autograd/shape.h"
@@ -86,140 +86,9 @@ struct Backend {
   const char* name;
   bool (*supports)(const char* primitive);
 
-  // memory
-  void* (*alloc)(size_t bytes);
-  void (*free)(void* ptr);
-  void (*to_host)(void* host_dst, const void* src, size_t bytes);
-  void (*from_host)(void* dst, const void* host_src, size_t bytes);
-  // A copy to the host that does not wait: to_host_start queues it behind the work already
-  // issued (so it sees what that work writes) and returns a ticket at once; to_host_finish
-  // waits for it, puts the bytes in host_dst (nullptr: drops them) and ends the ticket. Every
-  // ticket is finished exactly once.
-  void* (*to_host_start)(const void* src, size_t bytes);
-  void (*to_host_finish)(void* ticket, void* host_dst);
-  void (*copy)(void* dst, const void* src, size_t bytes);
-  // Several copies in one call (on a GPU one kernel, not one per span): spans[i].bytes from
-  // spans[i].src to spans[i].dst, i < count. `spans` is a host array, read during the call;
-  // no two regions overlap. (Adam gathers every parameter's gradient with it.)
-  void (*copy_many)(int64_t count, const CopySpan* spans);
-  void (*cast)(DType from, DType to, int64_t n, const void* src, void* dst);
-  void (*fill)(DType t, int64_t n, double value, void* dst);
-
-  // y = op(x) elementwise; a, b are the op's scalar parameters.
-  void (*unary)(DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y);
-  // out[i] = a[i*as] op b[i*bs] over loop.shape; out contiguous.
-  void (*binary)(DType t, BinaryOp op, const StridedLoop& loop, const void* a, const void* b, void* out);
-  // dst[i*bs] = src[i*as] over loop.shape (permute, slice, expand, flip, pad, concat).
-  void (*copy_strided)(DType t, const StridedLoop& loop, const void* src, void* dst);
-  // y (kept dims) = reduce of x over the dims where reduce_mask bit is set.
-  void (*reduce)(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);
-  // y = softmax of x over the middle dim of (outer, dim, inner).
-  void (*softmax)(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, void* y);
-  // Its backward from the output: dx = y (g - sum over dim of g y), g the gradient of y, same
-  // layout. With u (null for that), the backward of this dx along u with respect to y, which
-  // second-order gradients need: dx = u (g - sum g y) - g sum u y.
-  void (*softmax_backward)(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g,
-                           const void* u, void* dx);
-
-  // Row-major strided-batched GEMM: C[b] = alpha op(A[b]) op(B[b]) + beta C[b], op = transpose if t*.
-  void (*gemm)(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
-               const void* A, int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b,
-               double beta, void* C, int64_t ldc, int64_t stride_c, int64_t batch);
-
-  // Convolution: y = conv(x, w); dx = conv^T(dy, w); dw = corr(x, dy). Outputs overwritten.
-  void (*conv2d_forward)(DType t, const ConvGeom& g, const void* x, const void* w, void* y);
-  void (*conv2d_backward_data)(DType t, const ConvGeom& g, const void* dy, const void* w, void* dx);
-  void (*conv2d_backward_filter)(DType t, const ConvGeom& g, const void* x, const void* dy, void* dw);
-  // im2col: x (N, C, H, W) -> col (N, C*KH*KW, OH*OW); col2im sums back (overwrites x). groups = 1.
-  void (*im2col)(DType t, const ConvGeom& g, const void* x, void* col);
-  void (*col2im)(DType t, const ConvGeom& g, const void* col, void* x);
-
-  void (*avg_pool2d)(DType t, const PoolGeom& g, const void* x, void* y);
-  void (*avg_pool2d_backward)(DType t, const PoolGeom& g, const void* dy, void* dx);
-  // Nearest resize of (planes, H, W) to (planes, OH, OW), PyTorch's legacy "nearest" rule.
-  void (*resize_nearest)(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                         const void* x, void* y);
-  void (*resize_nearest_backward)(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
-                                  const void* dy, void* dx);
-
-  // Counter-based random numbers: element i depends only on (seed, offset + i).
-  void (*rand_uniform)(DType t, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi, void* dst);
-  void (*rand_normal)(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean, double std, void* dst);
-
-  // One Adam step over flat buffers (torch.optim.Adam semantics, L2 weight decay).
-  void (*adam_step)(DType t, int64_t n, const AdamArgs& args, void* param, const void* grad, void* m, void* v);
-
-  // Local attention over each position's kernel x kernel neighbourhood (kernel odd, zero
-  // padding kernel/2, as unfold gathers it) of (planes, d, H, W) maps, n = a position, j = a
-  // neighbour at offset off_j: sim[j, n] = sum_c q[c, n] key[c, n + off_j] (0 outside the map),
-  // attn = softmax over j, out[c, n] = sum_j attn[j, n] value[c, n + off_j] (0 outside).
-  // attn (planes, kernel*kernel, H*W) is written for the backward.
-  void (*local_attention)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel,
-                          const void* q, const void* key, const void* value, void* out, void* attn);
-  // Its gradients from dout and the saved attn; dq, dkey, dvalue overwritten.
-  void (*local_attention_backward)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel,
-                                   const void* q, const void* key, const void* value, const void* attn,
-                                   const void* dout, void* dq, void* dkey, void* dvalue);
-  // Its pieces, one at a time (what second-order gradients differentiate): maps (planes, d, H,
-  // W), neighbourhood weights (planes, J, H, W), J = kernel^2, the same offsets off_j.
-  // neighbour_dot: out[j, n] = sum_c a[c, n] b[c, n + off_j]; neighbour_sum: out[c, n] =
-  // sum_j w[j, n] x[c, n + off_j]; neighbour_transpose: out[j, n] = w[J-1-j, n + off_j] (0
-  // outside), so that sum_j w[j, m - off_j] x[c, m - off_j] = neighbour_sum(transpose(w), x).
-  void (*neighbour_dot)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* a,
-                        const void* b, void* out);
-  void (*neighbour_sum)(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* w,
-                        const void* x, void* out);
-  void (*neighbour_transpose)(DType t, int64_t planes, int64_t H, int64_t W, int64_t kernel, const void* w,
-                              void* out);
-
-  // The whole painting in one call. k, v (T, N, S); beta (T, N, rate_dim), null for hebb;
-  // w0 (N, S, S) or null (no start matrix); W (N, S, S) = W_T. Per step, k and beta after the
-  // front end (softmax, sigmoid when the geometry asks):
-  //   delta: W += (beta (v - W k)) k^T, but without w0 step 1 is W = v k^T (no rate);
-  //   hebb:  W += v k^T;
-  //   oja:   k' = softmax(k - W^T v) (k' = softmax(k) at step 1 without w0); W += (beta v) k'^T.
-  void (*paint_forward)(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta,
-                        const void* w0, void* W);
-  // Its gradients from dW (N, S, S) = dL/dW_T, recomputing the painting (nothing is saved by
-  // the forward). dk, dv (T, N, S) w.r.t. the raw k; dbeta (T, N, rate_dim) w.r.t. the raw beta,
-  // or null; dw0 (N, S, S) or null. Outputs overwritten.
-  void (*paint_backward)(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta,
-                         const void* w0, const void* dW, void* dk, void* dv, void* dbeta, void* dw0);
-
-  // One LSTM step's gate math over B rows, gate blocks i, f, g, o (PyTorch's order), each H wide.
-  // gates (B, 4H) holds the preactivations x W_ih^T + b_ih + b_hh + h_prev W_hh^T on entry and
-  // the activations sigmoid(i), sigmoid(f), tanh(g), sigmoid(o) on return (kept for the
-  // backward); c_prev (B, H); c = f c_prev + i g, h = o tanh(c), both (B, H), overwritten.
-  void (*lstm_gates_forward)(DType t, int64_t B, int64_t H, void* gates, const void* c_prev, void* c, void* h);
-  // Its gradients from the activations `gates` (B, 4H), c_prev and c (B, H), and dh (B, H),
-  // the gradient of h. dc (B, H) holds the gradient of c on entry and that of c_prev on return;
-  // dgates (B, 4H), the gradient of the preactivations, overwritten.
-  void (*lstm_gates_backward)(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
-                              const void* dh, void* dc, void* dgates);
-
-  // The channel norm of the lightweight-GAN discriminator (ChanNorm) over x (N, C, P), P = H*W:
-  // at each (n, p), over c, y = (x - mean) rstd g[c] + b[c] with rstd = 1 / sqrt(var + eps),
-  // var biased. mean and rstd (N, P) are written for the backward.
-  void (*channel_norm_forward)(DType t, int64_t N, int64_t C, int64_t P, double eps, const void* x, const void* g,
-                               const void* b, void* y, void* mean, void* rstd);
-  // Its gradients from dy (N, C, P): dx (N, C, P); dg, db (C), summed over n and p. Overwritten.
-  void (*channel_norm_backward)(DType t, int64_t N, int64_t C, int64_t P, const void* x, const void* g,
-                                const void* mean, const void* rstd, const void* dy, void* dx, void* dg, void* db);
-
-  // Capturing work for replay (CUDA graphs). Between capture_begin and capture_end every
-  // primitive is recorded, not run, with its memory from a pool private to the capture (kept
-  // until graph_release, so a replay's pointers stay valid); nothing may read device memory on
-  // the host meanwhile. capture_end returns the graph; graph_replay runs it again, reading
-  // whatever the recorded pointers hold then; graph_release waits for it and frees it and its
-  // pool. Backends that run eagerly (CPU) answer supports("capture_begin") false.
-  // capture_begin(graph) records into the pool of `graph` (live) instead of a new one, reusing
-  // what that capture freed: then the graphs must replay one at a time, and what one leaves
-  // for later (its outputs) must be read, or be no longer needed, before another replays. The
-  // pool is freed with the last of its graphs.
-  void (*capture_begin)(void* share_pool_of);
-  void* (*capture_end)();
-  void (*graph_replay)(void* graph);
-  void (*graph_release)(void* graph);
+  // One function pointer per primitive, in the order of ops/primitives.def, where each is documented.
+#define FPA_PRIMITIVE(fn, ret, params) ret(*fn) params;
+#include "ops/primitives.def"
 };
 
 // Which precision switch a float32 GEMM follows on a device with a faster reduced-precision
@@ -246,5 +115,8 @@ const Backend& backend(Device device);
 bool has_backend(Device device);
 // The stub backend (every entry throws "unimplemented: NAME"): the porting template.
 const Backend& stub_backend();
+// Whether `name` is a primitive of ops/primitives.def, and all their names in its order.
+bool is_primitive(const char* name);
+const std::vector<const char*>& primitive_names();
 
 }  // namespace fpa

@@ -129,7 +129,7 @@ struct Ticket {
 Backend standin_table() {
   Backend b = cpu_backend();
   b.name = "cuda (stream stand-in)";
-  b.supports = [](const char*) { return true; };
+  b.supports = is_primitive;
   b.alloc = [](size_t bytes) { return standin().alloc(bytes); };
   b.free = [](void* p) { standin().free(p); };
   b.to_host = [](void* dst, const void* src, size_t bytes) {
@@ -156,43 +156,15 @@ Backend standin_table() {
     standin().wait("to_host_finish", &t->done);
     if (dst) std::memcpy(dst, t->bytes.data(), t->bytes.size());
   };
-  b.copy = QUEUED(copy);
+  // Every primitive that runs on the device, queued (ops/primitives.def).
+#define FPA_PRIMITIVE(fn, ret, params) b.fn = QUEUED(fn);
+#define FPA_HOST_PRIMITIVE(fn, ret, params)
+#define FPA_CAPTURE_PRIMITIVE(fn, ret, params)
+#include "ops/primitives.def"
   b.copy_many = [](int64_t count, const CopySpan* spans) {  // the host array may be gone when it runs
     auto copied = std::make_shared<std::vector<CopySpan>>(spans, spans + count);
     standin().enqueue([copied] { cpu_backend().copy_many(int64_t(copied->size()), copied->data()); });
   };
-  b.cast = QUEUED(cast);
-  b.fill = QUEUED(fill);
-  b.unary = QUEUED(unary);
-  b.binary = QUEUED(binary);
-  b.copy_strided = QUEUED(copy_strided);
-  b.reduce = QUEUED(reduce);
-  b.softmax = QUEUED(softmax);
-  b.softmax_backward = QUEUED(softmax_backward);
-  b.gemm = QUEUED(gemm);
-  b.conv2d_forward = QUEUED(conv2d_forward);
-  b.conv2d_backward_data = QUEUED(conv2d_backward_data);
-  b.conv2d_backward_filter = QUEUED(conv2d_backward_filter);
-  b.im2col = QUEUED(im2col);
-  b.col2im = QUEUED(col2im);
-  b.avg_pool2d = QUEUED(avg_pool2d);
-  b.avg_pool2d_backward = QUEUED(avg_pool2d_backward);
-  b.resize_nearest = QUEUED(resize_nearest);
-  b.resize_nearest_backward = QUEUED(resize_nearest_backward);
-  b.rand_uniform = QUEUED(rand_uniform);
-  b.rand_normal = QUEUED(rand_normal);
-  b.adam_step = QUEUED(adam_step);
-  b.local_attention = QUEUED(local_attention);
-  b.local_attention_backward = QUEUED(local_attention_backward);
-  b.neighbour_dot = QUEUED(neighbour_dot);
-  b.neighbour_sum = QUEUED(neighbour_sum);
-  b.neighbour_transpose = QUEUED(neighbour_transpose);
-  b.paint_forward = QUEUED(paint_forward);
-  b.paint_backward = QUEUED(paint_backward);
-  b.lstm_gates_forward = QUEUED(lstm_gates_forward);
-  b.lstm_gates_backward = QUEUED(lstm_gates_backward);
-  b.channel_norm_forward = QUEUED(channel_norm_forward);
-  b.channel_norm_backward = QUEUED(channel_norm_backward);
   b.capture_begin = [](void* share_pool_of) { standin().capture_begin(share_pool_of); };
   b.capture_end = [] { return standin().capture_end(); };
   b.graph_replay = [](void* g) { standin().replay(g); };

@@ -1,10 +1,14 @@
-// test_backend.cpp: the backend table itself: the stub backend fails with
-// "unimplemented: NAME", the CPU backend reports what it supports, and primitives that
+// test_backend.cpp: the backend table itself: every primitive of the stub fails with
+// "unimplemented: NAME", the CPU backend reports what it supports (and no unknown name), every
+// device has a name and a registry slot, and primitives that
 // ops do not reach directly (adam_step, also from bias terms in memory, cast) compute the
 // right numbers.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <set>
+#include <string>
+#include <type_traits>
 
 #include "autograd/generator.h"
 #include "ops/backend.h"
@@ -13,25 +17,48 @@
 namespace fpa::test {
 namespace {
 
-TEST(Backend, StubFailsWithTheEntryName) {
-  const Backend& b = stub_backend();
-  EXPECT_FALSE(b.supports("gemm"));
-  EXPECT_ERROR(b.alloc(16), "unimplemented: alloc");
-  EXPECT_ERROR(b.fill(DType::f32, 1, 0.0, nullptr), "unimplemented: fill");
-  EXPECT_ERROR(b.gemm(DType::f32, false, false, 1, 1, 1, 1, nullptr, 1, 0, nullptr, 1, 0, 0, nullptr, 1, 0, 1),
-               "unimplemented: gemm");
-  ConvGeom g{};
-  EXPECT_ERROR(b.conv2d_forward(DType::f32, g, nullptr, nullptr, nullptr), "unimplemented: conv2d_forward");
+// Calls f with a value-initialised argument of each parameter type (zeros, nullptrs).
+template <typename R, typename... P>
+void call_with_zeros(R (*f)(P...)) {
+  f(std::decay_t<P>{}...);
 }
 
-TEST(Backend, CpuSupportsEverythingButCapture) {
+// Every primitive of ops/primitives.def is an entry of the stub that throws naming it.
+TEST(Backend, StubFailsWithTheEntryName) {
+  const Backend& b = stub_backend();
+  for (const char* name : primitive_names()) EXPECT_FALSE(b.supports(name)) << name;
+#define FPA_PRIMITIVE(fn, ret, params) EXPECT_ERROR(call_with_zeros(b.fn), "unimplemented: " #fn " (stub backend)");
+#include "ops/primitives.def"
+}
+
+TEST(Backend, CpuSupportsEverythingButCaptureAndNoUnknownName) {
   const Backend& b = backend(Device::cpu);
   EXPECT_STREQ(b.name, "cpu");
-  EXPECT_TRUE(b.supports("gemm"));
-  EXPECT_TRUE(b.supports("paint_backward"));
-  for (const char* capture : {"capture_begin", "capture_end", "graph_replay", "graph_release"})
-    EXPECT_FALSE(b.supports(capture)) << capture;
+  EXPECT_EQ(std::set<std::string>(primitive_names().begin(), primitive_names().end()).size(), primitive_names().size())
+      << "a primitive is listed twice";
+  for (const char* name : primitive_names()) {
+    const bool capture = std::string(name).rfind("capture", 0) == 0 || std::string(name).rfind("graph", 0) == 0;
+    EXPECT_EQ(b.supports(name), !capture) << name;
+  }
+  EXPECT_FALSE(b.supports("no_such_primitive"));
+  EXPECT_FALSE(b.supports(""));
   EXPECT_ERROR(b.capture_begin(nullptr), "capture_begin: the CPU backend runs eagerly");
+}
+
+// Each device of autograd/dtype.h's list has its name and its slot in the registry.
+TEST(Backend, EveryDeviceHasANameAndARegistrySlot) {
+  EXPECT_EQ(kDeviceCount, 2);
+  EXPECT_STREQ(device_name(Device::cpu), "cpu");
+  EXPECT_STREQ(device_name(Device::cuda), "cuda");
+  EXPECT_STREQ(device_name(static_cast<Device>(kDeviceCount)), "an unknown device");
+  EXPECT_ERROR(has_backend(static_cast<Device>(kDeviceCount)), "device number 2 is not in autograd/dtype.h's list");
+  for (int i = 0; i < kDeviceCount; ++i) {
+    const Device d = static_cast<Device>(i);
+    const Backend* before = has_backend(d) ? &backend(d) : nullptr;
+    register_backend(d, &stub_backend());
+    EXPECT_STREQ(backend(d).name, "stub") << device_name(d);
+    register_backend(d, before);
+  }
 }
 
 // free ignores nullptr and reports (never throws, never crashes on) a pointer it did not hand out.

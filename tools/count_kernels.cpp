@@ -93,10 +93,11 @@ Backend counting_table() {
     m.trace.free(p);
     cpu_backend().free(p);
   };
-  b.copy = COUNTED(copy);
-  b.copy_many = COUNTED(copy_many);
-  b.cast = COUNTED(cast);
-  b.fill = COUNTED(fill);
+  // Every primitive that runs on the device, counted (ops/primitives.def); unary and binary by op.
+#define FPA_PRIMITIVE(fn, ret, params) b.fn = COUNTED(fn);
+#define FPA_HOST_PRIMITIVE(fn, ret, params)
+#define FPA_CAPTURE_PRIMITIVE(fn, ret, params)
+#include "ops/primitives.def"
   b.unary = [](DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y) {
     ++counts()[std::string("unary ") + unary_name(op)];
     cpu_backend().unary(t, op, n, a, b, x, y);
@@ -105,34 +106,6 @@ Backend counting_table() {
     ++counts()[std::string("binary ") + binary_name(op)];
     cpu_backend().binary(t, op, loop, a, b, out);
   };
-  b.copy_strided = COUNTED(copy_strided);
-  b.reduce = COUNTED(reduce);
-  b.softmax = COUNTED(softmax);
-  b.softmax_backward = COUNTED(softmax_backward);
-  b.gemm = COUNTED(gemm);
-  b.conv2d_forward = COUNTED(conv2d_forward);
-  b.conv2d_backward_data = COUNTED(conv2d_backward_data);
-  b.conv2d_backward_filter = COUNTED(conv2d_backward_filter);
-  b.im2col = COUNTED(im2col);
-  b.col2im = COUNTED(col2im);
-  b.avg_pool2d = COUNTED(avg_pool2d);
-  b.avg_pool2d_backward = COUNTED(avg_pool2d_backward);
-  b.resize_nearest = COUNTED(resize_nearest);
-  b.resize_nearest_backward = COUNTED(resize_nearest_backward);
-  b.rand_uniform = COUNTED(rand_uniform);
-  b.rand_normal = COUNTED(rand_normal);
-  b.adam_step = COUNTED(adam_step);
-  b.local_attention = COUNTED(local_attention);
-  b.local_attention_backward = COUNTED(local_attention_backward);
-  b.neighbour_dot = COUNTED(neighbour_dot);
-  b.neighbour_sum = COUNTED(neighbour_sum);
-  b.neighbour_transpose = COUNTED(neighbour_transpose);
-  b.paint_forward = COUNTED(paint_forward);
-  b.paint_backward = COUNTED(paint_backward);
-  b.lstm_gates_forward = COUNTED(lstm_gates_forward);
-  b.lstm_gates_backward = COUNTED(lstm_gates_backward);
-  b.channel_norm_forward = COUNTED(channel_norm_forward);
-  b.channel_norm_backward = COUNTED(channel_norm_backward);
   return b;
 }
 

@@ -78,12 +78,17 @@ SizeBucketCache& cache() {
   return *c;
 }
 
+}  // namespace
+
 void* alloc(size_t bytes) { return cache().alloc(bytes); }
-void free_(void* p) { cache().free(p); }
+void free(void* p) { cache().free(p); }
 // An empty tensor has no storage (nullptr): memcpy's pointers must not be null even for 0 bytes.
 void copy(void* dst, const void* src, size_t bytes) {
   if (bytes) std::memcpy(dst, src, bytes);
 }
+// Device memory is host memory.
+void to_host(void* dst, const void* src, size_t bytes) { copy(dst, src, bytes); }
+void from_host(void* dst, const void* src, size_t bytes) { copy(dst, src, bytes); }
 void copy_many(int64_t count, const CopySpan* spans) {
   for (int64_t i = 0; i < count; ++i) copy(spans[i].dst, spans[i].src, spans[i].bytes);
 }
@@ -129,63 +134,31 @@ void fill(DType t, int64_t n, double value, void* dst) {
   });
 }
 
-// Everything but capture: the CPU runs every primitive as it is called.
-bool supports(const char* name) { return std::strncmp(name, "capture", 7) != 0 && std::strncmp(name, "graph", 5) != 0; }
+// The CPU runs every primitive as it is called: nothing to capture.
+void capture_begin(void*) { fail("capture_begin: the CPU backend runs eagerly and does not capture"); }
+void* capture_end() { fail("capture_end: the CPU backend runs eagerly and does not capture"); }
+void graph_replay(void*) { fail("graph_replay: the CPU backend runs eagerly and does not capture"); }
+void graph_release(void*) { fail("graph_release: the CPU backend runs eagerly and does not capture"); }
 
-#define NO_CAPTURE(name, ...) [](__VA_ARGS__) { fail(name ": the CPU backend runs eagerly and does not capture"); }
+namespace {
+
+// Every primitive but the capture ones.
+bool supports(const char* name) {
+  return is_primitive(name) && std::strncmp(name, "capture", 7) != 0 && std::strncmp(name, "graph", 5) != 0;
+}
 
 }  // namespace
 }  // namespace cpu
 
 const Backend& cpu_backend() {
-  static const Backend b = {
-      "cpu",
-      cpu::supports,
-      cpu::alloc,
-      cpu::free_,
-      cpu::copy,
-      cpu::copy,
-      cpu::to_host_start,
-      cpu::to_host_finish,
-      cpu::copy,
-      cpu::copy_many,
-      cpu::cast,
-      cpu::fill,
-      cpu::unary,
-      cpu::binary,
-      cpu::copy_strided,
-      cpu::reduce,
-      cpu::softmax,
-      cpu::softmax_backward,
-      cpu::gemm,
-      cpu::conv2d_forward,
-      cpu::conv2d_backward_data,
-      cpu::conv2d_backward_filter,
-      cpu::im2col,
-      cpu::col2im,
-      cpu::avg_pool2d,
-      cpu::avg_pool2d_backward,
-      cpu::resize_nearest,
-      cpu::resize_nearest_backward,
-      cpu::rand_uniform,
-      cpu::rand_normal,
-      cpu::adam_step,
-      cpu::local_attention,
-      cpu::local_attention_backward,
-      cpu::neighbour_dot,
-      cpu::neighbour_sum,
-      cpu::neighbour_transpose,
-      cpu::paint_forward,
-      cpu::paint_backward,
-      cpu::lstm_gates_forward,
-      cpu::lstm_gates_backward,
-      cpu::channel_norm_forward,
-      cpu::channel_norm_backward,
-      NO_CAPTURE("capture_begin", void*),
-      [](void) -> void* { fail("capture_end: the CPU backend runs eagerly and does not capture"); },
-      NO_CAPTURE("graph_replay", void*),
-      NO_CAPTURE("graph_release", void*),
-  };
+  static const Backend b = [] {
+    Backend t{};
+    t.name = "cpu";
+    t.supports = cpu::supports;
+#define FPA_PRIMITIVE(fn, ret, params) t.fn = cpu::fn;
+#include "ops/primitives.def"
+    return t;
+  }();
   return b;
 }
 

@@ -1,7 +1,7 @@
 // cuda_common.cuh: what every file of the CUDA backend shares: error checks that throw
 // fpa::Error, the one stream all work goes to, the caching allocator's entry points, scratch
 // buffers, dispatch on dtype, arithmetic with explicit rounding, and the declarations of the
-// primitives that cuda_backend.cu gathers into the table.
+// primitives (generated from ops/primitives.def) that cuda_backend.cu gathers into the table.
 //
 // Conventions: kernels are grid-stride loops over 64-bit indices (or a block per item where
 // a block cooperates), started by launch() on stream(); a primitive with nothing to do returns
@@ -96,90 +96,10 @@ __device__ __forceinline__ double div_rn(double a, double b) { return __ddiv_rn(
 __device__ __forceinline__ float sqrt_rn(float a) { return __fsqrt_rn(a); }
 __device__ __forceinline__ double sqrt_rn(double a) { return __dsqrt_rn(a); }
 
-// ---- the primitives (one .cu file per family)
+// ---- the primitives: every one of ops/primitives.def, in this namespace, one .cu file per
+// family (cuda_backend.cu names them); cuda_backend.cu gathers them into the table.
 
-// cuda_memory.cu
-void* alloc(size_t bytes);
-void free_(void* ptr);
-void to_host(void* host_dst, const void* src, size_t bytes);
-void copy(void* dst, const void* src, size_t bytes);
-void cast(DType from, DType to, int64_t n, const void* src, void* dst);
-void fill(DType t, int64_t n, double value, void* dst);
-
-// cuda_elementwise.cu
-void unary(DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y);
-void binary(DType t, BinaryOp op, const StridedLoop& loop, const void* a, const void* b, void* out);
-void copy_strided(DType t, const StridedLoop& loop, const void* src, void* dst);
-void copy_many(int64_t count, const CopySpan* spans);
-
-// cuda_reduce.cu
-void reduce(DType t, ReduceOp op, const Shape& x_shape, unsigned reduce_mask, const void* x, void* y);
-void softmax(DType t, int64_t outer, int64_t dim, int64_t inner, const void* x, void* y);
-void softmax_backward(DType t, int64_t outer, int64_t dim, int64_t inner, const void* y, const void* g, const void* u,
-                      void* dx);
-
-// cuda_gemm.cu
-void gemm(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
-          int64_t lda, int64_t stride_a, const void* B, int64_t ldb, int64_t stride_b, double beta, void* C,
-          int64_t ldc, int64_t stride_c, int64_t batch);
-
-// cuda_conv.cu
-void conv2d_forward(DType t, const ConvGeom& g, const void* x, const void* w, void* y);
-void conv2d_backward_data(DType t, const ConvGeom& g, const void* dy, const void* w, void* dx);
-void conv2d_backward_filter(DType t, const ConvGeom& g, const void* x, const void* dy, void* dw);
-void im2col(DType t, const ConvGeom& g, const void* x, void* col);
-void col2im(DType t, const ConvGeom& g, const void* col, void* x);
-
-// cuda_pool.cu
-void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y);
-void avg_pool2d_backward(DType t, const PoolGeom& g, const void* dy, void* dx);
-void resize_nearest(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const void* x, void* y);
-void resize_nearest_backward(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const void* dy,
-                             void* dx);
-
-// cuda_random.cu
-void rand_uniform(DType t, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi, void* dst);
-void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean, double std, void* dst);
-void adam_step(DType t, int64_t n, const AdamArgs& args, void* param, const void* grad, void* m, void* v);
-
-// cuda_local_attention.cu
-void neighbour_dot(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* a,
-                   const void* b, void* out);
-void neighbour_sum(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* w,
-                   const void* x, void* out);
-void neighbour_transpose(DType t, int64_t planes, int64_t H, int64_t W, int64_t kernel, const void* w, void* out);
-void local_attention(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* q,
-                     const void* key, const void* value, void* out, void* attn);
-void local_attention_backward(DType t, int64_t planes, int64_t d, int64_t H, int64_t W, int64_t kernel, const void* q,
-                              const void* key, const void* value, const void* attn, const void* dout, void* dq,
-                              void* dkey, void* dvalue);
-
-// cuda_paint.cu
-void paint_forward(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta, const void* w0,
-                   void* W);
-void paint_backward(DType t, const PaintGeom& g, const void* k, const void* v, const void* beta, const void* w0,
-                    const void* dW, void* dk, void* dv, void* dbeta, void* dw0);
-
-// cuda_lstm.cu
-void lstm_gates_forward(DType t, int64_t B, int64_t H, void* gates, const void* c_prev, void* c, void* h);
-void lstm_gates_backward(DType t, int64_t B, int64_t H, const void* gates, const void* c_prev, const void* c,
-                         const void* dh, void* dc, void* dgates);
-
-// cuda_channel_norm.cu
-void channel_norm_forward(DType t, int64_t N, int64_t C, int64_t P, double eps, const void* x, const void* g,
-                          const void* b, void* y, void* mean, void* rstd);
-void channel_norm_backward(DType t, int64_t N, int64_t C, int64_t P, const void* x, const void* g, const void* mean,
-                           const void* rstd, const void* dy, void* dx, void* dg, void* db);
-
-// cuda_staging.cu
-void from_host(void* dst, const void* host_src, size_t bytes);
-void* to_host_start(const void* src, size_t bytes);
-void to_host_finish(void* ticket, void* host_dst);
-
-// cuda_graph.cu
-void capture_begin(void* share_pool_of);
-void* capture_end();
-void graph_replay(void* graph);
-void graph_release(void* graph);
+#define FPA_PRIMITIVE(fn, ret, params) ret fn params;
+#include "ops/primitives.def"
 
 }  // namespace fpa::gpu

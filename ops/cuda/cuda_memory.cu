@@ -111,7 +111,7 @@ int end_capture_pool() { return cache().end_pool(); }
 void release_capture_pool(int pool) { cache().release_pool(pool); }
 
 void* alloc(size_t bytes) { return device_alloc(bytes); }
-void free_(void* p) { device_free(p); }
+void free(void* p) { device_free(p); }
 
 void to_host(void* dst, const void* src, size_t bytes) {
   if (bytes == 0) return;

@@ -17,40 +17,7 @@ TEST(CudaBackend, IsRegisteredAndSaysWhatItSupports) {
   REQUIRE_CUDA();
   const Backend& b = backend(Device::cuda);
   EXPECT_STREQ(b.name, "cuda");
-  for (const char* entry : {"alloc",
-                            "free",
-                            "to_host",
-                            "from_host",
-                            "copy",
-                            "copy_many",
-                            "cast",
-                            "fill",
-                            "unary",
-                            "binary",
-                            "copy_strided",
-                            "reduce",
-                            "softmax",
-                            "gemm",
-                            "conv2d_forward",
-                            "conv2d_backward_data",
-                            "conv2d_backward_filter",
-                            "im2col",
-                            "col2im",
-                            "avg_pool2d",
-                            "avg_pool2d_backward",
-                            "resize_nearest",
-                            "resize_nearest_backward",
-                            "rand_uniform",
-                            "rand_normal",
-                            "adam_step",
-                            "local_attention",
-                            "local_attention_backward",
-                            "capture_begin",
-                            "capture_end",
-                            "graph_replay",
-                            "graph_release",
-                            "to_host_start",
-                            "to_host_finish"})
+  for (const char* entry : primitive_names())  // every one of ops/primitives.def
     EXPECT_TRUE(b.supports(entry)) << entry;
   EXPECT_FALSE(b.supports("no_such_primitive"));
   std::printf("[ CUDA     ] %s\n", cuda_device_summary().c_str());

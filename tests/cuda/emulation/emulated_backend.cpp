@@ -33,36 +33,13 @@ void release_capture_pool(int pool) { pools().release_pool(pool); }
 namespace {
 bool conv_tf32 = true, matmul_tf32 = false;
 
+// The CPU's table with every kernel primitive (ops/primitives.def) the CUDA backend's.
 Backend emulated_table() {
   Backend b = cpu_backend();
   b.name = "cuda";
-  b.unary = gpu::unary;
-  b.binary = gpu::binary;
-  b.copy_strided = gpu::copy_strided;
-  b.copy_many = gpu::copy_many;
-  b.reduce = gpu::reduce;
-  b.softmax = gpu::softmax;
-  b.softmax_backward = gpu::softmax_backward;
-  b.im2col = gpu::im2col;
-  b.col2im = gpu::col2im;
-  b.avg_pool2d = gpu::avg_pool2d;
-  b.avg_pool2d_backward = gpu::avg_pool2d_backward;
-  b.resize_nearest = gpu::resize_nearest;
-  b.resize_nearest_backward = gpu::resize_nearest_backward;
-  b.rand_uniform = gpu::rand_uniform;
-  b.rand_normal = gpu::rand_normal;
-  b.adam_step = gpu::adam_step;
-  b.local_attention = gpu::local_attention;
-  b.local_attention_backward = gpu::local_attention_backward;
-  b.neighbour_dot = gpu::neighbour_dot;
-  b.neighbour_sum = gpu::neighbour_sum;
-  b.neighbour_transpose = gpu::neighbour_transpose;
-  b.paint_forward = gpu::paint_forward;
-  b.paint_backward = gpu::paint_backward;
-  b.lstm_gates_forward = gpu::lstm_gates_forward;
-  b.lstm_gates_backward = gpu::lstm_gates_backward;
-  b.channel_norm_forward = gpu::channel_norm_forward;
-  b.channel_norm_backward = gpu::channel_norm_backward;
+#define FPA_PRIMITIVE(fn, ret, params)
+#define FPA_KERNEL_PRIMITIVE(fn, ret, params) b.fn = gpu::fn;
+#include "ops/primitives.def"
   return b;
 }
 
