@@ -1,6 +1,7 @@
 # Makefile: builds the library, the `fpa` CLI, the tests and the benchmarks.
 #   make            deps + build/fpa           make test        deps + run the GoogleTest suite
 #   make test-cuda  the CUDA backend against the CPU (needs nvcc; skips without a GPU)
+#   make test-backend DEVICE=cpu|cuda|stub  the conformance suite: every op case on one backend
 #   make test-asan  the suite under AddressSanitizer + UBSan, CPU only (build/asan)
 #   make test-blas  the whole suite under every OpenBLAS kernel set this CPU runs, and without BLAS
 #   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
@@ -44,10 +45,10 @@ ifneq ($(NVCC),)
   endif
   LDLIBS    += $(CUDNN_LIB)
 endif
-TEST_SRC  := $(wildcard tests/*.cpp) tests/fuzz/fuzz_targets.cpp tests/fuzz/gif_decode.cpp
+TEST_SRC  := $(wildcard tests/*.cpp tests/op_cases/*.cpp) tests/fuzz/fuzz_targets.cpp tests/fuzz/gif_decode.cpp
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test test-asan test-blas test-cuda bench-ops bench-train bench-kernels bench-gpu train sample paint fixtures clean
+.PHONY: all deps test test-asan test-blas test-cuda test-backend bench-ops bench-train bench-kernels bench-gpu train sample paint fixtures clean
 # The targets a user starts with install the packages first, then build (in parallel) after them.
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/fpa
@@ -59,8 +60,9 @@ $(OBJ)/%.o: %.cpp
 	@mkdir -p $(dir $@)
 	$(CXX) $(CXXFLAGS) -c $< -o $@
 
-# No fused multiply-adds in the random numbers and Adam: the CUDA twins round the same way (cuda_random.cu).
-$(OBJ)/ops/cpu/cpu_random.o: CXXFLAGS += -ffp-contract=off
+# No fused multiply-adds in the random numbers and Adam: the CUDA twins round the same way
+# (cuda_random.cu, cuda_adam.cu).
+$(OBJ)/ops/cpu/cpu_random.o $(OBJ)/ops/cpu/cpu_adam.o: CXXFLAGS += -ffp-contract=off
 
 $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -103,7 +105,8 @@ test-asan: deps
 
 # The CUDA backend against the CPU, primitive by primitive (tests/cuda; skips without a GPU).
 # Not part of `make test`: CI has no GPU. tools/gpu_check.sh runs it on a GPU machine.
-CUDA_TEST_OBJ := $(patsubst %.cpp,$(OBJ)/%.o,$(wildcard tests/cuda/*.cpp) tests/op_cases.cpp tests/fixture_checks.cpp)
+CUDA_TEST_OBJ := $(patsubst %.cpp,$(OBJ)/%.o,$(wildcard tests/cuda/*.cpp tests/op_cases/*.cpp) tests/op_cases.cpp \
+                   tests/fixture_checks.cpp tests/test_conformance.cpp)
 $(BUILD)/fpa_tests_cuda: $(LIB_OBJ) $(CUDA_TEST_OBJ)
 	$(CXX) $^ -o $@ -lgtest -lgtest_main $(LDLIBS)
 
@@ -114,6 +117,16 @@ else
 test-cuda:
 	@echo "test-cuda: no nvcc found (PATH or CUDA_HOME=$(CUDA_HOME)): the CUDA backend is not built" >&2; exit 1
 endif
+
+# The backend conformance suite (tests/test_conformance.cpp): every op case (FPA_OP_CASE) on
+# DEVICE (cpu, cuda or stub): the primitives it lacks, in the order the cases need them; each
+# case against the CPU in float64 and float32; gradient checks on the device to second order.
+# MODE: compare,grad (default), time (each case's time beside the CPU's), all. The CUDA kernels
+# without a GPU: FPA_TEST_DEVICE=cuda bash tests/cuda/emulation/run.sh --gtest_filter='*Conformance*'.
+MODE ?= compare,grad
+test-backend: deps
+	@$(MAKE) --no-print-directory $(BUILD)/fpa_tests
+	FPA_TEST_DEVICE=$(DEVICE) FPA_TEST_MODE=$(MODE) $(BUILD)/fpa_tests --gtest_filter='*Conformance*' $(GTEST_ARGS)
 
 bench-ops: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench_ops
@@ -164,7 +177,7 @@ FUZZ_TARGETS  ?= safetensors png jpeg fashion_mnist gif
 FUZZ_CXXFLAGS := -O1 -g -std=c++17 -fopenmp -I. -MMD -MP -Wno-pass-failed -D__SANITIZE_ADDRESS__ $(SANITIZE_FLAGS)
 FUZZ_LIBS     := -fopenmp -ldl -lz -lpng -ljpeg -lfmt
 FUZZ_LIB_OBJ  := $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(wildcard autograd/*.cpp ops/*.cpp ops/cpu/*.cpp) \
-                   nn/safetensors.cpp data/image_io.cpp data/gif.cpp data/fashion_mnist.cpp \
+                   nn/safetensors.cpp nn/json_header.cpp data/image_io.cpp data/gif.cpp data/fashion_mnist.cpp \
                    tests/fuzz/fuzz_targets.cpp tests/fuzz/gif_decode.cpp)
 .PHONY: fuzz fuzz-deps fuzz-corpus
 .PRECIOUS: $(FUZZ_BUILD)/obj/%.o

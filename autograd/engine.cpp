@@ -80,11 +80,6 @@ Tensor record(const char* name, Tensor out, const std::vector<Tensor>& inputs, B
 
 namespace {
 
-struct Walk {
-  std::vector<Node*> order;                         // decreasing seq
-  std::unordered_map<Node*, bool> needed;           // leads to a wanted input
-};
-
 // Collects every node reachable from roots, sorted newest first.
 std::vector<Node*> reachable(const std::vector<Node*>& roots) {
   std::vector<Node*> out, stack(roots);

@@ -1,6 +1,7 @@
 // disc_attention.h: the building blocks of the lightweight-GAN discriminator
 // (FPA_REFERENCE.md section 5; the official code's painter.LinearAttention, PreNorm, Residual,
-// SumBranches and nn.Sequential), with the official parameter names.
+// SumBranches and nn.Sequential), with the official parameter names; PreNorm and Residual are
+// nn/blocks.h's.
 //
 // LinearAttention(dim) has two branches on the same feature map, concatenated channel-wise
 // and mixed by `to_out` (Conv1x1 1024 -> dim, with bias):
@@ -21,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "nn/blocks.h"
 #include "nn/layers.h"
 #include "nn/module.h"
 
@@ -77,30 +79,17 @@ class CheckpointAttentionScope {
   CheckpointAttention previous_;
 };
 
-// fn(norm(x)), norm a ChanNorm (names fn.*, norm.g, norm.b).
+// nn::PreNorm (names fn.*, norm.g, norm.b), its fn(norm(x)) checkpointed where
+// checkpoints_attention says so (the same numbers either way).
 template <typename Fn>
-class PreNorm : public nn::Module {
+class CheckpointedPreNorm : public nn::PreNorm<Fn> {
  public:
-  PreNorm(int64_t dim, std::shared_ptr<Fn> f) {
-    fn = register_module("fn", f);
-    norm = register_module("norm", std::make_shared<nn::ChanNorm>(dim));
-  }
+  using nn::PreNorm<Fn>::PreNorm;
   Tensor forward(const Tensor& x) const {
-    if (!checkpoints_attention(x.device())) return fn->forward(norm->forward(x));
-    return checkpoint([this](const std::vector<Tensor>& in) { return fn->forward(norm->forward(in[0])); }, {x},
-                      parameter_slots());
+    if (!checkpoints_attention(x.device())) return nn::PreNorm<Fn>::forward(x);
+    return checkpoint([this](const std::vector<Tensor>& in) { return nn::PreNorm<Fn>::forward(in[0]); }, {x},
+                      this->parameter_slots());
   }
-  Fn* fn;
-  nn::ChanNorm* norm;
-};
-
-// fn(x) + x (names fn.*).
-template <typename Fn>
-class Residual : public nn::Module {
- public:
-  explicit Residual(std::shared_ptr<Fn> f) { fn = register_module("fn", f); }
-  Tensor forward(const Tensor& x) const { return add(fn->forward(x), x); }
-  Fn* fn;
 };
 
 // Depthwise conv (groups = dim_in) then a 1x1 conv: names net.0, net.1.
@@ -135,7 +124,7 @@ class LinearAttention : public nn::Module {
   nn::Conv2d* to_out;        // (dim, 1024, 1, 1), with bias
 };
 
-using PreNormAttention = PreNorm<LinearAttention>;                 // residual_layers.L.1
-using ResidualAttention = Residual<PreNorm<LinearAttention>>;     // to_shape_disc_out.{1,3}
+using PreNormAttention = CheckpointedPreNorm<LinearAttention>;  // residual_layers.L.1
+using ResidualAttention = nn::Residual<PreNormAttention>;       // to_shape_disc_out.{1,3}
 
 }  // namespace fpa::disc

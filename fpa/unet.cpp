@@ -94,7 +94,7 @@ UNet::UNet(int64_t dim, const std::vector<int64_t>& dim_mults, int64_t channels,
     L.block1 = lv->push_back(std::make_shared<ResnetBlock>(din, dout, groups));
     L.block2 = lv->push_back(std::make_shared<ResnetBlock>(dout, dout, groups));
     L.attn = lv->push_back(std::make_shared<unet::LinearAttentionStage>(
-        std::make_shared<unet::PreNorm<unet::LinearAttention>>(dout, std::make_shared<unet::LinearAttention>(dout))));
+        std::make_shared<nn::PreNorm<unet::LinearAttention>>(dout, std::make_shared<unet::LinearAttention>(dout))));
     if (i + 1 < n) L.downsample = lv->push_back(std::make_shared<nn::Conv2d>(dout, dout, 4, Conv2dOptions{2, 1, 1}));
     downs.push_back(L);
   }
@@ -102,7 +102,7 @@ UNet::UNet(int64_t dim, const std::vector<int64_t>& dim_mults, int64_t channels,
   int64_t mid = dims.back();
   mid_block1 = register_module("mid_block1", std::make_shared<ResnetBlock>(mid, mid, groups));
   mid_attn = register_module("mid_attn", std::make_shared<unet::AttentionStage>(
-      std::make_shared<unet::PreNorm<unet::Attention>>(mid, std::make_shared<unet::Attention>(mid))));
+      std::make_shared<nn::PreNorm<unet::Attention>>(mid, std::make_shared<unet::Attention>(mid))));
   mid_block2 = register_module("mid_block2", std::make_shared<ResnetBlock>(mid, mid, groups));
 
   for (size_t j = 0; j < n; ++j) {
@@ -113,7 +113,7 @@ UNet::UNet(int64_t dim, const std::vector<int64_t>& dim_mults, int64_t channels,
     L.block1 = lv->push_back(std::make_shared<ResnetBlock>(2 * dout, din, groups));
     L.block2 = lv->push_back(std::make_shared<ResnetBlock>(din, din, groups));
     L.attn = lv->push_back(std::make_shared<unet::LinearAttentionStage>(
-        std::make_shared<unet::PreNorm<unet::LinearAttention>>(din, std::make_shared<unet::LinearAttention>(din))));
+        std::make_shared<nn::PreNorm<unet::LinearAttention>>(din, std::make_shared<unet::LinearAttention>(din))));
     if (j + 1 < n)
       L.upsample = lv->push_back(std::make_shared<nn::ConvTranspose2d>(din, din, 4, Conv2dOptions{2, 1, 1}));
     ups.push_back(L);

@@ -12,6 +12,7 @@
 #include <memory>
 #include <vector>
 
+#include "nn/blocks.h"
 #include "nn/layers.h"
 #include "nn/module.h"
 
@@ -60,29 +61,9 @@ class Attention : public nn::Module {
   nn::Conv2d* to_out;
 };
 
-// x + fn(norm(x)): the official Residual(PreNorm(dim, fn)), names fn.fn.* and fn.norm.*.
-template <typename Fn>
-class PreNorm : public nn::Module {
- public:
-  PreNorm(int64_t dim, std::shared_ptr<Fn> f) {
-    fn = register_module("fn", f);
-    norm = register_module("norm", std::make_shared<nn::ChanNorm>(dim));
-  }
-  Tensor forward(const Tensor& x) const { return fn->forward(norm->forward(x)); }
-  Fn* fn;
-  nn::ChanNorm* norm;
-};
-
-template <typename Fn>
-class Residual : public nn::Module {
- public:
-  explicit Residual(std::shared_ptr<Fn> f) { fn = register_module("fn", f); }
-  Tensor forward(const Tensor& x) const { return add(fn->forward(x), x); }
-  Fn* fn;
-};
-
-using LinearAttentionStage = Residual<PreNorm<LinearAttention>>;
-using AttentionStage = Residual<PreNorm<Attention>>;
+// x + fn(norm(x)): the official Residual(PreNorm(dim, fn)) (nn/blocks.h), names fn.fn.* and fn.norm.*.
+using LinearAttentionStage = nn::Residual<nn::PreNorm<LinearAttention>>;
+using AttentionStage = nn::Residual<nn::PreNorm<Attention>>;
 
 }  // namespace unet
 

@@ -2,7 +2,8 @@
 //
 // check_jacobian compares, for a function of several inputs with several outputs, the
 // engine's vector-Jacobian product against central differences of the scalar
-// L = sum_k <F_k(x), v_k> with random v, as PyTorch's gradcheck does.
+// L = sum_k <F_k(x), v_k> with random v, as PyTorch's gradcheck does. Everything runs on the
+// inputs' device (the conformance suite checks a backend's gradients this way).
 #include "tests/op_cases.h"
 
 #include <algorithm>
@@ -24,14 +25,14 @@ int add_op_case(const OpCase& c) {
 }
 const std::vector<OpCase>& op_cases() { return cases(); }
 
-std::vector<Tensor> make_inputs(const OpCase& c, uint64_t seed) {
+std::vector<Tensor> make_inputs(const OpCase& c, uint64_t seed, Device device) {
   Generator gen(seed);
   std::vector<Tensor> xs;
   for (const Shape& s : c.shapes) {
     std::vector<double> v = rand(s, DType::f64, Device::cpu, &gen, c.lo, c.hi).to_vector();
     for (double& x : v)
       if (std::abs(x) < c.min_abs) x += x < 0 ? -c.min_abs : c.min_abs;
-    xs.push_back(from_vector(v, s, DType::f64).requires_grad_());
+    xs.push_back(from_vector(v, s, DType::f64, device).requires_grad_());
   }
   return xs;
 }
@@ -47,7 +48,8 @@ static double dot(const Tensor& a, const Tensor& b) {
 
 static std::vector<Tensor> fresh_leaves(const std::vector<std::vector<double>>& vals, const std::vector<Tensor>& like) {
   std::vector<Tensor> r;
-  for (size_t i = 0; i < vals.size(); ++i) r.push_back(from_vector(vals[i], like[i].shape(), DType::f64).requires_grad_());
+  for (size_t i = 0; i < vals.size(); ++i)
+    r.push_back(from_vector(vals[i], like[i].shape(), DType::f64, like[i].device()).requires_grad_());
   return r;
 }
 
@@ -57,7 +59,7 @@ static CheckResult check_jacobian(const MultiFn& f, const std::vector<Tensor>& i
   Generator gen(seed * 7919 + 13);
   std::vector<Tensor> vs, diff_outs, diff_vs;
   for (const Tensor& o : outs) {
-    vs.push_back(o.defined() ? randn(o.shape(), DType::f64, Device::cpu, &gen) : Tensor());
+    vs.push_back(o.defined() ? randn(o.shape(), DType::f64, Device::cpu, &gen).to(o.device()) : Tensor());
     if (o.defined() && o.requires_grad()) diff_outs.push_back(o), diff_vs.push_back(vs.back());
   }
   std::vector<Tensor> analytic(inputs.size());
@@ -112,7 +114,7 @@ CheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     y0 = fn(inputs);
   }
   Generator gen(seed * 104729 + 7);
-  Tensor u = randn(y0.shape(), DType::f64, Device::cpu, &gen).requires_grad_();
+  Tensor u = randn(y0.shape(), DType::f64, Device::cpu, &gen).to(y0.device()).requires_grad_();
   size_t n = inputs.size();
   MultiFn first = [&fn, n](const std::vector<Tensor>& xu) {
     std::vector<Tensor> x(xu.begin(), xu.begin() + n);

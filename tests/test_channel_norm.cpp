@@ -1,8 +1,9 @@
 // test_channel_norm.cpp: the fused channel norm (ops/channel_norm.cpp, ops/cpu/cpu_channel_norm.cpp)
 // against its composed twin: the output and the gradients of x, g and b in float64 to 1e-10 of
-// max|ref|, for one channel, many channels and 1x1 maps; float32 against float64; gradcheck and
-// gradgradcheck cases (the second order runs the composed fallback); the same bits on 1 and 2
-// threads; bad shapes named; and that nn::ChanNorm runs it.
+// max|ref|, for one channel, many channels and 1x1 maps; float32 against float64; the second
+// order's composed fallback against the fused first order; the same bits on 1 and 2 threads;
+// bad shapes named; and that nn::ChanNorm runs it. Its op cases:
+// tests/op_cases/channel_norm_cases.cpp.
 #include <gtest/gtest.h>
 
 #include <array>
@@ -16,12 +17,6 @@ namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-// Gradcheck / gradgradcheck cases (tests/test_gradcheck.cpp runs them): x (N, C, H, W), g, b (1, C, 1, 1).
-FPA_OP_CASE("channel_norm", "channel_norm_N2_C5", {{2, 5, 3, 2}, {1, 5, 1, 1}, {1, 5, 1, 1}},
-            [](const V& x) { return channel_norm(x[0], x[1], x[2], 1e-5); });
-FPA_OP_CASE("channel_norm", "channel_norm_C2_large_eps", {{1, 2, 2, 3}, {1, 2, 1, 1}, {1, 2, 1, 1}},
-            [](const V& x) { return channel_norm(x[0], x[1], x[2], 0.5); });
 
 struct Inputs {
   Tensor x, g, b;

@@ -3,7 +3,7 @@
 // it (as the gradient penalty takes them), an input that is an intermediate, an input computed
 // from a parameter, parameters swapped after the forward, frozen parameters, checkpoints
 // nested in fn; that the forward keeps none of fn's intermediates, nor a recorded gradient
-// fn's graph; and its gradcheck / gradgradcheck cases.
+// fn's graph. Its op cases: tests/op_cases/checkpoint_cases.cpp.
 #include <gtest/gtest.h>
 
 #include <vector>
@@ -11,23 +11,13 @@
 #include "autograd/generator.h"
 #include "tests/cpu_memory_log.h"
 #include "tests/op_cases.h"
+#include "tests/op_cases/case_helpers.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-// A small block that reads a "parameter" w besides its input: tanh(x w) * x, summed rows.
-Tensor block(const Tensor& x, const Tensor& w) { return mul(tanh(matmul(x, w)), x); }
-
-FPA_OP_CASE("checkpoint", "checkpoint_inputs", {{3, 4}, {4, 4}},
-            [](const V& x) { return checkpoint([](const V& in) { return block(in[0], in[1]); }, {x[0], x[1]}, {}); });
-FPA_OP_CASE("checkpoint", "checkpoint_parameter", {{3, 4}, {4, 4}}, [](const V& x) {
-  static Tensor w;  // a parameter slot (it must outlive the backward), read by fn instead of passed in
-  w = x[1];
-  return checkpoint([](const V& in) { return block(in[0], w); }, {x[0]}, {&w});
-});
 
 // Eight maps in a row: tanh(1.1 y), the memory tests' fn.
 Tensor chain(const V& in) {

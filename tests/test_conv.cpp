@@ -1,7 +1,7 @@
 // test_conv.cpp: conv2d, conv_transpose2d, conv2d_weight_grad, unfold and fold: values and
 // gradients against direct float64 loops (strides, padding, groups, depthwise, 1x1, both
-// threading paths), float32 against float64, error messages, and the gradcheck /
-// gradgradcheck cases of every op of the family.
+// threading paths), float32 against float64, error messages. The op cases of every op of the
+// family: tests/op_cases/conv_cases.cpp.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -15,33 +15,6 @@ namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-// ---- gradcheck / gradgradcheck cases (float64, small)
-
-FPA_OP_CASE("conv2d", "conv2d_groups2_stride2_pad1_bias", {{2, 4, 5, 5}, {4, 2, 3, 3}, {4}},
-            [](const V& x) { return conv2d(x[0], x[1], x[2], {2, 1, 2}); });
-FPA_OP_CASE("conv2d", "conv2d_depthwise_multiplier2", {{2, 3, 5, 5}, {6, 1, 3, 3}},
-            [](const V& x) { return conv2d(x[0], x[1], Tensor(), {1, 1, 3}); });
-FPA_OP_CASE("conv2d", "conv2d_depthwise_stride2", {{1, 4, 6, 6}, {4, 1, 3, 3}},
-            [](const V& x) { return conv2d(x[0], x[1], Tensor(), {2, 1, 4}); });
-FPA_OP_CASE("conv2d", "conv2d_pointwise", {{2, 4, 3, 3}, {3, 4, 1, 1}, {3}},
-            [](const V& x) { return conv2d(x[0], x[1], x[2]); });
-FPA_OP_CASE("conv2d", "conv2d_4x4_stride2_pad1", {{1, 2, 6, 6}, {3, 2, 4, 4}},
-            [](const V& x) { return conv2d(x[0], x[1], Tensor(), {2, 1, 1}); });
-FPA_OP_CASE("conv_transpose2d", "conv_transpose2d_4x4_stride2_pad1_bias", {{2, 3, 3, 3}, {3, 2, 4, 4}, {2}},
-            [](const V& x) { return conv_transpose2d(x[0], x[1], x[2], {2, 1, 1}); });
-FPA_OP_CASE("conv_transpose2d", "conv_transpose2d_groups2_outpad1", {{1, 4, 3, 3}, {4, 1, 3, 3}},
-            [](const V& x) { return conv_transpose2d(x[0], x[1], Tensor(), {2, 1, 2}, 1); });
-FPA_OP_CASE("conv_transpose2d", "conv_transpose2d_depthwise", {{1, 3, 4, 4}, {3, 1, 3, 3}},
-            [](const V& x) { return conv_transpose2d(x[0], x[1], Tensor(), {1, 1, 3}); });
-FPA_OP_CASE("conv2d_weight_grad", "conv2d_weight_grad_groups2_stride2", {{2, 4, 5, 5}, {2, 4, 3, 3}},
-            [](const V& x) { return conv2d_weight_grad(x[0], x[1], {4, 2, 3, 3}, {2, 1, 2}); });
-FPA_OP_CASE("conv2d_weight_grad", "conv2d_weight_grad_depthwise", {{2, 3, 4, 4}, {2, 3, 4, 4}},
-            [](const V& x) { return conv2d_weight_grad(x[0], x[1], {3, 1, 3, 3}, {1, 1, 3}); });
-FPA_OP_CASE("unfold", "unfold_3x3_pad1", {{2, 2, 4, 4}}, [](const V& x) { return unfold(x[0], 3, 1, 1); });
-FPA_OP_CASE("unfold", "unfold_3x3_stride2", {{1, 2, 5, 5}}, [](const V& x) { return unfold(x[0], 3, 2, 1); });
-FPA_OP_CASE("fold", "fold_3x3_pad1", {{2, 9, 16}}, [](const V& x) { return fold(x[0], 4, 4, 3, 1, 1); });
-FPA_OP_CASE("fold", "fold_3x3_stride2", {{1, 18, 9}}, [](const V& x) { return fold(x[0], 5, 5, 3, 2, 1); });
 
 // ---- direct-loop references in float64
 

@@ -1,7 +1,8 @@
 // test_local_attention.cpp: the fused local attention (ops/local_attention.cpp) against a
 // direct float64 loop and against its composed twin (values, first-order gradients, and the
 // composed fallback that the gradient penalty's second order goes through), float32 against
-// float64, independence from the thread count, errors; and its gradcheck / gradgradcheck cases.
+// float64, independence from the thread count, errors. Its op cases:
+// tests/op_cases/local_attention_cases.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -16,11 +17,6 @@ namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-FPA_OP_CASE("local_attention", "local_attention_3x3", {{2, 3, 4, 5}, {2, 3, 4, 5}, {2, 3, 4, 5}},
-            [](const V& x) { return local_attention(x[0], x[1], x[2], 3); });
-FPA_OP_CASE("local_attention", "local_attention_5x5_small_map", {{1, 2, 3, 2}, {1, 2, 3, 2}, {1, 2, 3, 2}},
-            [](const V& x) { return local_attention(x[0], x[1], x[2], 5); });
 
 Tensor random(const Shape& s, uint64_t seed, double scale = 1.0) {
   Generator gen(seed);

@@ -1,9 +1,9 @@
 // test_lstm_fused.cpp: the fused LSTM recurrence (ops/lstm_recurrence.cpp, ops/cpu/cpu_lstm.cpp)
 // against its composed twin: the output and the gradients of xw, W_hh, h0 and c0 in float64 to
-// 1e-10 of max|ref| for T = 1 and T > 1, B = 1 and B > 1, odd H; float32 against float64;
-// gradcheck and gradgradcheck cases (the second order runs the composed fallback, whose values
-// must equal the fused backward's); the same bits on 1 and 2 threads; that nn::LSTM runs it,
-// its GEMMs in the recurrent precision class.
+// 1e-10 of max|ref| for T = 1 and T > 1, B = 1 and B > 1, odd H; float32 against float64; the
+// second order's composed fallback, whose values must equal the fused backward's; the same bits
+// on 1 and 2 threads; that nn::LSTM runs it, its GEMMs in the recurrent precision class. Its op
+// cases: tests/op_cases/lstm_fused_cases.cpp.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -24,16 +24,6 @@ namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-// Gradcheck / gradgradcheck cases (tests/test_gradcheck.cpp runs them): xw (T, B, 4H), W_hh
-// (4H, H), h0, c0 (B, H).
-FPA_OP_CASE("lstm_recurrence", "lstm_recurrence_T3_B2_H3", {{3, 2, 12}, {12, 3}, {2, 3}, {2, 3}},
-            [](const V& x) { return lstm_recurrence(x[0], x[1], x[2], x[3]); });
-FPA_OP_CASE("lstm_recurrence", "lstm_recurrence_T1_B1_H2", {{1, 1, 8}, {8, 2}, {1, 2}, {1, 2}},
-            [](const V& x) { return lstm_recurrence(x[0], x[1], x[2], x[3]); });
-// h0 computed from c0: the second-order fallback must still take partial derivatives.
-FPA_OP_CASE("lstm_recurrence", "lstm_recurrence_h0_from_c0", {{2, 2, 12}, {12, 3}, {2, 3}},
-            [](const V& x) { return lstm_recurrence(x[0], x[1], tanh(x[2]), x[2]); });
 
 struct Inputs {
   Tensor xw, w_hh, h0, c0;  // (T, B, 4H), (4H, H), (B, H), (B, H)

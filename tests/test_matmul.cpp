@@ -1,5 +1,5 @@
-// test_matmul.cpp: matmul (2-d, batched, broadcast batch), transposed operands, linear, the
-// BLAS GEMM against the portable kernel, and their gradcheck cases.
+// test_matmul.cpp: matmul (2-d, batched, broadcast batch), transposed operands, linear, and the
+// BLAS GEMM against the portable kernel. Their op cases: tests/op_cases/matmul_cases.cpp.
 #include <gtest/gtest.h>
 
 #include "ops/cpu/cpu_kernels.h"
@@ -10,16 +10,6 @@ namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-FPA_OP_CASE("matmul", "matmul_2d", {{3, 4}, {4, 5}}, [](const V& x) { return matmul(x[0], x[1]); });
-FPA_OP_CASE("matmul", "matmul_batched_broadcast", {{2, 3, 4}, {4, 2}}, [](const V& x) { return matmul(x[0], x[1]); });
-FPA_OP_CASE("matmul", "matmul_batch_bcast_partial", {{2, 1, 2, 3}, {1, 3, 3, 2}},
-            [](const V& x) { return matmul(x[0], x[1]); });
-FPA_OP_CASE("matmul_t", "matmul_t_ta", {{2, 4, 3}, {2, 4, 5}}, [](const V& x) { return matmul_t(x[0], x[1], true, false); });
-FPA_OP_CASE("matmul_t", "matmul_t_tb", {{3, 4}, {5, 4}}, [](const V& x) { return matmul_t(x[0], x[1], false, true); });
-FPA_OP_CASE("matmul_t", "matmul_t_both", {{4, 3}, {5, 4}}, [](const V& x) { return matmul_t(x[0], x[1], true, true); });
-FPA_OP_CASE("linear", "linear_bias", {{2, 3, 4}, {5, 4}, {5}}, [](const V& x) { return linear(x[0], x[1], x[2]); });
-FPA_OP_CASE("linear", "linear_nobias", {{3, 4}, {2, 4}}, [](const V& x) { return linear(x[0], x[1]); });
 
 // Reference product in double, by loops.
 Tensor ref_matmul(const Tensor& a, const Tensor& b) {

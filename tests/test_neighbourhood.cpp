@@ -1,8 +1,8 @@
 // test_neighbourhood.cpp: the neighbourhood ops (ops/neighbourhood.cpp) against direct float64
 // loops, kernels 1, 3 and 5 on maps narrower than the kernel; the transpose identity they rest
 // on (sum_j w[j, m - off_j] x[m - off_j] = neighbour_sum(transpose(w), x)) and the transpose's
-// self-adjointness; errors; their gradcheck / gradgradcheck cases; and that a second-order
-// gradient through local attention keeps no unfolded (J times larger) map alive.
+// self-adjointness; errors; and that a second-order gradient through local attention keeps no
+// unfolded (J times larger) map alive. Their op cases: tests/op_cases/neighbourhood_cases.cpp.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -19,20 +19,6 @@ namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-FPA_OP_CASE("neighbour_dot", "neighbour_dot_3x3", {{2, 3, 4, 5}, {2, 3, 4, 5}},
-            [](const V& x) { return neighbour_dot(x[0], x[1], 3); });
-FPA_OP_CASE("neighbour_dot", "neighbour_dot_5x5_small_map", {{1, 2, 3, 2}, {1, 2, 3, 2}},
-            [](const V& x) { return neighbour_dot(x[0], x[1], 5); });
-FPA_OP_CASE("neighbour_sum", "neighbour_sum_3x3", {{2, 9, 4, 5}, {2, 3, 4, 5}},
-            [](const V& x) { return neighbour_sum(x[0], x[1], 3); });
-FPA_OP_CASE("neighbour_sum", "neighbour_sum_5x5_small_map", {{1, 25, 3, 2}, {1, 2, 3, 2}},
-            [](const V& x) { return neighbour_sum(x[0], x[1], 5); });
-FPA_OP_CASE("neighbour_transpose", "neighbour_transpose_3x3", {{2, 9, 4, 3}},
-            [](const V& x) { return neighbour_transpose(x[0], 3); });
-// The transpose inside a product, so its second order is exercised too.
-FPA_OP_CASE("neighbour_transpose", "neighbour_transpose_squared", {{1, 9, 3, 4}},
-            [](const V& x) { return square(neighbour_transpose(x[0], 3)); });
 
 Tensor random(const Shape& s, uint64_t seed) {
   Generator gen(seed);

@@ -2,8 +2,8 @@
 // composed twin: forward and every input gradient in float64 to 1e-10 of max|ref| and in float32
 // to 1e-5, for delta, hebb and oja, rates per matrix and per row, with and without a start
 // matrix and the front end (key softmax, rate sigmoid), over step counts that cut the
-// backward's checkpoint chunks in every way; gradcheck and gradgradcheck cases (the second
-// order runs the composed fallback), and that paint() takes the fused path on the CPU.
+// backward's checkpoint chunks in every way; the second order's composed fallback; and that
+// paint() takes the fused path on the CPU. Its op cases: tests/op_cases/paint_fused_cases.cpp.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -13,38 +13,13 @@
 
 #include "autograd/generator.h"
 #include "fpa/learning_rules.h"
+#include "tests/op_cases/case_helpers.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {
 namespace {
 
 using V = std::vector<Tensor>;
-
-// Gradcheck / gradgradcheck cases (tests/test_gradcheck.cpp runs them): T 3, N 2, S 3.
-PaintFrontEnd front_end(bool on) {
-  PaintFrontEnd fe;
-  fe.key_softmax = fe.rate_sigmoid = on;
-  return fe;
-}
-FPA_OP_CASE("paint_fused", "paint_fused_delta_front_end", {{3, 2, 3}, {3, 2, 3}, {3, 2, 1}}, [](const V& x) {
-  return paint_fused(PaintRule::delta, x[0], x[1], x[2], Tensor(), front_end(true));
-});
-FPA_OP_CASE("paint_fused", "paint_fused_delta_w0_vect", {{3, 2, 3}, {3, 2, 3}, {3, 2, 3}, {2, 3, 3}}, [](const V& x) {
-  return paint_fused(PaintRule::delta, x[0], x[1], x[2], x[3]);
-});
-FPA_OP_CASE("paint_fused", "paint_fused_hebb", {{3, 2, 3}, {3, 2, 3}}, [](const V& x) {
-  return paint_fused(PaintRule::hebb, x[0], x[1], Tensor());
-});
-FPA_OP_CASE("paint_fused", "paint_fused_oja_front_end_vect", {{3, 2, 3}, {3, 2, 3}, {3, 2, 3}}, [](const V& x) {
-  return paint_fused(PaintRule::oja, x[0], x[1], x[2], Tensor(), front_end(true));
-});
-FPA_OP_CASE("paint_fused", "paint_fused_oja_w0", {{3, 2, 3}, {3, 2, 3}, {3, 2, 1}, {2, 3, 3}}, [](const V& x) {
-  return paint_fused(PaintRule::oja, x[0], x[1], x[2], x[3], front_end(true));
-});
-// Values computed from the keys: the second-order fallback must still take partial derivatives.
-FPA_OP_CASE("paint_fused", "paint_fused_values_from_keys", {{3, 2, 3}, {3, 2, 1}}, [](const V& x) {
-  return paint_fused(PaintRule::delta, x[0], tanh(x[0]), x[1], Tensor(), front_end(true));
-});
 
 const char* rule_name(PaintRule r) { return r == PaintRule::delta ? "delta" : r == PaintRule::hebb ? "hebb" : "oja"; }
 

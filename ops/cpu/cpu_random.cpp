@@ -1,4 +1,5 @@
-// cpu_random.cpp: counter-based random numbers and the Adam step on the CPU.
+// cpu_random.cpp: counter-based random numbers on the CPU (Philox, autograd/generator.h); the
+// Adam step is in cpu_adam.cpp.
 // Compiled with -ffp-contract=off (Makefile): every product is rounded before it is added, on
 // any -march, which the CUDA twins (ops/cuda/cuda_random.cu) spell out to give the same bits.
 #include <cmath>
@@ -39,28 +40,6 @@ void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean
       double u1 = 1.0 - double(uniform01<double>(r, 0));
       double u2 = double(uniform01<double>(r, 2));
       d[i] = T(mean + std * std::sqrt(-2.0 * std::log(u1)) * std::cos(6.283185307179586 * u2));
-    }
-  });
-}
-
-void adam_step(DType t, int64_t n, const AdamArgs& A, void* param, const void* grad, void* m_, void* v_) {
-  dispatch(t, [&](auto zero) {
-    using T = decltype(zero);
-    T* p = static_cast<T*>(param);
-    const T* g = static_cast<const T*>(grad);
-    T* m = static_cast<T*>(m_);
-    T* v = static_cast<T*>(v_);
-    double step_size_d = 0, bc2_sqrt_d = 0;
-    if (!A.bias_terms) adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size_d, &bc2_sqrt_d);
-    const T* terms = static_cast<const T*>(A.bias_terms);
-    const T step_size = terms ? terms[0] : T(step_size_d), bc2_sqrt = terms ? terms[1] : T(bc2_sqrt_d);
-    T b1 = T(A.beta1), b2 = T(A.beta2), eps = T(A.eps), wd = T(A.weight_decay);
-#pragma omp parallel for schedule(static) if (n > kParallelGrain)
-    for (int64_t i = 0; i < n; ++i) {
-      T gi = g[i] + wd * p[i];
-      m[i] = b1 * m[i] + (T(1) - b1) * gi;
-      v[i] = b2 * v[i] + (T(1) - b2) * gi * gi;
-      p[i] -= step_size * m[i] / (std::sqrt(v[i]) / bc2_sqrt + eps);
     }
   });
 }

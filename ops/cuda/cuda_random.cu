@@ -1,4 +1,4 @@
-// cuda_random.cu: counter-based random numbers and the Adam step on CUDA.
+// cuda_random.cu: counter-based random numbers on CUDA (the Adam step is in cuda_adam.cu).
 //
 // Random numbers: element i is Philox-4x32-10 of counter (offset + i) under key seed, the
 // same generator as autograd/generator.h (copied here as device code) turned into numbers by
@@ -8,8 +8,6 @@
 // dtypes. Normal numbers go through log and cos, where CUDA's libm and glibc may differ in the
 // last bit of a double: float64 normals agree to an ulp or two, float32 ones (rounded from
 // those doubles) nearly always exactly.
-// Adam: the CPU's arithmetic in the CPU's order, unfused as there, so a step gives the CPU's
-// bits.
 #include <cmath>
 
 #include "ops/cuda/cuda_common.cuh"
@@ -66,22 +64,6 @@ __global__ void rand_normal_kernel(int64_t n, uint64_t seed, uint64_t offset, do
   }
 }
 
-// p -= step_size * m / (sqrt(v) / bc2_sqrt + eps) after the moment updates, in T, unfused.
-// bias_terms, when set, replaces step_size and bc2_sqrt (a captured step reads each replay's terms).
-template <typename T>
-__global__ void adam_kernel(int64_t n, T step_size, T bc2_sqrt, const T* bias_terms, T b1, T b2, T eps, T wd, T* p,
-                            const T* g, T* m, T* v) {
-  if (bias_terms) step_size = bias_terms[0], bc2_sqrt = bias_terms[1];
-  FPA_GRID_STRIDE_LOOP(i, n) {
-    const T gi = add_rn(g[i], mul_rn(wd, p[i]));                                       // g + wd p
-    const T mi = add_rn(mul_rn(b1, m[i]), mul_rn(sub_rn(T(1), b1), gi));               // b1 m + (1 - b1) g
-    const T vi = add_rn(mul_rn(b2, v[i]), mul_rn(mul_rn(sub_rn(T(1), b2), gi), gi));   // b2 v + (1 - b2) g g
-    m[i] = mi;
-    v[i] = vi;
-    p[i] = sub_rn(p[i], div_rn(mul_rn(step_size, mi), add_rn(div_rn(sqrt_rn(vi), bc2_sqrt), eps)));
-  }
-}
-
 }  // namespace
 
 void rand_uniform(DType t, int64_t n, uint64_t seed, uint64_t offset, double lo, double hi, void* dst) {
@@ -99,19 +81,6 @@ void rand_normal(DType t, int64_t n, uint64_t seed, uint64_t offset, double mean
     using T = decltype(zero);
     launch("rand_normal", rand_normal_kernel<T>, blocks_for(n), kThreads, n, seed, offset, mean, std,
            static_cast<T*>(dst));
-  });
-}
-
-void adam_step(DType t, int64_t n, const AdamArgs& A, void* param, const void* grad, void* m, void* v) {
-  if (n <= 0) return;
-  // Host-side constants exactly as the CPU computes them, or read from A.bias_terms on the device.
-  double step_size = 0, bc2_sqrt = 0;
-  if (!A.bias_terms) adam_bias_terms(A.lr, A.beta1, A.beta2, A.step, &step_size, &bc2_sqrt);
-  dispatch(t, [&](auto zero) {
-    using T = decltype(zero);
-    launch("adam_step", adam_kernel<T>, blocks_for(n), kThreads, n, T(step_size), T(bc2_sqrt),
-           static_cast<const T*>(A.bias_terms), T(A.beta1), T(A.beta2), T(A.eps), T(A.weight_decay),
-           static_cast<T*>(param), static_cast<const T*>(grad), static_cast<T*>(m), static_cast<T*>(v));
   });
 }
 

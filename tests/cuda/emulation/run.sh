@@ -33,7 +33,7 @@ KERNEL_FLAGS=(-O1 -g -std=c++17 -fopenmp -ffp-contract=off -Itests/cuda/emulatio
               -include tests/cuda/emulation/cuda_host_shim.h -Wno-attributes -Wno-unknown-pragmas "${SAN[@]}")
 objects=()
 # The kernels, and the host code around them that runs on the fake runtime (fake_cuda_runtime.h).
-SOURCES=(cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_local_attention cuda_paint cuda_paint_backward
+SOURCES=(cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_adam cuda_local_attention cuda_paint cuda_paint_backward
          cuda_lstm cuda_channel_norm cuda_conv cuda_errors cuda_graph cuda_staging)
 for f in "${SOURCES[@]}"; do
   o=$OUT/obj/$f.o
@@ -49,7 +49,8 @@ for f in tests/cuda/emulation/*.cpp; do
 done
 HEADERS="autograd ops nn fpa train data tests"  # a test object is rebuilt when any header is newer
 # test_cuda_faults.cpp drives the real runtime: GPU only.
-for f in $(ls tests/cuda/*.cpp | grep -v test_cuda_faults.cpp) tests/op_cases.cpp tests/fixture_checks.cpp; do
+for f in $(ls tests/cuda/*.cpp | grep -v test_cuda_faults.cpp) tests/op_cases.cpp tests/op_cases/*.cpp \
+  tests/fixture_checks.cpp tests/test_conformance.cpp; do
   o=$OUT/obj/$(basename "$f" .cpp).o
   if [ ! -f "$o" ] || [ "$f" -nt "$o" ] || [ -n "$(find $HEADERS -name '*.h' -newer "$o" -print -quit)" ]; then
     g++ -O1 -g -std=c++17 -fopenmp -I. "${SAN[@]}" -c "$f" -o "$o"
