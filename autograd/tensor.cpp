@@ -6,7 +6,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/error.h"
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "ops/backend.h"
 
 namespace fpa {
@@ -150,17 +150,17 @@ Tensor from_floats(const std::vector<float>& values, const Shape& shape, Device 
   return h.to(device);
 }
 
-Tensor rand(const Shape& shape, DType dtype, Device device, Generator* gen, double lo, double hi) {
+Tensor rand(const Shape& shape, DType dtype, Device device, Philox* gen, double lo, double hi) {
   check_no_host_traffic("rand");
-  Generator& g = gen ? *gen : default_generator();
+  Philox& g = gen ? *gen : default_generator();
   Tensor t = empty(shape, dtype, device);
   backend(device).rand_uniform(dtype, t.numel(), g.seed(), g.advance(t.numel()), lo, hi, t.data());
   return t;
 }
 
-Tensor randn(const Shape& shape, DType dtype, Device device, Generator* gen, double mean, double std) {
+Tensor randn(const Shape& shape, DType dtype, Device device, Philox* gen, double mean, double std) {
   check_no_host_traffic("randn");
-  Generator& g = gen ? *gen : default_generator();
+  Philox& g = gen ? *gen : default_generator();
   Tensor t = empty(shape, dtype, device);
   backend(device).rand_normal(dtype, t.numel(), g.seed(), g.advance(t.numel()), mean, std, t.data());
   return t;

@@ -14,7 +14,7 @@
 namespace fpa {
 
 struct Node;
-class Generator;
+class Philox;
 
 struct Storage {
   void* data = nullptr;
@@ -86,9 +86,9 @@ Tensor from_vector(const std::vector<double>& values, const Shape& shape, DType 
 Tensor from_floats(const std::vector<float>& values, const Shape& shape, Device device = Device::cpu);
 // Uniform in [lo, hi) and normal(mean, std) from a generator (the default one when null).
 Tensor rand(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu,
-            Generator* gen = nullptr, double lo = 0.0, double hi = 1.0);
+            Philox* gen = nullptr, double lo = 0.0, double hi = 1.0);
 Tensor randn(const Shape& shape, DType dtype = DType::f32, Device device = Device::cpu,
-             Generator* gen = nullptr, double mean = 0.0, double std = 1.0);
+             Philox* gen = nullptr, double mean = 0.0, double std = 1.0);
 // A tensor with another's storage and a new shape of equal numel (no history).
 Tensor alias(const Tensor& t, const Shape& shape);
 

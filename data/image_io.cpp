@@ -21,7 +21,7 @@
 
 #include "autograd/atomic_file.h"
 #include "autograd/error.h"
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 
 namespace fpa {
 

@@ -8,7 +8,7 @@
 #include <numeric>
 
 #include "autograd/error.h"
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 
 namespace fpa {
 

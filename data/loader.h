@@ -1,7 +1,7 @@
 // loader.h: DataLoader, shuffled float32 batches from an in-memory uint8 dataset.
 //
 // Every epoch visits the images in a fresh random order, a Fisher-Yates shuffle driven by
-// Philox (autograd/generator.h) with counter (epoch, i): the order depends only on (seed,
+// Philox (autograd/philox.h) with counter (epoch, i): the order depends only on (seed,
 // epoch), never on how many batches were drawn before or on threads. Each epoch yields
 // floor(N / B) full batches (the incomplete tail is dropped, as the reference trainer does).
 // A background thread converts the next batch while the caller trains on the current one.

@@ -55,7 +55,7 @@ std::shared_ptr<disc::PreNormAttention> prenorm_attention(int64_t dim, disc::Att
 
 }  // namespace
 
-Discriminator::Discriminator(const DiscriminatorConfig& c, Generator* gen) : cfg_(c) {
+Discriminator::Discriminator(const DiscriminatorConfig& c, Philox* gen) : cfg_(c) {
   const disc::AttentionSize attn{c.attn_heads, c.attn_dim_head};
   const int64_t S = c.image_size, C = c.channels;
   FPA_CHECK(S >= 16 && S <= 256 && (S & (S - 1)) == 0, "Discriminator: image size ", S,

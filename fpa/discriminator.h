@@ -15,7 +15,7 @@
 #include <memory>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "fpa/config.h"
 #include "fpa/disc_attention.h"
 #include "nn/module.h"
@@ -33,7 +33,7 @@ class Discriminator : public nn::Module {
   // Weights of every conv drawn Kaiming normal (fan_in, gain sqrt 2) from `gen` (the default
   // generator when null); biases keep PyTorch's default U(+-1/sqrt(fan_in)). Every
   // LinearAttention has config.attn_heads x config.attn_dim_head (officially 8 x 64).
-  explicit Discriminator(const DiscriminatorConfig& config, Generator* gen = nullptr);
+  explicit Discriminator(const DiscriminatorConfig& config, Philox* gen = nullptr);
 
   // images (B, C, S, S); calc_aux_loss adds the decoder1 reconstruction loss (real images).
   DiscOutput forward(const Tensor& images, bool calc_aux_loss) const;

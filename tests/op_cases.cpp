@@ -11,7 +11,7 @@
 #include <sstream>
 #include <string>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 
 namespace fpa::test {
 
@@ -26,7 +26,7 @@ int add_op_case(const OpCase& c) {
 const std::vector<OpCase>& op_cases() { return cases(); }
 
 std::vector<Tensor> make_inputs(const OpCase& c, uint64_t seed, Device device) {
-  Generator gen(seed);
+  Philox gen(seed);
   std::vector<Tensor> xs;
   for (const Shape& s : c.shapes) {
     std::vector<double> v = rand(s, DType::f64, Device::cpu, &gen, c.lo, c.hi).to_vector();
@@ -56,7 +56,7 @@ static std::vector<Tensor> fresh_leaves(const std::vector<std::vector<double>>& 
 static CheckResult check_jacobian(const MultiFn& f, const std::vector<Tensor>& inputs, uint64_t seed) {
   const double eps = 1e-6, atol = 1e-5, rtol = 1e-3;
   std::vector<Tensor> outs = f(inputs);
-  Generator gen(seed * 7919 + 13);
+  Philox gen(seed * 7919 + 13);
   std::vector<Tensor> vs, diff_outs, diff_vs;
   for (const Tensor& o : outs) {
     vs.push_back(o.defined() ? randn(o.shape(), DType::f64, Device::cpu, &gen).to(o.device()) : Tensor());
@@ -113,7 +113,7 @@ CheckResult gradgradcheck(const std::function<Tensor(const std::vector<Tensor>&)
     NoGradGuard ng;
     y0 = fn(inputs);
   }
-  Generator gen(seed * 104729 + 7);
+  Philox gen(seed * 104729 + 7);
   Tensor u = randn(y0.shape(), DType::f64, Device::cpu, &gen).to(y0.device()).requires_grad_();
   size_t n = inputs.size();
   MultiFn first = [&fn, n](const std::vector<Tensor>& xu) {

@@ -7,7 +7,7 @@
 #include <cmath>
 
 #include "fpa/fast_weight_painter.h"
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "nn/adam.h"
 #include "nn/ema.h"
 #include "nn/layers.h"
@@ -30,7 +30,7 @@ struct RefAdam {
 };
 
 void run_against_reference(DType dt, double wd, double tol) {
-  Generator gen(42);
+  Philox gen(42);
   std::vector<Shape> shapes = {{3, 4}, {5}, {2, 2, 2}};
   std::vector<Tensor> params;
   for (const Shape& s : shapes) params.push_back(randn(s, dt, Device::cpu, &gen).requires_grad_());

@@ -10,7 +10,7 @@
 #include <string>
 #include <type_traits>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "ops/backend.h"
 #include "tests/test_util.h"
 
@@ -76,7 +76,7 @@ TEST(Backend, CpuFreeIgnoresNullAndUnknownPointers) {
 TEST(Backend, AdamStepFromBiasTermsInMemoryIsTheSameStep) {
   for (DType t : {DType::f32, DType::f64}) {
     SCOPED_TRACE(dtype_name(t));
-    Generator gen(5);
+    Philox gen(5);
     const int64_t n = 1000;
     Tensor g = randn({n}, t, Device::cpu, &gen);
     Tensor p1 = randn({n}, t, Device::cpu, &gen), m1 = zeros({n}, t), v1 = zeros({n}, t);

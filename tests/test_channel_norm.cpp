@@ -9,7 +9,7 @@
 #include <array>
 #include <string>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "nn/layers.h"
 #include "tests/test_util.h"
 
@@ -24,7 +24,7 @@ struct Inputs {
 };
 
 Inputs make_inputs(int64_t N, int64_t C, int64_t H, int64_t W, DType dt, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   Inputs in;
   in.x = add_scalar(mul_scalar(randn({N, C, H, W}, DType::f64, Device::cpu, &gen), 2.0), 0.7);
   in.g = add_scalar(randn({1, C, 1, 1}, DType::f64, Device::cpu, &gen), 1.0);
@@ -36,7 +36,7 @@ Inputs make_inputs(int64_t N, int64_t C, int64_t H, int64_t W, DType dt, uint64_
 // Output, then the gradients of x, g, b for one random upstream gradient.
 V forward_and_grads(const Inputs& in, bool fused, double eps = 1e-5) {
   Tensor y = fused ? channel_norm(in.x, in.g, in.b, eps) : channel_norm_composed(in.x, in.g, in.b, eps);
-  Generator gen(99);
+  Philox gen(99);
   Tensor up = randn(y.shape(), DType::f64, Device::cpu, &gen).to(y.dtype());
   V r = grad({y}, in.list(), {up});
   r.insert(r.begin(), y);
@@ -65,7 +65,7 @@ TEST(ChannelNorm, Float32MatchesFloat64) {
 TEST(ChannelNorm, SecondOrderFallbackMatchesFusedFirstOrder) {
   Inputs in = make_inputs(2, 6, 3, 3, DType::f64, 11);
   Tensor y = channel_norm(in.x, in.g, in.b, 1e-5);
-  Generator gen(5);
+  Philox gen(5);
   Tensor up = randn(y.shape(), DType::f64, Device::cpu, &gen);
   V recorded = grad({y}, in.list(), {up}, /*retain_graph=*/true, /*create_graph=*/true);
   V fused = grad({y}, in.list(), {up});

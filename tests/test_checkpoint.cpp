@@ -8,7 +8,7 @@
 
 #include <vector>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cpu_memory_log.h"
 #include "tests/op_cases.h"
 #include "tests/op_cases/case_helpers.h"
@@ -27,7 +27,7 @@ Tensor chain(const V& in) {
 }
 
 Tensor random(const Shape& s, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   return randn(s, DType::f64, Device::cpu, &gen);
 }
 

@@ -24,7 +24,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "ops/backend.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
@@ -156,7 +156,7 @@ std::vector<Tensor> output_and_gradients(const OpCase& c, DType t, Device d) {
   Tensor y = c.fn(x);
   std::vector<Tensor> r = {y};
   if (!y.requires_grad()) return r;
-  Generator gen(29);
+  Philox gen(29);
   Tensor u = randn(y.shape(), t, Device::cpu, &gen).to(d);
   for (const Tensor& g : grad({y}, x, {u}, false, false, true)) r.push_back(g);
   return r;

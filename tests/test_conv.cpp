@@ -7,7 +7,7 @@
 
 #include <sstream>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 
@@ -115,7 +115,7 @@ Tensor ref_unfold(const Tensor& x, int64_t k, int64_t s, int64_t p) {
 }
 
 Tensor random(const Shape& s, uint64_t seed, DType t = DType::f64) {
-  Generator gen(seed);
+  Philox gen(seed);
   return randn(s, DType::f64, Device::cpu, &gen).to(t);
 }
 

@@ -38,7 +38,7 @@ std::vector<double> augment_by_loops(const std::vector<double>& in, const Augmen
 // A choice that is applied: generator seeds are tried until the coin says so.
 AugmentChoice applied_choice(int64_t B, int64_t S, bool flip) {
   for (uint64_t seed = 1;; ++seed) {
-    Generator g(seed);
+    Philox g(seed);
     AugmentChoice c = draw_augment(B, S, 0.5, g);
     if (c.apply && c.flip == flip) return c;
   }
@@ -50,7 +50,7 @@ TEST(DiffAugment, MatchesThePixelLoop) {
     for (bool flip : {false, true}) {
       SCOPED_TRACE(std::string(dtype_name(t)) + (flip ? " flipped" : ""));
       AugmentChoice ch = applied_choice(B, S, flip);
-      Generator g(3);
+      Philox g(3);
       Tensor x = randn({B, C, S, S}, t, Device::cpu, &g);
       std::vector<double> got = apply_augment(x, augment_inputs(ch, B, S, t, Device::cpu)).to_vector();
       EXPECT_TRUE(got == augment_by_loops(x.to_vector(), ch, B, C, S));
@@ -67,7 +67,7 @@ TEST(DiffAugment, GradientIsTheAdjoint) {
   const int64_t B = 3, C = 2, S = 8;
   AugmentChoice ch = applied_choice(B, S, true);
   AugmentInputs in = augment_inputs(ch, B, S, DType::f64, Device::cpu);
-  Generator g(4);
+  Philox g(4);
   Tensor x = randn({B, C, S, S}, DType::f64, Device::cpu, &g).requires_grad_();
   Tensor w = randn({B, C, S, S}, DType::f64, Device::cpu, &g).requires_grad_();
   Tensor y = apply_augment(x, in);
@@ -78,14 +78,14 @@ TEST(DiffAugment, GradientIsTheAdjoint) {
 }
 
 TEST(DiffAugment, DrawsAsTheReference) {
-  Generator none(5);
+  Philox none(5);
   EXPECT_FALSE(draw_augment(4, 16, 0.0, none).apply);
   EXPECT_EQ(none.offset(), 0u) << "p = 0 draws nothing";
   for (uint64_t seed = 1; seed < 20; ++seed) {
-    Generator g(seed);
+    Philox g(seed);
     AugmentChoice c = draw_augment(4, 16, 0.5, g);
     const uint64_t after = g.offset();
-    Generator coins(seed);
+    Philox coins(seed);
     std::vector<double> u = rand({2}, DType::f64, Device::cpu, &coins).to_vector();
     EXPECT_EQ(c.apply, u[0] < 0.5) << "seed " << seed;
     EXPECT_EQ(after, c.apply ? coins.offset() + 4 * 4 : coins.offset()) << "seed " << seed;
@@ -99,10 +99,10 @@ TEST(DiffAugment, DrawsAsTheReference) {
 // the same state afterwards.
 TEST(DiffAugment, EagerCallIsTheTensorForm) {
   const int64_t B = 2, C = 1, S = 8;
-  Generator data(6);
+  Philox data(6);
   Tensor x = randn({B, C, S, S}, DType::f32, Device::cpu, &data);
   for (uint64_t seed = 1; seed < 10; ++seed) {
-    Generator a(seed), b(seed);
+    Philox a(seed), b(seed);
     Tensor eager = diff_augment(x, 0.7, a);
     Tensor tensors = apply_augment(x, augment_inputs(draw_augment(B, S, 0.7, b), B, S, DType::f32, Device::cpu));
     EXPECT_TRUE(eager.to_vector() == tensors.to_vector()) << "seed " << seed;

@@ -17,7 +17,7 @@
 #include <random>
 #include <sstream>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "fpa/discriminator.h"
 #include "fpa/gan_losses.h"
 #include "tests/op_cases.h"
@@ -63,7 +63,7 @@ DiscriminatorConfig config(int64_t side, int64_t channels, int64_t fmap_max, std
 // 8 x 64 costs about 0.3 s per float64 forward in the 32x32 head alone; the full size is
 // covered by the loop reference here and by the fixtures).
 std::unique_ptr<Discriminator> tiny_d(uint64_t seed = 3) {
-  Generator gen(seed);
+  Philox gen(seed);
   manual_seed(seed);
   DiscriminatorConfig small = config(16, 3, 8, {16});
   small.attn_heads = 2, small.attn_dim_head = 4;
@@ -130,7 +130,7 @@ void expect_every_input_used(const std::function<Tensor(const V&)>& fn, const V&
 }
 
 Tensor rand64(const Shape& s, uint64_t seed, double lo = -1, double hi = 1) {
-  Generator g(seed);
+  Philox g(seed);
   return rand(s, DType::f64, Device::cpu, &g, lo, hi);
 }
 
@@ -182,7 +182,7 @@ TEST(Discriminator, LayoutForOtherSidesAndOutputSize5) {
 }
 
 TEST(Discriminator, KaimingNormalInitOnWeightsDefaultOnBiases) {
-  Generator gen(11);
+  Philox gen(11);
   Discriminator D(config(32, 1, 512, {32}), &gen);
   auto stats = [](const Tensor& t) {
     std::vector<double> v = t.to_vector();

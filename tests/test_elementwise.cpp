@@ -9,7 +9,7 @@
 #include <limits>
 #include <random>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 
@@ -127,7 +127,7 @@ void check_broadcasts(DType dt) {
     if (rng() % 2) b.erase(b.begin(), b.begin() + rng() % nd);  // missing leading dims
     pairs.push_back({Shape(a), Shape(b)});
   }
-  Generator gen(3);
+  Philox gen(3);
   for (auto& [sa, sb] : pairs) {
     SCOPED_TRACE(::testing::Message() << sa << " and " << sb);
     Tensor a = randn(sa, dt, Device::cpu, &gen), b = add_scalar(randn(sb, dt, Device::cpu, &gen), 0.1);
@@ -147,7 +147,7 @@ TEST(ElementwiseKernels, BroadcastsMatchIndexLoopsExactly) {
 // flip, permute, expand, slice and pad (negative, zero, permuted and offset strides in
 // copy_strided) against index math.
 TEST(ElementwiseKernels, StridedCopiesMatchIndexLoops) {
-  Generator gen(5);
+  Philox gen(5);
   for (Shape s : {Shape{3, 4, 5}, Shape{2, 130, 70}, Shape{1, 9, 1, 33}}) {
     SCOPED_TRACE(::testing::Message() << s);
     Tensor x = randn(s, DType::f32, Device::cpu, &gen);
@@ -283,7 +283,7 @@ TEST(ElementwiseKernels, GeluBackwardIsItsDerivative) {
 // remainder) and whatever the thread count.
 TEST(ElementwiseKernels, ResultsDoNotDependOnPositionOrThreads) {
   const int saved = omp_get_max_threads();
-  Generator gen(9);
+  Philox gen(9);
   Tensor x = randn({100003}, DType::f32, Device::cpu, &gen);
   Tensor (*ops[])(const Tensor&) = {exp, tanh, sigmoid, silu, erf, gelu};
   for (auto op : ops) {

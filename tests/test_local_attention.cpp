@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 
@@ -19,7 +19,7 @@ namespace {
 using V = std::vector<Tensor>;
 
 Tensor random(const Shape& s, uint64_t seed, double scale = 1.0) {
-  Generator gen(seed);
+  Philox gen(seed);
   return mul_scalar(randn(s, DType::f64, Device::cpu, &gen), scale);
 }
 

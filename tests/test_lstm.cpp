@@ -5,7 +5,7 @@
 
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "nn/lstm.h"
 #include "tests/test_util.h"
 
@@ -110,7 +110,7 @@ std::function<Tensor(const V&)> lstm_fn(nn::LSTM& m) {
 }
 
 V lstm_inputs(nn::LSTM& m, int64_t T, int64_t B, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   V in = {randn({T, B, m.input_size}, DType::f64, Device::cpu, &gen),
           randn({m.num_layers, B, m.hidden_size}, DType::f64, Device::cpu, &gen),
           randn({m.num_layers, B, m.hidden_size}, DType::f64, Device::cpu, &gen)};

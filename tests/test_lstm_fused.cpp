@@ -11,7 +11,7 @@
 #include <cmath>
 #include <string>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "nn/lstm.h"
 #include "ops/backend.h"
 #include "tests/test_util.h"
@@ -31,7 +31,7 @@ struct Inputs {
 };
 
 Inputs make_inputs(int64_t T, int64_t B, int64_t H, DType dt, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   Inputs in;
   in.xw = randn({T, B, 4 * H}, DType::f64, Device::cpu, &gen);
   in.w_hh = mul_scalar(randn({4 * H, H}, DType::f64, Device::cpu, &gen), 1.0 / std::sqrt(double(H)));
@@ -47,7 +47,7 @@ const char* kNames[] = {"dxw", "dW_hh", "dh0", "dc0"};
 V forward_and_grads(const Inputs& in, bool fused, bool create_graph = false) {
   Tensor out = fused ? lstm_recurrence(in.xw, in.w_hh, in.h0, in.c0)
                      : lstm_recurrence_composed(in.xw, in.w_hh, in.h0, in.c0);
-  Generator gen(77);
+  Philox gen(77);
   Tensor g = randn(out.shape(), DType::f64, Device::cpu, &gen).to(out.dtype());
   V r = grad({out}, in.list(), {g}, true, create_graph);
   r.insert(r.begin(), out);

@@ -10,7 +10,7 @@
 #include <string>
 #include <vector>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cpu_memory_log.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
@@ -21,7 +21,7 @@ namespace {
 using V = std::vector<Tensor>;
 
 Tensor random(const Shape& s, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   return randn(s, DType::f64, Device::cpu, &gen);
 }
 

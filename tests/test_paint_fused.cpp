@@ -11,7 +11,7 @@
 #include <cmath>
 #include <string>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "fpa/learning_rules.h"
 #include "tests/op_cases/case_helpers.h"
 #include "tests/test_util.h"
@@ -37,7 +37,7 @@ struct Inputs {
 // rates in (0.1, 0.9), as the rule sees them.
 Inputs make_inputs(PaintRule rule, int64_t T, int64_t N, int64_t S, int64_t r, bool with_w0, bool raw, DType dt,
                    uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   Inputs in;
   in.k = randn({T, N, S}, DType::f64, Device::cpu, &gen);
   if (!raw) in.k = softmax(in.k, -1);
@@ -64,7 +64,7 @@ void compare_with_twin(PaintRule rule, const Inputs& in, PaintFrontEnd fe, doubl
   Tensor W = paint_fused(rule, in.k, in.v, in.beta, in.w0, fe);
   Tensor W_ref = paint_composed(rule, in.k, in.v, in.beta, in.w0, fe);
   expect_near_max(W, W_ref, W_ref, tol, "W_T");
-  Generator gen(77);
+  Philox gen(77);
   Tensor g = randn(W.shape(), DType::f64, Device::cpu, &gen).to(W.dtype());
   V xs = in.list();
   V got = grad({W}, xs, {g}, false, false, true), want = grad({W_ref}, xs, {g}, false, false, true);
@@ -126,7 +126,7 @@ TEST(PaintFused, SecondOrderFallbackMatchesFusedFirstOrder) {
     Inputs in = make_inputs(rule, 5, 2, 4, 1, variant != 2, true, DType::f64, 21);
     Tensor v = variant == 2 ? tanh(in.k) : in.v;
     Tensor W = paint_fused(rule, in.k, v, in.beta, in.w0, front_end(true));
-    Generator gen(5);
+    Philox gen(5);
     Tensor g = randn(W.shape(), DType::f64, Device::cpu, &gen);
     V xs = variant == 2 ? V{in.k, in.beta} : in.list();
     V fused = grad({W}, xs, {g}, true, false), recorded = grad({W}, xs, {g}, true, true);

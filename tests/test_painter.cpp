@@ -7,7 +7,7 @@
 
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "fpa/fast_weight_painter.h"
 #include "tests/test_util.h"
 
@@ -66,7 +66,7 @@ struct RuleInputs {
 };
 
 RuleInputs rule_inputs(int64_t T, int64_t N, int64_t S, int64_t r, bool with_w0, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   RuleInputs in;
   in.k = softmax(randn({T, N, S}, DType::f64, Device::cpu, &gen), -1).detach().requires_grad_();
   in.v = randn({T, N, S}, DType::f64, Device::cpu, &gen).requires_grad_();
@@ -288,7 +288,7 @@ std::function<Tensor(const V&)> model_fn(FastWeightPainter& g, std::function<Ten
 }
 
 V model_inputs(FastWeightPainter& g, int64_t B, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   V in = {randn({B, g.config().latent_dim}, DType::f64, Device::cpu, &gen).requires_grad_()};
   for (Tensor* p : g.parameters()) in.push_back(p->to(DType::f64).detach().requires_grad_());
   return in;

@@ -7,7 +7,7 @@
 #include <cmath>
 #include <functional>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 
@@ -19,7 +19,7 @@ using V = std::vector<Tensor>;
 // ---- direct-loop references in float64
 
 Tensor random(const Shape& s, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   return randn(s, DType::f64, Device::cpu, &gen);
 }
 

@@ -9,7 +9,7 @@
 #include <cmath>
 #include <limits>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "ops/backend.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
@@ -128,7 +128,7 @@ RefReduce reduce_by_index(const Tensor& x, unsigned mask) {
 // Every axis subset of shapes with size-1 dims, odd sizes, long rows and many short ones,
 // in both dtypes: max exactly, sums within a few ulps of the result (double accumulation).
 TEST(ReduceKernels, EveryAxisSubsetMatchesReference) {
-  Generator gen(21);
+  Philox gen(21);
   for (Shape s : {Shape{2, 3, 4, 5}, Shape{1, 7, 1, 9}, Shape{4, 1, 6}, Shape{5, 33, 17}, Shape{3, 2, 1, 4, 5},
                   Shape{2, 700, 3}, Shape{300, 2, 40}, Shape{9000}, Shape{2, 5000}}) {
     for (DType dt : {DType::f64, DType::f32}) {
@@ -177,7 +177,7 @@ TEST(ReduceKernels, EmptyAndNanFollowTheContract) {
 // Softmax over a wide middle axis (more columns than one block) and a last axis of odd
 // length, against the formula in long double.
 TEST(ReduceKernels, SoftmaxPathsMatchFormula) {
-  Generator gen(4);
+  Philox gen(4);
   for (auto [s, axis] : std::vector<std::pair<Shape, int>>{{{2, 5, 1100}, 1}, {{3, 37}, 1}, {{6, 9, 3}, 1}, {{4, 2, 100}, 2}}) {
     for (DType dt : {DType::f64, DType::f32}) {
       Tensor x = mul_scalar(randn(s, dt, Device::cpu, &gen), 4.0);
@@ -212,7 +212,7 @@ TEST(ReduceKernels, SoftmaxPathsMatchFormula) {
 // sum |u y|, not with |s| and |t|, since the sums may cancel; the differences and the products),
 // and against the recorded composed ops that create_graph differentiates.
 TEST(ReduceKernels, SoftmaxBackwardPathsMatchFormula) {
-  Generator gen(5);
+  Philox gen(5);
   const Backend& be = backend(Device::cpu);
   for (auto [s, axis] : std::vector<std::pair<Shape, int>>{
            {{2, 5, 1100}, 1}, {{3, 37}, 1}, {{6, 9, 3}, 1}, {{4, 2, 100}, 2}, {{5, 7}, 1}}) {
@@ -258,7 +258,7 @@ TEST(ReduceKernels, SoftmaxBackwardPathsMatchFormula) {
 // (training resume and the random-number tests rely on it).
 TEST(ReduceKernels, ResultsDoNotDependOnThreadCount) {
   const int saved = omp_get_max_threads();
-  Generator gen(8);
+  Philox gen(8);
   Tensor a = randn({32, 64, 16, 16}, DType::f32, Device::cpu, &gen);  // bias-gradient pattern
   Tensor b = randn({3, 70000}, DType::f32, Device::cpu, &gen);        // fewer outputs than threads
   Tensor c = randn({300001}, DType::f64, Device::cpu, &gen);          // one output

@@ -6,7 +6,7 @@
 
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "autograd/pending_read.h"
 #include "ops/backend.h"
 #include "ops/ops.h"
@@ -41,7 +41,7 @@ TEST(Tensor, CastsRoundTrip) {
 }
 
 TEST(Tensor, GeneratorIsSeededAndIndependentOfThreadCount) {
-  Generator g1(123), g2(123), g3(124);
+  Philox g1(123), g2(123), g3(124);
   int threads = omp_get_max_threads();
   omp_set_num_threads(1);
   std::vector<double> a = randn({50000}, DType::f32, Device::cpu, &g1).to_vector();
@@ -56,7 +56,7 @@ TEST(Tensor, GeneratorIsSeededAndIndependentOfThreadCount) {
 }
 
 TEST(Tensor, RandomMomentsAreRight) {
-  Generator g(7);
+  Philox g(7);
   std::vector<double> n = randn({200000}, DType::f64, Device::cpu, &g).to_vector();
   std::vector<double> u = rand({200000}, DType::f64, Device::cpu, &g, -1.0, 3.0).to_vector();
   double mn = 0, vn = 0, mu = 0, lo = 1e9, hi = -1e9;

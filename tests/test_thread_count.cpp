@@ -24,7 +24,7 @@ struct GemmShape {
 
 // C = op(A) op(B) + 0.5 C for a batch, through the backend's gemm, as host floats.
 std::vector<float> gemm_bits(const GemmShape& s) {
-  Generator gen(11);
+  Philox gen(11);
   Tensor a = randn({s.batch, s.M * s.K}, DType::f32, Device::cpu, &gen);
   Tensor b = randn({s.batch, s.K * s.N}, DType::f32, Device::cpu, &gen);
   Tensor c = randn({s.batch, s.M * s.N}, DType::f32, Device::cpu, &gen);
@@ -62,7 +62,7 @@ TEST(ThreadCount, GemmTilesComeFromTheShapeAlone) {
 
 // Input and weight gradients of a 3x3 convolution over a batch of `n` images.
 std::vector<std::vector<float>> conv_grads(int64_t n, int64_t groups) {
-  Generator gen(5);
+  Philox gen(5);
   Tensor x = randn({n, 8, 12, 12}, DType::f32, Device::cpu, &gen).requires_grad_(true);
   Tensor w = randn({16, 8 / groups, 3, 3}, DType::f32, Device::cpu, &gen).requires_grad_(true);
   Tensor up = randn({n, 16, 6, 6}, DType::f32, Device::cpu, &gen);

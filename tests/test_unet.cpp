@@ -13,7 +13,7 @@
 #include <map>
 #include <sstream>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "fpa/unet.h"
 #include "fpa/unet_painter.h"
 #include "tests/op_cases.h"
@@ -65,7 +65,7 @@ void expect_names_match(nn::Module& m, const std::string& prefix, const std::str
 
 // Every parameter redrawn from N(0, scale^2) in float64 (so norms' gains and biases matter).
 void randomise(nn::Module& m, uint64_t seed, double scale = 0.5) {
-  Generator gen(seed);
+  Philox gen(seed);
   for (Tensor* p : m.parameters()) *p = randn(p->shape(), DType::f64, Device::cpu, &gen, 0.0, scale).requires_grad_();
 }
 
@@ -84,7 +84,7 @@ std::function<Tensor(const V&)> with_params(nn::Module& m, const std::vector<std
 }
 
 V inputs_for(nn::Module& m, const Shape& x_shape, const std::vector<std::string>& names, uint64_t seed) {
-  Generator gen(seed);
+  Philox gen(seed);
   V xs = {randn(x_shape, DType::f64, Device::cpu, &gen).requires_grad_()};
   for (const auto& n : names) xs.push_back(m.find_parameter(n)->detach().clone().requires_grad_());
   return xs;
@@ -185,7 +185,7 @@ Mat ref_attention(const unet::LinearAttention* la, const unet::Attention* fa, co
 
 void expect_attention_matches_loops(nn::Module& m, const unet::LinearAttention* la, const unet::Attention* fa,
                                     std::function<Tensor(const Tensor&)> f) {
-  Generator gen(3);
+  Philox gen(3);
   Tensor x = randn({2, 5, 3, 2}, DType::f64, Device::cpu, &gen);
   Tensor y = f(x);
   for (int64_t b = 0; b < 2; ++b) {
@@ -275,7 +275,7 @@ void copy_params(nn::Module& from, nn::Module& to) {
 std::map<std::string, bool> grads_reached(UNetPainter& G, const Tensor& z) {
   for (Tensor* p : G.parameters()) p->zero_grad();
   Tensor y = G.forward(z);
-  Generator gen(11);
+  Philox gen(11);
   backward(sum(mul(y, randn(y.shape(), y.dtype(), Device::cpu, &gen))));
   std::map<std::string, bool> got;
   for (auto& p : G.named_parameters()) got[p.first] = p.second->grad().defined();
@@ -306,7 +306,7 @@ TEST(UNetPainter, ComposesPainterUNetAndTanh) {
     c.unet_tanh = unet_tanh;
     UNetPainter G(c);
     G.to(DType::f64);
-    Generator gen(9);
+    Philox gen(9);
     Tensor z = randn({2, 8}, DType::f64, Device::cpu, &gen);
     Tensor y = G.forward(z);
     EXPECT_EQ(y.shape(), Shape({2, 1, 16, 16}));

@@ -120,7 +120,7 @@ void run_config(Result& r, Device dev, int64_t steps, bool quick) {
   }
   const GeneratorModel& ge = fallback.module ? fallback : t.ema_generator();
   r.sample_batch = quick ? 16 : 256;
-  Generator rng(7);
+  Philox rng(7);
   NoGradGuard ng;
   auto images_per_s = [&] {
     const double s = seconds_per(dev, 1, quick ? 2 : 5, [&] {
@@ -141,7 +141,7 @@ void run_config(Result& r, Device dev, int64_t steps, bool quick) {
 
 // The fused painting (what FastWeightPainter::paint runs) forward + backward of sum(W * w).
 double painter_ms(Device dev, int64_t B, int64_t C, int64_t S, int64_t T, int64_t reps) {
-  Generator g(11);
+  Philox g(11);
   const int64_t N = B * C;
   Tensor k = randn({T, N, S}, DType::f32, dev, &g).requires_grad_(true);
   Tensor v = randn({T, N, S}, DType::f32, dev, &g).requires_grad_(true);

@@ -124,7 +124,7 @@ GeneratorModel load_generator(const Args& a, nn::NamedTensors& ckpt) {
 }
 
 Tensor latents(const Args& a, const nn::NamedTensors& ckpt, int64_t n) {
-  Generator gen(uint64_t(a.integer("seed", 0)) * 7919 + 17);
+  Philox gen(uint64_t(a.integer("seed", 0)) * 7919 + 17);
   return randn({n, from_metadata(ckpt.metadata).g.latent_dim}, DType::f32, Device::cpu, &gen);
 }
 

@@ -11,7 +11,7 @@ namespace fpa {
 namespace {
 
 // Uniform integers in [lo, hi] from the generator (one counter each).
-std::vector<int64_t> random_ints(int64_t n, int64_t lo, int64_t hi, Generator& gen) {
+std::vector<int64_t> random_ints(int64_t n, int64_t lo, int64_t hi, Philox& gen) {
   std::vector<double> u = rand({n}, DType::f64, Device::cpu, &gen).to_vector();
   std::vector<int64_t> r(n);
   for (int64_t i = 0; i < n; ++i) r[i] = lo + std::min<int64_t>(int64_t(u[i] * double(hi - lo + 1)), hi - lo);
@@ -23,7 +23,7 @@ int64_t max_shift(int64_t S) { return int64_t(double(S) * 0.125 + 0.5); }
 
 }  // namespace
 
-AugmentChoice draw_augment(int64_t B, int64_t S, double prob, Generator& gen) {
+AugmentChoice draw_augment(int64_t B, int64_t S, double prob, Philox& gen) {
   AugmentChoice c;
   if (prob <= 0) return c;
   std::vector<double> coins = rand({2}, DType::f64, Device::cpu, &gen).to_vector();
@@ -77,7 +77,7 @@ Tensor apply_augment(const Tensor& images, const AugmentInputs& in) {
   return where(in.apply, x, images);
 }
 
-Tensor diff_augment(const Tensor& images, double prob, Generator& gen) {
+Tensor diff_augment(const Tensor& images, double prob, Philox& gen) {
   if (prob <= 0) return images;
   FPA_CHECK(images.ndim() == 4 && images.dim(2) == images.dim(3), "diff_augment: images ", images.shape(),
             " should be (B, C, S, S)");

@@ -14,7 +14,7 @@
 #pragma once
 #include <vector>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "autograd/tensor.h"
 
 namespace fpa {
@@ -27,7 +27,7 @@ struct AugmentChoice {
   std::vector<int64_t> shift_y, shift_x;    // (B) translations
 };
 // The reference's draws, in its order: two coins, then only if applied the centres and shifts.
-AugmentChoice draw_augment(int64_t B, int64_t S, double prob, Generator& gen);
+AugmentChoice draw_augment(int64_t B, int64_t S, double prob, Philox& gen);
 
 // A choice as tensors: apply and flip (1) gates; keep (B, 1, S, S), the cutout's 0/1 mask;
 // rows (B, 1, S, S), rows[b][y][y'] = 1 where output row y shows input row y' = y - shift_y;
@@ -44,6 +44,6 @@ Tensor apply_augment(const Tensor& images, const AugmentInputs& in);
 
 // Eagerly: draws from `gen` (so runs and resumes are reproducible) and applies; unchanged when
 // prob <= 0 or the first coin says no.
-Tensor diff_augment(const Tensor& images, double prob, Generator& gen);
+Tensor diff_augment(const Tensor& images, double prob, Philox& gen);
 
 }  // namespace fpa

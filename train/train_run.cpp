@@ -105,7 +105,7 @@ void write_pictures(const Trainer& t) {
 }  // namespace
 
 Tensor picture_latents(const TrainOptions& o, int64_t n, uint64_t salt) {
-  Generator g(o.seed * 1000003 + salt);
+  Philox g(o.seed * 1000003 + salt);
   return randn({n, o.model.g.latent_dim}, DType::f32, o.device, &g);
 }
 

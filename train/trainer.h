@@ -25,7 +25,7 @@
 #include <vector>
 
 #include "autograd/error.h"
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "autograd/pending_read.h"
 #include "data/loader.h"
 #include "fpa/models.h"
@@ -147,7 +147,7 @@ class Trainer {
   std::unique_ptr<nn::Adam> opt_g_, opt_d_;
   std::unique_ptr<nn::EMA> ema_;
   std::unique_ptr<DataLoader> loader_;
-  Generator rng_;  // latents and augmentation choices
+  Philox rng_;  // latents and augmentation choices
   int64_t step_ = 0;
   bool use_graphs_ = false;
   StepInputs inputs_;

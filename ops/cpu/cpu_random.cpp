@@ -1,10 +1,10 @@
-// cpu_random.cpp: counter-based random numbers on the CPU (Philox, autograd/generator.h); the
+// cpu_random.cpp: counter-based random numbers on the CPU (Philox, autograd/philox.h); the
 // Adam step is in cpu_adam.cpp.
 // Compiled with -ffp-contract=off (Makefile): every product is rounded before it is added, on
 // any -march, which the CUDA twins (ops/cuda/cuda_random.cu) spell out to give the same bits.
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "ops/cpu/cpu_kernels.h"
 
 namespace fpa::cpu {

@@ -1,7 +1,7 @@
 // cuda_random.cu: counter-based random numbers on CUDA (the Adam step is in cuda_adam.cu).
 //
 // Random numbers: element i is Philox-4x32-10 of counter (offset + i) under key seed, the
-// same generator as autograd/generator.h (copied here as device code) turned into numbers by
+// same generator as autograd/philox.h (copied here as device code) turned into numbers by
 // the same formulas as the CPU backend (cpu_random.cpp), every rounding spelled out and none
 // fused (the Makefile compiles cpu_random.cpp with -ffp-contract=off, so g++ fuses nothing
 // there either, whatever -march), so uniform numbers equal the CPU's bit for bit in both
@@ -19,7 +19,7 @@ struct Philox4 {
   uint32_t v[4];
 };
 
-// autograd/generator.h's philox4x32, as device code.
+// autograd/philox.h's philox4x32, as device code.
 __device__ __forceinline__ Philox4 philox4x32(uint64_t counter, uint64_t key) {
   uint32_t c0 = uint32_t(counter), c1 = uint32_t(counter >> 32), c2 = 0, c3 = 0;
   uint32_t k0 = uint32_t(key), k1 = uint32_t(key >> 32);

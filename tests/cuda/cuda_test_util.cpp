@@ -7,7 +7,7 @@
 #include <cstring>
 #include <sstream>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 
 namespace fpa::test::cuda {
 namespace {
@@ -41,7 +41,7 @@ std::string show(double v) {
 }  // namespace
 
 Buffers uniform(const Shape& shape, DType t, uint64_t seed, double lo, double hi) {
-  Generator gen(seed);
+  Philox gen(seed);
   return pair_of(rand(shape, t, Device::cpu, &gen, lo, hi));
 }
 

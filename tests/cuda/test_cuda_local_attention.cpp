@@ -5,7 +5,7 @@
 // neighbourhood primitives its second order is written with.
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fpa::test::cuda {
@@ -72,7 +72,7 @@ TEST(CudaLocalAttention, OpAndItsComposedTwinAgreeAcrossDevices) {
   REQUIRE_CUDA();
   for (DType t : kDtypes)
     run_case(std::string("local_attention op ") + dtype_label(t), [&] {
-      Generator gen(5);
+      Philox gen(5);
       const Shape s = {3, 8, 7, 6};
       Tensor q = rand(s, t, Device::cpu, &gen, -2, 2), k = rand(s, t, Device::cpu, &gen, -2, 2),
              v = rand(s, t, Device::cpu, &gen, -1, 1), g = rand(s, t, Device::cpu, &gen, -1, 1);

@@ -4,7 +4,7 @@
 // CUDA against its composed twin on CUDA, output and gradients; and its TF32 switch.
 #include <string>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fpa::test::cuda {
@@ -61,7 +61,7 @@ TEST(CudaLstmGates, FusedRecurrenceMatchesItsComposedTwinOnCuda) {
   for (DType t : kDtypes)
     run_case(std::string("lstm_recurrence op ") + dtype_label(t), [&] {
       const int64_t T = 5, B = 3, H = 7;
-      Generator gen(11);
+      Philox gen(11);
       std::vector<Tensor> xs = {rand({T, B, 4 * H}, t, Device::cpu, &gen, -1, 1),
                                 rand({4 * H, H}, t, Device::cpu, &gen, -0.4, 0.4),
                                 rand({B, H}, t, Device::cpu, &gen, -0.5, 0.5), rand({B, H}, t, Device::cpu, &gen, -1, 1)};
@@ -89,7 +89,7 @@ TEST(CudaLstmGates, RecurrenceFollowsTheCudnnTf32Switch) {
   REQUIRE_CUDA();
   run_case("lstm_recurrence float32, TF32 on then off", [&] {
     const int64_t T = 8, B = 16, H = 256;
-    Generator gen(12);
+    Philox gen(12);
     std::vector<Tensor> xs = {rand({T, B, 4 * H}, DType::f32, Device::cpu, &gen, -1, 1),
                               rand({4 * H, H}, DType::f32, Device::cpu, &gen, -0.1, 0.1),
                               rand({B, H}, DType::f32, Device::cpu, &gen, -1, 1),

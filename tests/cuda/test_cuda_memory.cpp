@@ -7,7 +7,7 @@
 #include <cstdlib>
 #include <cstring>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fpa::test::cuda {
@@ -256,7 +256,7 @@ TEST(CudaMemory, CaptureTakesTheCachesBlocks) {
 // one every allocation comes from the cache.
 TEST(CudaMemory, RepeatedStepDoesNoCudaMalloc) {
   REQUIRE_CUDA();
-  Generator gen(3);
+  Philox gen(3);
   Tensor w = randn({8, 3, 3, 3}, DType::f32, Device::cuda, &gen).requires_grad_();
   Tensor m = randn({8 * 16 * 16, 10}, DType::f32, Device::cuda, &gen).requires_grad_();
   auto step = [&] {

@@ -5,7 +5,7 @@
 // shape ops, and a second-order gradient (create_graph) as the discriminator's penalty needs.
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fpa::test::cuda {
@@ -33,7 +33,7 @@ std::vector<Tensor> value_and_grads(const OpFn& fn, const Inputs& host_inputs, c
 }
 
 void check_op(const OpCheck& c, DType t) {
-  Generator gen(12345);
+  Philox gen(12345);
   Inputs xs;
   for (const Shape& s : c.shapes) xs.push_back(rand(s, t, Device::cpu, &gen, -1, 1));
   Tensor probe;
@@ -118,7 +118,7 @@ TEST(CudaOps, SecondOrderGradientsMatchTheCpu) {
   REQUIRE_CUDA();
   for (DType t : kDtypes)
     run_case(std::string("second order through conv2d and leaky_relu ") + dtype_label(t), [&] {
-      Generator gen(9);
+      Philox gen(9);
       Tensor x0 = rand({2, 3, 6, 6}, t, Device::cpu, &gen, -1, 1), w0 = rand({4, 3, 3, 3}, t, Device::cpu, &gen, -1, 1);
       auto second = [&](Device dev) {
         Tensor x = x0.to(dev).requires_grad_(), w = w0.to(dev).requires_grad_();

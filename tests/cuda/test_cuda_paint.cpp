@@ -8,7 +8,7 @@
 // CUDA (fused) against its composed twin on CUDA, forward and gradients.
 #include <string>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fpa::test::cuda {
@@ -176,7 +176,7 @@ TEST(CudaPaint, FusedOpMatchesItsComposedTwinOnCuda) {
         const Tensor w0 = in.w0.host.defined() ? xs.back() : Tensor();
         PaintFrontEnd fe;
         fe.key_softmax = fe.rate_sigmoid = c.front_end;
-        Generator gen(7);
+        Philox gen(7);
         const Tensor g = rand({c.N, c.S, c.S}, t, Device::cpu, &gen, -1, 1).to(Device::cuda);
         auto run = [&](bool composed) {
           Tensor W = composed ? paint_composed(c.rule, xs[0], xs[1], beta, w0, fe)

@@ -4,7 +4,7 @@
 // numbers go through libm log and cos: float64 within a few ulp, float32 within one.
 #include <cmath>
 
-#include "autograd/generator.h"
+#include "autograd/philox.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fpa::test::cuda {
@@ -144,7 +144,7 @@ TEST(CudaRandom, TensorDrawsFollowTheGenerator) {
   REQUIRE_CUDA();
   for (DType t : kDtypes)
     run_case(std::string("rand/randn tensors ") + dtype_label(t), [&] {
-      Generator on_cpu(77), on_gpu(77);
+      Philox on_cpu(77), on_gpu(77);
       on_cpu.advance(1001), on_gpu.advance(1001);
       Tensor a = rand({3, 5, 7}, t, Device::cpu, &on_cpu, -1, 1), b = rand({3, 5, 7}, t, Device::cuda, &on_gpu, -1, 1);
       EXPECT_TRUE(identical(b, a));

@@ -57,7 +57,8 @@ for f in $(ls tests/cuda/*.cpp | grep -v test_cuda_faults.cpp) tests/op_cases.cp
   fi
   objects+=("$o")
 done
-mapfile -t library < <(ls "$OUT"/cpu/obj/{autograd,ops,ops/cpu,ops/stub,nn,fpa,train,data}/*.o)
+# The library's objects by its sources (an object left from a removed source is not linked).
+mapfile -t library < <(for f in {autograd,ops,ops/cpu,ops/stub,nn,fpa,train,data}/*.cpp; do echo "$OUT/cpu/obj/${f%.cpp}.o"; done)
 # cuda_conv.cu refers to cuDNN (its convolutions are never called here): link it, never load it.
 g++ "${library[@]}" "${objects[@]}" -o "$OUT/fpa_tests_emulated" "${SAN[@]}" -lgtest -lgtest_main -fopenmp -ldl -lpthread -lz \
   -lpng -ljpeg -lfmt -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -Wl,--as-needed -lcudnn -lcudart

@@ -1,4 +1,4 @@
-// generator.h: a seeded counter-based random generator (Philox-4x32-10).
+// philox.h: a seeded counter-based random generator (Philox-4x32-10).
 //
 // Element i of a draw depends only on (seed, offset + i): the numbers are the same on every
 // device and for every thread count. A draw of n numbers advances the offset by n.
@@ -7,9 +7,9 @@
 
 namespace fpa {
 
-class Generator {
+class Philox {
  public:
-  explicit Generator(uint64_t seed = 0) : seed_(seed) {}
+  explicit Philox(uint64_t seed = 0) : seed_(seed) {}
   uint64_t seed() const { return seed_; }
   uint64_t offset() const { return offset_; }
   void manual_seed(uint64_t seed) { seed_ = seed, offset_ = 0; }
@@ -21,7 +21,7 @@ class Generator {
   uint64_t seed_ = 0, offset_ = 0;
 };
 
-Generator& default_generator();
+Philox& default_generator();
 void manual_seed(uint64_t seed);
 
 // Philox-4x32-10: four 32-bit random words for a counter under a key.
