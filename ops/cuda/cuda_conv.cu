@@ -206,11 +206,15 @@ bool may_try_others(const Direction& d) {
   return status == cudaStreamCaptureStatusNone;
 }
 
-// The direction's ranking, asked for at first use (and again while it is empty).
-template <typename Rank>
-const std::vector<AlgorithmCandidate>& ranking(Direction& d, const ConvPlan& p, const ConvGeom& g, Rank&& rank) {
+// Runs one direction (the cuDNN calls workspace_size and run, as attempt() takes them): its
+// ranking asked for at first use (and again while it is empty), then tried and remembered by
+// its AlgorithmChoice.
+template <typename Algo, typename Rank, typename WorkspaceSize, typename Run>
+void run_direction(Direction& d, const ConvPlan& p, const ConvGeom& g, Rank&& rank, const char* what,
+                   WorkspaceSize&& workspace_size, Run&& run) {
   if (!d.choice.chosen() && d.ranked.empty()) d.ranked = rank(p, g);
-  return d.ranked;
+  d.choice.run(d.ranked, may_try_others(d),
+               [&](const AlgorithmCandidate& c) { return attempt<Algo>(p, g, c, what, workspace_size, run); });
 }
 
 // cuDNN rejects zero-sized dims; then every output element is an empty sum.
@@ -281,18 +285,15 @@ void conv2d_forward(DType t, const ConvGeom& g, const void* x, const void* w, vo
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   ConvPlan& p = plan_for(t, g);
   const Scaling s;
-  Direction& d = p.forward;
-  d.choice.run(ranking(d, p, g, rank_forward), may_try_others(d), [&](const AlgorithmCandidate& c) {
-    return attempt<cudnnConvolutionFwdAlgo_t>(
-        p, g, c, "cudnnConvolutionForward",
-        [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
-          return cudnnGetConvolutionForwardWorkspaceSize(handle(), p.x, p.w, p.conv, p.y, algo, bytes);
-        },
-        [&](cudnnConvolutionFwdAlgo_t algo, void* workspace, size_t bytes) {
-          return cudnnConvolutionForward(handle(), s.alpha(t), p.x, x, p.w, w, p.conv, algo, workspace, bytes,
-                                         s.beta(t), p.y, y);
-        });
-  });
+  run_direction<cudnnConvolutionFwdAlgo_t>(
+      p.forward, p, g, rank_forward, "cudnnConvolutionForward",
+      [&](cudnnConvolutionFwdAlgo_t algo, size_t* bytes) {
+        return cudnnGetConvolutionForwardWorkspaceSize(handle(), p.x, p.w, p.conv, p.y, algo, bytes);
+      },
+      [&](cudnnConvolutionFwdAlgo_t algo, void* workspace, size_t bytes) {
+        return cudnnConvolutionForward(handle(), s.alpha(t), p.x, x, p.w, w, p.conv, algo, workspace, bytes,
+                                       s.beta(t), p.y, y);
+      });
 }
 
 void conv2d_backward_data(DType t, const ConvGeom& g, const void* dy, const void* w, void* dx) {
@@ -300,18 +301,15 @@ void conv2d_backward_data(DType t, const ConvGeom& g, const void* dy, const void
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   ConvPlan& p = plan_for(t, g);
   const Scaling s;
-  Direction& d = p.backward_data;
-  d.choice.run(ranking(d, p, g, rank_backward_data), may_try_others(d), [&](const AlgorithmCandidate& c) {
-    return attempt<cudnnConvolutionBwdDataAlgo_t>(
-        p, g, c, "cudnnConvolutionBackwardData",
-        [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
-          return cudnnGetConvolutionBackwardDataWorkspaceSize(handle(), p.w, p.y, p.conv, p.x, algo, bytes);
-        },
-        [&](cudnnConvolutionBwdDataAlgo_t algo, void* workspace, size_t bytes) {
-          return cudnnConvolutionBackwardData(handle(), s.alpha(t), p.w, w, p.y, dy, p.conv, algo, workspace, bytes,
-                                              s.beta(t), p.x, dx);
-        });
-  });
+  run_direction<cudnnConvolutionBwdDataAlgo_t>(
+      p.backward_data, p, g, rank_backward_data, "cudnnConvolutionBackwardData",
+      [&](cudnnConvolutionBwdDataAlgo_t algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardDataWorkspaceSize(handle(), p.w, p.y, p.conv, p.x, algo, bytes);
+      },
+      [&](cudnnConvolutionBwdDataAlgo_t algo, void* workspace, size_t bytes) {
+        return cudnnConvolutionBackwardData(handle(), s.alpha(t), p.w, w, p.y, dy, p.conv, algo, workspace, bytes,
+                                            s.beta(t), p.x, dx);
+      });
 }
 
 void conv2d_backward_filter(DType t, const ConvGeom& g, const void* x, const void* dy, void* dw) {
@@ -319,18 +317,15 @@ void conv2d_backward_filter(DType t, const ConvGeom& g, const void* x, const voi
   std::lock_guard<std::mutex> lock(cudnn_mutex());
   ConvPlan& p = plan_for(t, g);
   const Scaling s;
-  Direction& d = p.backward_filter;
-  d.choice.run(ranking(d, p, g, rank_backward_filter), may_try_others(d), [&](const AlgorithmCandidate& c) {
-    return attempt<cudnnConvolutionBwdFilterAlgo_t>(
-        p, g, c, "cudnnConvolutionBackwardFilter",
-        [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
-          return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle(), p.x, p.y, p.conv, p.w, algo, bytes);
-        },
-        [&](cudnnConvolutionBwdFilterAlgo_t algo, void* workspace, size_t bytes) {
-          return cudnnConvolutionBackwardFilter(handle(), s.alpha(t), p.x, x, p.y, dy, p.conv, algo, workspace, bytes,
-                                                s.beta(t), p.w, dw);
-        });
-  });
+  run_direction<cudnnConvolutionBwdFilterAlgo_t>(
+      p.backward_filter, p, g, rank_backward_filter, "cudnnConvolutionBackwardFilter",
+      [&](cudnnConvolutionBwdFilterAlgo_t algo, size_t* bytes) {
+        return cudnnGetConvolutionBackwardFilterWorkspaceSize(handle(), p.x, p.y, p.conv, p.w, algo, bytes);
+      },
+      [&](cudnnConvolutionBwdFilterAlgo_t algo, void* workspace, size_t bytes) {
+        return cudnnConvolutionBackwardFilter(handle(), s.alpha(t), p.x, x, p.y, dy, p.conv, algo, workspace, bytes,
+                                              s.beta(t), p.w, dw);
+      });
 }
 
 void im2col(DType t, const ConvGeom& g, const void* x, void* col) {
