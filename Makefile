@@ -9,7 +9,7 @@
 #   make bench-gpu  ours vs PyTorch on the GPU: ms/step, sampling images/s, peak memory (tools/bench_gpu.cpp)
 #   make fixtures   regenerate tests/fixtures from the PyTorch reference (needs torch; make test never does)
 #   make fuzz       libFuzzer targets for the file readers, FUZZ_SECONDS (60) each (clang; build/fuzz)
-# nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/cuda); without it the build is CPU-only.
+# nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/backend/cuda); without it the build is CPU-only.
 
 # Parallel on every core unless a -j was given (sub-makes share the top one's job slots).
 ifeq ($(MAKELEVEL)$(filter -j%,$(MAKEFLAGS)),0)
@@ -27,7 +27,7 @@ CUDA_HOME ?= /usr/local/cuda
 NVCC      ?= $(shell command -v nvcc 2>/dev/null || (test -x $(CUDA_HOME)/bin/nvcc && echo $(CUDA_HOME)/bin/nvcc))
 NVCCFLAGS ?= -O2 -std=c++17 -gencode arch=compute_90,code=sm_90 -gencode arch=compute_90,code=compute_90
 
-LIB_SRC := $(wildcard autograd/*.cpp ops/*.cpp ops/cpu/*.cpp ops/stub/*.cpp nn/*.cpp fpa/*.cpp train/*.cpp data/*.cpp)
+LIB_SRC := $(wildcard autograd/*.cpp ops/*.cpp ops/backend/*.cpp ops/backend/cpu/*.cpp ops/backend/stub/*.cpp nn/*.cpp fpa/*.cpp train/*.cpp data/*.cpp)
 OBJ      := $(BUILD)/obj
 LIB_OBJ := $(LIB_SRC:%.cpp=$(OBJ)/%.o)
 # cuDNN: from CUDA_HOME by default; CUDNN_HOME=DIR (DIR/include, DIR/lib) for a separate copy,
@@ -35,7 +35,7 @@ LIB_OBJ := $(LIB_SRC:%.cpp=$(OBJ)/%.o)
 CUDNN_HOME ?=
 CUDNN_LIB  ?= -lcudnn
 ifneq ($(NVCC),)
-  CU_SRC    := $(wildcard ops/cuda/*.cu)
+  CU_SRC    := $(wildcard ops/backend/cuda/*.cu)
   LIB_OBJ   += $(CU_SRC:%.cu=$(OBJ)/%.cu.o)
   CXXFLAGS  += -DFPA_WITH_CUDA -I$(CUDA_HOME)/include
   CUDNN_INC := $(if $(CUDNN_HOME),-I$(CUDNN_HOME)/include)
@@ -62,7 +62,7 @@ $(OBJ)/%.o: %.cpp
 
 # No fused multiply-adds in the random numbers and Adam: the CUDA twins round the same way
 # (cuda_random.cu, cuda_adam.cu).
-$(OBJ)/ops/cpu/cpu_random.o $(OBJ)/ops/cpu/cpu_adam.o: CXXFLAGS += -ffp-contract=off
+$(OBJ)/ops/backend/cpu/cpu_random.o $(OBJ)/ops/backend/cpu/cpu_adam.o: CXXFLAGS += -ffp-contract=off
 
 $(OBJ)/%.cu.o: %.cu
 	@mkdir -p $(dir $@)
@@ -147,7 +147,7 @@ bench-kernels: deps
 	@$(MAKE) --no-print-directory $(BUILD)/count_kernels
 	$(BUILD)/count_kernels $(BENCH_ARGS)
 
-# The GPU benchmark (issue 5): ours (build/bench_gpu), then the PyTorch reference (eager, needs
+# The GPU benchmark: ours (build/bench_gpu), then the PyTorch reference (eager, needs
 # torch), then one table with the ratios and the targets; figures in BENCH_OUT. About 3 minutes
 # on an H200. No deps step: the GPU machine may have no apt. On a CPU: make bench-gpu
 # BENCH_DEVICE=cpu BENCH_ARGS=--quick (both sides take BENCH_ARGS).
@@ -163,7 +163,7 @@ bench-gpu: $(BUILD)/bench_gpu
 	python3 tools/compare_bench.py $(BENCH_OUT)/ours.json $(BENCH_OUT)/pytorch.json | tee $(BENCH_OUT)/table.txt || rc=1; \
 	exit $$rc
 
-# Fuzzing (issue 16): the file readers as libFuzzer targets (tests/fuzz/fuzz_targets.h), built with
+# Fuzzing: the file readers as libFuzzer targets (tests/fuzz/fuzz_targets.h), built with
 # clang, ASan and UBSan in $(BUILD)/fuzz from what they need (the CPU tensor library, the readers;
 # no CUDA) and run one after another (tests/fuzz/run.sh), FUZZ_SECONDS each, on the committed corpus
 # tests/fuzz/corpus/<target> plus their own ($(BUILD)/fuzz/corpus); findings in $(BUILD)/fuzz/findings.
@@ -176,7 +176,7 @@ FUZZ_SECONDS  ?= 60
 FUZZ_TARGETS  ?= safetensors png jpeg fashion_mnist gif
 FUZZ_CXXFLAGS := -O1 -g -std=c++17 -fopenmp -I. -MMD -MP -Wno-pass-failed -D__SANITIZE_ADDRESS__ $(SANITIZE_FLAGS)
 FUZZ_LIBS     := -fopenmp -ldl -lz -lpng -ljpeg -lfmt
-FUZZ_LIB_OBJ  := $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(wildcard autograd/*.cpp ops/*.cpp ops/cpu/*.cpp) \
+FUZZ_LIB_OBJ  := $(patsubst %.cpp,$(FUZZ_BUILD)/obj/%.o,$(wildcard autograd/*.cpp ops/*.cpp ops/backend/*.cpp ops/backend/cpu/*.cpp) \
                    nn/safetensors.cpp nn/json_header.cpp data/image_io.cpp data/gif.cpp data/fashion_mnist.cpp \
                    tests/fuzz/fuzz_targets.cpp tests/fuzz/gif_decode.cpp)
 .PHONY: fuzz fuzz-deps fuzz-corpus

@@ -6,8 +6,8 @@ namespace fpa {
 
 enum class DType { f32, f64 };
 
-// The devices, listed once: the enum, their names and their count (the backend registry has a
-// slot per device, ops/backend.cpp) all come from this list. A new backend adds its device here.
+// The devices, listed once: the enum, their names and their count (the backend registry has a slot
+// per device, ops/backend/backend.cpp) all come from this list. A new backend adds its device here.
 #define FPA_DEVICE_LIST(X) X(cpu) X(cuda)
 
 #define FPA_DEVICE_ENUMERATOR(d) d,

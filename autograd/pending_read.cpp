@@ -8,7 +8,7 @@
 #include <utility>
 
 #include "autograd/error.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 
 namespace fpa {
 

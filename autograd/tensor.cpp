@@ -7,7 +7,7 @@
 #include "autograd/engine.h"
 #include "autograd/error.h"
 #include "autograd/philox.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 
 namespace fpa {
 

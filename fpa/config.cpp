@@ -6,7 +6,7 @@
 #include <sstream>
 
 #include "autograd/error.h"
-#include "autograd/parse_number.h"
+#include "fpa/parse_number.h"
 
 namespace fpa {
 namespace {

@@ -5,6 +5,7 @@
 #include <cmath>
 
 #include "autograd/error.h"
+#include "ops/backend/backend.h"
 
 namespace fpa::disc {
 
@@ -19,7 +20,7 @@ CheckpointAttentionScope::CheckpointAttentionScope(CheckpointAttention mode) : p
 CheckpointAttentionScope::~CheckpointAttentionScope() { g_checkpoint_attention = previous_; }
 
 bool checkpoints_attention(Device device) {
-  if (g_checkpoint_attention == CheckpointAttention::automatic) return device == Device::cuda;
+  if (g_checkpoint_attention == CheckpointAttention::automatic) return backend(device).memory_bound;
   return g_checkpoint_attention == CheckpointAttention::always;
 }
 
@@ -97,8 +98,8 @@ Tensor LinearAttention::forward(const Tensor& fmap) const {
     return to_out->forward(concat({linear_branch(fmap), local_branch(fmap)}, 1));
   // Rebuilt to record the block's gradient, which the penalty's second order differentiates:
   // each branch checkpointed, so its forward and backward maps (about fifteen of 512 or 1024
-  // channels) are rebuilt one branch at a time (1,630 instead of 1,944 MiB at paper-rgb64-T64,
-  // batch 20, for 200 more launches in that step).
+  // channels) are rebuilt one branch at a time: less memory at the step's peak for more
+  // launches.
   auto checkpointed = [&](Tensor (LinearAttention::*branch)(const Tensor&) const,
                           std::initializer_list<const nn::Module*> reads) {
     std::vector<Tensor*> slots;

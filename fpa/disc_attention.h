@@ -61,9 +61,9 @@ class SumBranches : public nn::Module {
 
 // Whether PreNorm blocks (the attention) are checkpointed (ops/ops.h checkpoint(): their
 // intermediates, maps of 512 and 1024 channels, recomputed in the backward instead of kept):
-// `automatic`, the default, does it on CUDA, where those maps dominate device memory, and not
-// on the CPU, where the recompute costs about a fifth of a grey32-T32 step. The numbers are the
-// same either way.
+// `automatic`, the default, does it where the backend is memory_bound (a GPU, where those maps
+// dominate device memory) and not on the CPU, where the recompute costs time and memory is
+// plentiful. The numbers are the same either way.
 enum class CheckpointAttention { automatic, always, never };
 bool checkpoints_attention(Device device);
 // Sets the mode while it lives, then the previous one again (tests that compare devices bit

@@ -48,10 +48,9 @@ struct DiscLoss {
 // real was augmented from; it must require grad). Without the penalty in one batch
 // (Discriminator::forward_pair: on a GPU, half the kernel launches of two calls); with it in
 // two calls, as the penalty's double backward would otherwise run over the fakes too (zero
-// gradients, twice the work: about 40% more time for a CPU step): the reals and their penalty
-// first, the fakes last, so the backward (newest first) frees the fakes' graph before it
-// reaches the penalty's second order, the step's peak of memory (83 MiB less at
-// paper-rgb64-T64, batch 20).
+// gradients, twice the work): the reals and their penalty first, the fakes last, so the
+// backward (newest first) frees the fakes' graph before it reaches the penalty's second order,
+// the step's peak of memory.
 struct DStepForward {
   DiscOutput fake, real;
   Tensor gp;  // undefined without the penalty

@@ -4,7 +4,7 @@
 #include <set>
 
 #include "autograd/error.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 
 namespace fpa::nn {
 

@@ -3,7 +3,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/error.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "ops/ops.h"
 
 namespace fpa::nn {

@@ -1,6 +1,6 @@
 // lstm.cpp: construction (PyTorch's init) and the forward of nn::LSTM: per layer one GEMM for
 // the input projections of all steps, then the fused recurrence (ops/lstm_recurrence.cpp).
-// Their forward GEMMs run as GemmPrecision::recurrent (ops/backend.h): TF32 on CUDA unless
+// Their forward GEMMs run as GemmPrecision::recurrent (ops/backend/backend.h): TF32 on CUDA unless
 // switched off, as PyTorch's cuDNN LSTM.
 #include "nn/lstm.h"
 
@@ -9,7 +9,7 @@
 
 #include "autograd/error.h"
 #include "nn/init.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 
 namespace fpa::nn {
 

@@ -6,7 +6,7 @@
 #include <unordered_set>
 
 #include "autograd/error.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 
 namespace fpa::nn {
 namespace {

@@ -3,15 +3,15 @@
 // the caller), W_hh (4H, H) and the initial states h0, c0 (B, H), it returns one tensor
 // (T + 1, B, H): rows 0..T-1 are h_1..h_T, row T is c_T (a node has one output).
 //
-// lstm_recurrence is one node: per step one GEMM h_{t-1} W_hh^T through Backend::gemm and one
-// fused pass of gate math (Backend::lstm_gates_forward), which keeps the activations (T, B, 4H)
-// and c_t (T, B, H) for the backward. The backward runs time in reverse: a fused gate-gradient
-// pass (lstm_gates_backward) and a GEMM dgates_t W_hh for dh_{t-1} per step, then dW_hh =
-// sum_t dgates_t^T h_{t-1} as two GEMMs over all steps (h0, then h_1..h_{T-1}, which the output
-// holds contiguously). lstm_recurrence_composed is its twin, a loop of composed ops: the tests
-// compare the two, backends without the fused primitives run it, and the fused backward falls
-// back to differentiating it when the gradient itself is being recorded (create_graph).
-// The GEMMs run as GemmPrecision::recurrent (ops/backend.h: TF32 on CUDA unless switched off).
+// lstm_recurrence is one node: per step one GEMM h_{t-1} W_hh^T through Backend::gemm and one fused
+// pass of gate math (Backend::lstm_gates_forward), which keeps the activations (T, B, 4H) and c_t
+// (T, B, H) for the backward. The backward runs time in reverse: a fused gate-gradient pass
+// (lstm_gates_backward) and a GEMM dgates_t W_hh for dh_{t-1} per step, then dW_hh = sum_t
+// dgates_t^T h_{t-1} as two GEMMs over all steps (h0, then h_1..h_{T-1}, which the output holds
+// contiguously). lstm_recurrence_composed is its twin, a loop of composed ops: the tests compare
+// the two, backends without the fused primitives run it, and the fused backward falls back to
+// differentiating it when the gradient itself is being recorded (create_graph). The GEMMs run as
+// GemmPrecision::recurrent (ops/backend/backend.h: TF32 on CUDA unless switched off).
 #include "ops/op_util.h"
 #include "ops/registry.h"
 

@@ -5,7 +5,7 @@
 #include <vector>
 
 #include "autograd/error.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "ops/ops.h"
 
 namespace fpa {

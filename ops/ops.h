@@ -9,7 +9,7 @@
 
 #include "autograd/engine.h"
 #include "autograd/tensor.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 
 namespace fpa {
 
@@ -154,8 +154,8 @@ Tensor hinge_real(const Tensor& logits);  // mean(relu(1 + logits))
 Tensor hinge_fake(const Tensor& logits);  // mean(relu(1 - logits))
 
 // --- paint.cpp: the fast weight painting (FPA_REFERENCE.md 2.7 and 3; the rules: PaintRule and
-// Backend::paint_forward in ops/backend.h). k, v (T, N, S); beta (T, N, 1) or (T, N, S), unused
-// (may be undefined) for hebb; w0 (N, S, S) or undefined (no start matrix) -> W_T (N, S, S).
+// Backend::paint_forward in ops/backend/backend.h). k, v (T, N, S); beta (T, N, 1) or (T, N, S),
+// unused (may be undefined) for hebb; w0 (N, S, S) or undefined (no start matrix) -> W_T (N, S, S).
 struct PaintFrontEnd {
   bool key_softmax = false;   // k = softmax(k, -1) before the rule
   bool rate_sigmoid = false;  // beta = sigmoid(beta) before the rule

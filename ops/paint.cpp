@@ -1,12 +1,12 @@
 // paint.cpp: the fast weight painting (FPA_REFERENCE.md 2.7 and 3) in two forms.
 //
 // paint_fused is one node over the backend's paint_forward / paint_backward: the forward keeps
-// nothing but its inputs, the backward repaints what it needs (ops/cpu/cpu_paint.cpp says how).
-// paint_composed is its twin, the same painting as a loop of composed ops (about 5 nodes and one
-// W_t kept per step): the tests compare the two, paint_trace uses it for the per-step pictures,
-// and the fused backward falls back to it when the gradient itself is being recorded
-// (create_graph, as for a second derivative): it then returns the gradient of paint_composed,
-// built with grad(create_graph), so second-order gradients stay exact.
+// nothing but its inputs, the backward repaints what it needs (ops/backend/cpu/cpu_paint.cpp says
+// how). paint_composed is its twin, the same painting as a loop of composed ops (about 5 nodes and
+// one W_t kept per step): the tests compare the two, paint_trace uses it for the per-step pictures,
+// and the fused backward falls back to it when the gradient itself is being recorded (create_graph,
+// as for a second derivative): it then returns the gradient of paint_composed, built with
+// grad(create_graph), so second-order gradients stay exact.
 #include "ops/op_util.h"
 #include "ops/registry.h"
 

@@ -6,7 +6,7 @@
 #include <cstddef>
 #include <unordered_map>
 
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 
 namespace fpa {
 const Backend& cpu_backend();

@@ -12,7 +12,7 @@
 #include <vector>
 
 #include "autograd/error.h"
-#include "ops/block_cache.h"
+#include "ops/backend/block_cache.h"
 
 namespace fpa {
 const Backend& cpu_backend();
@@ -39,7 +39,7 @@ void host_unmap(void* at, size_t bytes) {
 
 class Standin {
  public:
-  // The CUDA backend's allocator (ops/block_cache.h) on host memory.
+  // The CUDA backend's allocator (ops/backend/block_cache.h) on host memory.
   void* alloc(size_t bytes) {
     void* p = memory_.alloc(bytes);
     FPA_CHECK(p != nullptr, "stream stand-in: out of memory");
@@ -156,11 +156,11 @@ Backend standin_table() {
     standin().wait("to_host_finish", &t->done);
     if (dst) std::memcpy(dst, t->bytes.data(), t->bytes.size());
   };
-  // Every primitive that runs on the device, queued (ops/primitives.def).
+  // Every primitive that runs on the device, queued (ops/backend/primitives.def).
 #define FPA_PRIMITIVE(fn, ret, params) b.fn = QUEUED(fn);
 #define FPA_HOST_PRIMITIVE(fn, ret, params)
 #define FPA_CAPTURE_PRIMITIVE(fn, ret, params)
-#include "ops/primitives.def"
+#include "ops/backend/primitives.def"
   b.copy_many = [](int64_t count, const CopySpan* spans) {  // the host array may be gone when it runs
     auto copied = std::make_shared<std::vector<CopySpan>>(spans, spans + count);
     standin().enqueue([copied] { cpu_backend().copy_many(int64_t(copied->size()), copied->data()); });

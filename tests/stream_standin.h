@@ -12,8 +12,8 @@
 #pragma once
 #include <cstdint>
 
-#include "ops/backend.h"
-#include "ops/block_cache.h"
+#include "ops/backend/backend.h"
+#include "ops/backend/block_cache.h"
 
 namespace fpa::test {
 

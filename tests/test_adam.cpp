@@ -11,7 +11,7 @@
 #include "nn/adam.h"
 #include "nn/ema.h"
 #include "nn/layers.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {

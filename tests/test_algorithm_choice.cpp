@@ -1,13 +1,14 @@
-// test_algorithm_choice.cpp: choosing a library algorithm with fallback (ops/algorithm_choice.h,
-// what cuda_conv.cu uses for cuDNN): the ranking (math type matching the one it runs under
-// first, then deterministic ones where wanted, the offered order otherwise, repeats dropped),
-// with TF32 off (everything runs under FMA math) and on (each under its own); then the choice:
-// falling through unusable candidates at first use and remembering the one that ran, a
-// remembered one failing later, none usable, and only the first tried when others may not be.
+// test_algorithm_choice.cpp: choosing a library algorithm with fallback
+// (ops/backend/algorithm_choice.h, what cuda_conv.cu uses for cuDNN): the ranking (math type
+// matching the one it runs under first, then deterministic ones where wanted, the offered order
+// otherwise, repeats dropped), with TF32 off (everything runs under FMA math) and on (each under
+// its own); then the choice: falling through unusable candidates at first use and remembering the
+// one that ran, a remembered one failing later, none usable, and only the first tried when others
+// may not be.
 #include <string>
 #include <vector>
 
-#include "ops/algorithm_choice.h"
+#include "ops/backend/algorithm_choice.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {

@@ -1,6 +1,7 @@
 // test_backend.cpp: the backend table itself: every primitive of the stub fails with
 // "unimplemented: NAME", the CPU backend reports what it supports (and no unknown name), every
-// device has a name and a registry slot, and primitives that
+// device has a name and a registry slot (and a reason where it has no backend), the properties
+// the layers above ask for, and primitives that
 // ops do not reach directly (adam_step, also from bias terms in memory, cast) compute the
 // right numbers.
 #include <gtest/gtest.h>
@@ -11,7 +12,7 @@
 #include <type_traits>
 
 #include "autograd/philox.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {
@@ -23,12 +24,12 @@ void call_with_zeros(R (*f)(P...)) {
   f(std::decay_t<P>{}...);
 }
 
-// Every primitive of ops/primitives.def is an entry of the stub that throws naming it.
+// Every primitive of ops/backend/primitives.def is an entry of the stub that throws naming it.
 TEST(Backend, StubFailsWithTheEntryName) {
   const Backend& b = stub_backend();
   for (const char* name : primitive_names()) EXPECT_FALSE(b.supports(name)) << name;
 #define FPA_PRIMITIVE(fn, ret, params) EXPECT_ERROR(call_with_zeros(b.fn), "unimplemented: " #fn " (stub backend)");
-#include "ops/primitives.def"
+#include "ops/backend/primitives.def"
 }
 
 TEST(Backend, CpuSupportsEverythingButCaptureAndNoUnknownName) {
@@ -59,6 +60,37 @@ TEST(Backend, EveryDeviceHasANameAndARegistrySlot) {
     EXPECT_STREQ(backend(d).name, "stub") << device_name(d);
     register_backend(d, before);
   }
+}
+
+// Devices are named from autograd/dtype.h's list; one without a backend says why.
+TEST(Backend, DevicesByNameAndWhyOneHasNoBackend) {
+  EXPECT_EQ(device_named("cpu", "--device"), Device::cpu);
+  EXPECT_EQ(device_named("cuda", "--device"), Device::cuda);
+  EXPECT_ERROR(device_named("tpu", "--device"), "--device must be cpu or cuda, got 'tpu'");
+  EXPECT_EQ(missing_backend_reason(Device::cpu), "");
+  const Backend* before = has_backend(Device::cuda) ? &backend(Device::cuda) : nullptr;
+  register_backend(Device::cuda, nullptr);
+  EXPECT_NE(missing_backend_reason(Device::cuda), "");
+  EXPECT_ERROR(backend(Device::cuda), "device cuda is not available: " + missing_backend_reason(Device::cuda));
+  register_backend(Device::cuda, before);
+}
+
+// The properties the layers above ask for instead of testing the device: the CPU runs work as
+// it is called, keeps no statistics, has no reduced precision and is not memory-bound; the
+// stub describes nothing.
+TEST(Backend, CpuAndStubProperties) {
+  const Backend& cpu = backend(Device::cpu);
+  EXPECT_FALSE(cpu.memory_bound);
+  ASSERT_NE(cpu.summary, nullptr);
+  EXPECT_NE(cpu.summary().find("GEMM: "), std::string::npos) << cpu.summary();
+  EXPECT_EQ(cpu.synchronize, nullptr);
+  EXPECT_EQ(cpu.memory_stats, nullptr);
+  EXPECT_EQ(cpu.reset_peak_memory, nullptr);
+  EXPECT_EQ(cpu.set_strict_float32, nullptr);
+  const Backend& stub = stub_backend();
+  EXPECT_FALSE(stub.memory_bound);
+  EXPECT_EQ(stub.summary, nullptr);
+  EXPECT_EQ(stub.memory_stats, nullptr);
 }
 
 // free ignores nullptr and reports (never throws, never crashes on) a pointer it did not hand out.

@@ -1,4 +1,4 @@
-// test_block_cache.cpp: the device caching allocator (ops/block_cache.h) on a fake driver
+// test_block_cache.cpp: the device caching allocator (ops/backend/block_cache.h) on a fake driver
 // (host memory, with a limit): reuse without the driver, best fit, splitting and merging,
 // small blocks kept out of large segments, capture pools (private, taking the shared cache's
 // blocks and those freed while capturing, shared between captures, released after their last
@@ -11,7 +11,7 @@
 #include <memory>
 #include <vector>
 
-#include "ops/block_cache.h"
+#include "ops/backend/block_cache.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {

@@ -6,7 +6,7 @@
 
 #include <vector>
 
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/stream_standin.h"
 
 namespace fpa::test {

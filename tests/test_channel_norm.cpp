@@ -1,8 +1,8 @@
-// test_channel_norm.cpp: the fused channel norm (ops/channel_norm.cpp, ops/cpu/cpu_channel_norm.cpp)
-// against its composed twin: the output and the gradients of x, g and b in float64 to 1e-10 of
-// max|ref|, for one channel, many channels and 1x1 maps; float32 against float64; the second
-// order's composed fallback against the fused first order; the same bits on 1 and 2 threads;
-// bad shapes named; and that nn::ChanNorm runs it. Its op cases:
+// test_channel_norm.cpp: the fused channel norm (ops/channel_norm.cpp,
+// ops/backend/cpu/cpu_channel_norm.cpp) against its composed twin: the output and the gradients of
+// x, g and b in float64 to 1e-10 of max|ref|, for one channel, many channels and 1x1 maps; float32
+// against float64; the second order's composed fallback against the fused first order; the same
+// bits on 1 and 2 threads; bad shapes named; and that nn::ChanNorm runs it. Its op cases:
 // tests/op_cases/channel_norm_cases.cpp.
 #include <gtest/gtest.h>
 

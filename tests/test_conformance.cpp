@@ -25,11 +25,11 @@
 #include <vector>
 
 #include "autograd/philox.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 #ifdef FPA_WITH_CUDA
-#include "ops/cuda/cuda_flags.h"
+#include "ops/backend/cuda/cuda_flags.h"
 #endif
 
 namespace fpa {
@@ -91,7 +91,7 @@ const Backend& recording_backend() {
     note(#fn);                         \
     return cpu_backend().fn(a...);     \
   };
-#include "ops/primitives.def"
+#include "ops/backend/primitives.def"
     return t;
   }();
   return b;

@@ -20,6 +20,7 @@
 #include "autograd/philox.h"
 #include "fpa/discriminator.h"
 #include "fpa/gan_losses.h"
+#include "ops/backend/backend.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 
@@ -60,7 +61,7 @@ DiscriminatorConfig config(int64_t side, int64_t channels, int64_t fmap_max, std
 
 // The tiny D of the numerical checks, in float64: side 16, 3 channels, fmap_max 8 (the least
 // decoder1 allows), attention at 16, and every LinearAttention at 2 heads x 4 (the official
-// 8 x 64 costs about 0.3 s per float64 forward in the 32x32 head alone; the full size is
+// 8 x 64 would make every float64 gradient check slow; the full size is
 // covered by the loop reference here and by the fixtures).
 std::unique_ptr<Discriminator> tiny_d(uint64_t seed = 3) {
   Philox gen(seed);
@@ -273,6 +274,14 @@ TEST(Discriminator, CheckpointedAttentionIsTheSame) {
     return r;
   };
   EXPECT_FALSE(disc::checkpoints_attention(Device::cpu));
+  {  // `automatic` follows the backend's memory_bound, whichever device it serves
+    Backend memory_bound_cpu = backend(Device::cpu);
+    memory_bound_cpu.memory_bound = true;
+    const Backend* before = has_backend(Device::cuda) ? &backend(Device::cuda) : nullptr;
+    register_backend(Device::cuda, &memory_bound_cpu);
+    EXPECT_TRUE(disc::checkpoints_attention(Device::cuda));
+    register_backend(Device::cuda, before);
+  }
   const std::vector<Tensor> kept = values_and_grads(disc::CheckpointAttention::never);
   const std::vector<Tensor> recomputed = values_and_grads(disc::CheckpointAttention::always);
   for (size_t i = 0; i < kept.size(); ++i) {

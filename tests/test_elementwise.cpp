@@ -1,7 +1,7 @@
-// test_elementwise.cpp: arithmetic, pointwise math, activations and masks: forward values
-// against std:: math, broadcasting, error messages; the CPU kernels' fast paths (coalesced
-// broadcasts, strided copies, the float math of ops/cpu/cpu_math.h) against plain index loops,
-// and their independence of the thread count. Their op cases: tests/op_cases/elementwise_cases.cpp.
+// test_elementwise.cpp: arithmetic, pointwise math, activations and masks: forward values against
+// std:: math, broadcasting, error messages; the CPU kernels' fast paths (coalesced broadcasts,
+// strided copies, the float math of ops/backend/cpu/cpu_math.h) against plain index loops, and
+// their independence of the thread count. Their op cases: tests/op_cases/elementwise_cases.cpp.
 #include <gtest/gtest.h>
 #include <omp.h>
 

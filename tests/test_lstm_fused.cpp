@@ -1,9 +1,9 @@
-// test_lstm_fused.cpp: the fused LSTM recurrence (ops/lstm_recurrence.cpp, ops/cpu/cpu_lstm.cpp)
-// against its composed twin: the output and the gradients of xw, W_hh, h0 and c0 in float64 to
-// 1e-10 of max|ref| for T = 1 and T > 1, B = 1 and B > 1, odd H; float32 against float64; the
-// second order's composed fallback, whose values must equal the fused backward's; the same bits
-// on 1 and 2 threads; that nn::LSTM runs it, its GEMMs in the recurrent precision class. Its op
-// cases: tests/op_cases/lstm_fused_cases.cpp.
+// test_lstm_fused.cpp: the fused LSTM recurrence (ops/lstm_recurrence.cpp,
+// ops/backend/cpu/cpu_lstm.cpp) against its composed twin: the output and the gradients of xw,
+// W_hh, h0 and c0 in float64 to 1e-10 of max|ref| for T = 1 and T > 1, B = 1 and B > 1, odd H;
+// float32 against float64; the second order's composed fallback, whose values must equal the fused
+// backward's; the same bits on 1 and 2 threads; that nn::LSTM runs it, its GEMMs in the recurrent
+// precision class. Its op cases: tests/op_cases/lstm_fused_cases.cpp.
 #include <gtest/gtest.h>
 #include <omp.h>
 
@@ -13,7 +13,7 @@
 
 #include "autograd/philox.h"
 #include "nn/lstm.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/test_util.h"
 
 namespace fpa {

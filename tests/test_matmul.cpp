@@ -2,7 +2,7 @@
 // BLAS GEMM against the portable kernel. Their op cases: tests/op_cases/matmul_cases.cpp.
 #include <gtest/gtest.h>
 
-#include "ops/cpu/cpu_kernels.h"
+#include "ops/backend/cpu/cpu_kernels.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 

@@ -18,7 +18,7 @@
 #include <set>
 #include <sstream>
 
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "ops/op_util.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"

@@ -1,9 +1,9 @@
-// test_paint_fused.cpp: the fused painting op (ops/paint.cpp, ops/cpu/cpu_paint.cpp) against its
-// composed twin: forward and every input gradient in float64 to 1e-10 of max|ref| and in float32
-// to 1e-5, for delta, hebb and oja, rates per matrix and per row, with and without a start
-// matrix and the front end (key softmax, rate sigmoid), over step counts that cut the
-// backward's checkpoint chunks in every way; the second order's composed fallback; and that
-// paint() takes the fused path on the CPU. Its op cases: tests/op_cases/paint_fused_cases.cpp.
+// test_paint_fused.cpp: the fused painting op (ops/paint.cpp, ops/backend/cpu/cpu_paint.cpp)
+// against its composed twin: forward and every input gradient in float64 to 1e-10 of max|ref| and
+// in float32 to 1e-5, for delta, hebb and oja, rates per matrix and per row, with and without a
+// start matrix and the front end (key softmax, rate sigmoid), over step counts that cut the
+// backward's checkpoint chunks in every way; the second order's composed fallback; and that paint()
+// takes the fused path on the CPU. Its op cases: tests/op_cases/paint_fused_cases.cpp.
 #include <gtest/gtest.h>
 #include <omp.h>
 

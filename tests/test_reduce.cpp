@@ -10,7 +10,7 @@
 #include <limits>
 
 #include "autograd/philox.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/op_cases.h"
 #include "tests/test_util.h"
 

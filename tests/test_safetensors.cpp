@@ -16,7 +16,7 @@
 #include "nn/layers.h"
 #include "nn/safetensors.h"
 #include "nn/state_dict.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/test_util.h"
 
 namespace fpa::test {

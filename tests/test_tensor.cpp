@@ -8,7 +8,7 @@
 
 #include "autograd/philox.h"
 #include "autograd/pending_read.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "ops/ops.h"
 #include "tests/stream_standin.h"
 #include "tests/test_util.h"

@@ -7,8 +7,8 @@
 #include <vector>
 
 #include "autograd/engine.h"
-#include "ops/backend.h"
-#include "ops/cpu/cpu_kernels.h"
+#include "ops/backend/backend.h"
+#include "ops/backend/cpu/cpu_kernels.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"
 

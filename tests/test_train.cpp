@@ -11,7 +11,7 @@
 #include <cstdlib>
 
 #include "nn/safetensors.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"
 #include "train/train_run.h"

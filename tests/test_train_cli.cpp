@@ -14,7 +14,7 @@
 
 #include "data/image_io.h"
 #include "nn/safetensors.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"
 #include "train/run_lock.h"

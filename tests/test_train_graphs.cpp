@@ -12,7 +12,7 @@
 
 #include "fpa/disc_attention.h"
 #include "nn/safetensors.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/stream_standin.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"

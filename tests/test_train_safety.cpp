@@ -7,9 +7,9 @@
 #include <cmath>
 #include <limits>
 
-#include "autograd/parse_number.h"
+#include "fpa/parse_number.h"
 #include "nn/safetensors.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"
 #include "train/train_run.h"

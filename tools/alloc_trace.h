@@ -1,5 +1,5 @@
 // alloc_trace.h: a device's allocations and frees as a list, with the captures marked, played
-// back into the CUDA backend's allocator (ops/block_cache.h) on a driver that hands out
+// back into the CUDA backend's allocator (ops/backend/block_cache.h) on a driver that hands out
 // addresses only: the device memory a run would hold (reserved), and how it depends on whether
 // the captured steps share one memory pool, without a GPU. Used by count_kernels.
 #pragma once
@@ -8,7 +8,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "ops/block_cache.h"
+#include "ops/backend/block_cache.h"
 
 namespace fpa::tools {
 

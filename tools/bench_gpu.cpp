@@ -1,4 +1,4 @@
-// bench_gpu.cpp: `make bench-gpu` (issue 5): per configuration, milliseconds per whole GAN
+// bench_gpu.cpp: `make bench-gpu`: per configuration, milliseconds per whole GAN
 // training step (train/trainer.h, random data), sampling images/s of the EMA generator at
 // batch 256 under no-grad (PyTorch's precision defaults, and strict FP32), and the peak device
 // memory of the training step (CUDA allocator: in use, and reserved, the graphs' pools
@@ -8,7 +8,6 @@
 // measured. A benchmark, not a test.
 // Usage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <chrono>
 #include <cstdio>
@@ -20,12 +19,9 @@
 
 #include "autograd/atomic_file.h"
 #include "fpa/learning_rules.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tools/fresh_base.h"
 #include "train/trainer.h"
-#ifdef FPA_WITH_CUDA
-#include "ops/cuda/cuda_flags.h"
-#endif
 
 using namespace fpa;
 
@@ -36,7 +32,7 @@ struct Config {
   int64_t batch;
   bool graph = true;  // false: every step eager (fpa train --no-graph), to show what the graphs save
 };
-// The issue's list; --quick: the cpu-small widths (both sides of the comparison use the same).
+// The configurations compared with PyTorch's; --quick: the cpu-small widths (both sides of the comparison use the same).
 const std::vector<Config> kFull = {
     {"rgb64-T64-b20", "paper-rgb64-T64", 20},   {"rgb64-T64-b20-eager", "paper-rgb64-T64", 20, false},
     {"rgb64-T64-b64", "paper-rgb64-T64", 64},
@@ -51,31 +47,23 @@ struct Result {
   // its cuDNN LSTM), the others in FP32. This one: TF32 off everywhere (CUDA only).
   double sample_images_per_s_fp32 = -1;
   int64_t sample_batch = 0, steps = 0;
-  long long peak_bytes = -1;           // in use at most (torch.cuda.max_memory_allocated); -1: not measured (CPU)
+  long long peak_bytes = -1;           // in use at most (torch.cuda.max_memory_allocated); -1: not measured (no statistics: CPU)
   long long peak_reserved_bytes = -1;  // held from the driver at most, graph pools included (max_memory_reserved)
   bool uses_graphs = false;   // the trainer replayed CUDA graphs
   std::string error;
 };
 
 void synchronize(Device d) {
-#ifdef FPA_WITH_CUDA
-  if (d == Device::cuda) cuda_synchronize();
-#endif
+  if (backend(d).synchronize) backend(d).synchronize();
 }
 // New peaks from an empty cache (what an earlier configuration left cached is not counted).
 void reset_peak(Device d) {
-#ifdef FPA_WITH_CUDA
-  if (d == Device::cuda) cuda_empty_cache(), cuda_reset_peak_memory();
-#endif
+  if (backend(d).reset_peak_memory) backend(d).reset_peak_memory();
 }
 long long peak_bytes(Device d, bool reserved) {
-#ifdef FPA_WITH_CUDA
-  if (d == Device::cuda) {
-    const CudaMemoryStats s = cuda_memory_stats();
-    return (long long)(reserved ? s.peak_bytes_reserved : s.peak_bytes_in_use);
-  }
-#endif
-  return -1;
+  if (!backend(d).memory_stats) return -1;
+  const MemoryStats s = backend(d).memory_stats();
+  return (long long)(reserved ? s.peak_bytes_reserved : s.peak_bytes_in_use);
 }
 
 // Seconds per call of f, over n calls after `warm` calls, synchronised at both ends.
@@ -129,14 +117,11 @@ void run_config(Result& r, Device dev, int64_t steps, bool quick) {
     return double(r.sample_batch) / s;
   };
   r.sample_images_per_s = images_per_s();
-#ifdef FPA_WITH_CUDA
-  if (dev == Device::cuda) {  // the LSTM's GEMMs dominate sampling: what strict FP32 gives
-    const bool conv_before = cuda_tf32(), matmul_before = cuda_matmul_tf32();
-    set_cuda_tf32(false), set_cuda_matmul_tf32(false);
+  if (backend(dev).set_strict_float32) {  // the LSTM's GEMMs dominate sampling: what strict FP32 gives
+    backend(dev).set_strict_float32(true);
     r.sample_images_per_s_fp32 = images_per_s();
-    set_cuda_tf32(conv_before), set_cuda_matmul_tf32(matmul_before);
+    backend(dev).set_strict_float32(false);
   }
-#endif
 }
 
 // The fused painting (what FastWeightPainter::paint runs) forward + backward of sum(W * w).
@@ -216,15 +201,15 @@ int main(int argc, char** argv) {
     else
       return usage(("unknown argument " + a).c_str());
   }
-  if (device != "cpu" && device != "cuda") return usage("--device must be cpu or cuda");
-  const Device dev = device == "cuda" ? Device::cuda : Device::cpu;
-  if (dev == Device::cuda && !(has_backend(Device::cuda) && backend(Device::cuda).supports("gemm")))
-    return usage("--device cuda: this build has no CUDA backend (nvcc was not found)");
+  Device dev;
+  try {
+    dev = device_named(device, "--device");
+  } catch (const Error& e) {
+    return usage(e.what());
+  }
+  if (!has_backend(dev)) return usage(("--device " + device + ": " + missing_backend_reason(dev)).c_str());
   if (steps <= 0) steps = quick ? 4 : 8;
-  std::string device_name = "cpu, " + std::to_string(omp_get_max_threads()) + " threads";
-#ifdef FPA_WITH_CUDA
-  if (dev == Device::cuda) device_name = cuda_device_summary();
-#endif
+  const std::string device_name = device + ": " + (backend(dev).summary ? backend(dev).summary() : "");
   fmt::print("fpa bench_gpu on {}, {} timed steps per configuration\n", device_name, steps);
   fmt::print("{:<20} {:>6} {:>10} {:>12} {:>12} {:>12}  {}\n", "config", "batch", "ms/step", "sample img/s", "peak MiB",
              "reserved MiB", "note");

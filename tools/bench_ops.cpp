@@ -12,8 +12,7 @@
 #include <map>
 #include <string>
 
-#include "ops/backend.h"
-#include "ops/cpu/cpu_kernels.h"
+#include "ops/backend/backend.h"
 #include "ops/ops.h"
 #include "tools/cpu_peak.h"
 
@@ -175,7 +174,7 @@ class PeakReporter : public benchmark::ConsoleReporter {
 int main(int argc, char** argv) {
   int threads = omp_get_max_threads();
   bench::CpuPeak peak = bench::measure_cpu_peak(threads);
-  fmt::print("threads: {}; GEMM: {}\n{}\n\n", threads, cpu::gemm_implementation(), peak.derivation());
+  fmt::print("cpu: {}\n{}\n\n", backend(Device::cpu).summary(), peak.derivation());
 
   auto reg = [](const std::string& name, auto fn, auto... args) {
     benchmark::RegisterBenchmark(name.c_str(), fn, args...)->Unit(benchmark::kMillisecond)->MinTime(1.0)->UseRealTime();

@@ -2,7 +2,7 @@
 #include "tools/cli_args.h"
 
 #include "autograd/error.h"
-#include "autograd/parse_number.h"
+#include "fpa/parse_number.h"
 
 namespace fpa::cli {
 

@@ -10,10 +10,7 @@
 #include "autograd/error.h"
 #include "data/dataset_cache.h"
 #include "nn/state_dict.h"
-#include "ops/backend.h"
-#ifdef FPA_WITH_CUDA
-#include "ops/cuda/cuda_flags.h"
-#endif
+#include "ops/backend/backend.h"
 #include "tools/cli_verbs.h"
 #include "train/pictures.h"
 #include "train/run_lock.h"
@@ -23,14 +20,12 @@ namespace fpa::cli {
 namespace {
 
 Device device_flag(const Args& a) {
-  std::string d = a.str("device", "cpu");
-  FPA_CHECK(d == "cpu" || d == "cuda", "fpa ", a.verb(), ": --device must be cpu or cuda, got '", d, "'");
-  if (d == "cpu") return Device::cpu;
-  FPA_CHECK(has_backend(Device::cuda), "fpa ", a.verb(), ": --device cuda: ",
-            "this build has no CUDA backend or this machine has no usable GPU");
-  FPA_CHECK(backend(Device::cuda).supports("gemm"), "fpa ", a.verb(),
-            ": --device cuda: the CUDA compute kernels are not implemented yet; use --device cpu");
-  return Device::cuda;
+  const std::string name = a.str("device", "cpu");
+  const Device d = device_named(name, "--device");
+  FPA_CHECK(has_backend(d), "fpa ", a.verb(), ": --device ", name, ": ", missing_backend_reason(d));
+  FPA_CHECK(backend(d).supports("gemm"), "fpa ", a.verb(), ": --device ", name,
+            ": this backend's compute kernels are not implemented yet; use --device cpu");
+  return d;
 }
 
 bool file_exists(const std::string& p) {
@@ -156,10 +151,7 @@ int train(const Args& a) {
   check_train_options(o);
   FPA_CHECK(o.init_from.empty() || file_exists(o.init_from), "fpa train: --init-from ", o.init_from, ": ",
             std::strerror(ENOENT));
-#ifdef FPA_WITH_CUDA
-  if (device == Device::cuda && strict_fp32) set_cuda_tf32(false), set_cuda_matmul_tf32(false);
-#endif
-  (void)strict_fp32;
+  if (strict_fp32 && backend(device).set_strict_float32) backend(device).set_strict_float32(true);
   if (!resume) {
     make_dirs(o.out);
     lock = std::make_unique<RunLock>(o.out);

@@ -27,7 +27,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "tools/alloc_trace.h"
 #include "tools/fresh_base.h"
 #include "train/trainer.h"
@@ -93,11 +93,11 @@ Backend counting_table() {
     m.trace.free(p);
     cpu_backend().free(p);
   };
-  // Every primitive that runs on the device, counted (ops/primitives.def); unary and binary by op.
+  // Every primitive that runs on the device, counted (ops/backend/primitives.def); unary and binary by op.
 #define FPA_PRIMITIVE(fn, ret, params) b.fn = COUNTED(fn);
 #define FPA_HOST_PRIMITIVE(fn, ret, params)
 #define FPA_CAPTURE_PRIMITIVE(fn, ret, params)
-#include "ops/primitives.def"
+#include "ops/backend/primitives.def"
   b.unary = [](DType t, UnaryOp op, int64_t n, double a, double b, const void* x, void* y) {
     ++counts()[std::string("unary ") + unary_name(op)];
     cpu_backend().unary(t, op, n, a, b, x, y);

@@ -1,23 +1,15 @@
 // fpa_cli.cpp: the `fpa` command line: a table of verbs (tools/cli_verbs.h), each with its
-// own --help, plus --version (the backends compiled in) and `ops` (the registered ops).
+// own --help, plus --version (each device and its backend) and `ops` (the registered ops).
 #include <fmt/format.h>
-#include <omp.h>
 
 #include <cstring>
 #include <new>
 #include <string>
 
 #include "autograd/error.h"
-#include "ops/backend.h"
-#include "ops/cpu/cpu_kernels.h"
+#include "ops/backend/backend.h"
 #include "ops/registry.h"
 #include "tools/cli_verbs.h"
-
-namespace fpa {
-#ifdef FPA_WITH_CUDA
-int cuda_device_count();
-#endif
-}  // namespace fpa
 
 namespace {
 
@@ -84,23 +76,21 @@ const fpa::cli::Verb kVerbs[] = {
 
 void print_usage() {
   fmt::print("usage: fpa <command> [--flags]   (fpa <command> --help for its flags)\n");
-  fmt::print("  {:<14} {}\n", "--version", "the version and the compute backends compiled in");
+  fmt::print("  {:<14} {}\n", "--version", "the version, and each device with its backend or why it has none");
   for (const auto& v : kVerbs) fmt::print("  {:<14} {}\n", v.name, v.summary);
 }
 
 void print_version() {
   fmt::print("fpa 0.1.0 (Fast Weight Painters engine)\n");
-  fmt::print("backends: cpu");
-#ifdef FPA_WITH_CUDA
-  fmt::print(" cuda");
-#endif
-  fmt::print("\ncpu: OpenMP, {} threads; GEMM: {}\n", omp_get_max_threads(), fpa::cpu::gemm_implementation());
-#ifdef FPA_WITH_CUDA
-  int n = fpa::cuda_device_count();
-  fmt::print("cuda: compiled in; {} usable device(s){}\n", n, n ? "" : " (no GPU on this machine)");
-#else
-  fmt::print("cuda: not compiled in (no nvcc at build time)\n");
-#endif
+  for (int i = 0; i < fpa::kDeviceCount; ++i) {
+    const auto device = static_cast<fpa::Device>(i);
+    if (!fpa::has_backend(device)) {
+      fmt::print("{}: not available: {}\n", fpa::kDeviceNames[i], fpa::missing_backend_reason(device));
+      continue;
+    }
+    const fpa::Backend& b = fpa::backend(device);
+    fmt::print("{}: {}\n", fpa::kDeviceNames[i], b.summary ? b.summary() : "available");
+  }
 }
 
 // An error message as printed: messages of the CLI itself already begin "fpa VERB: "; the

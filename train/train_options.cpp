@@ -7,7 +7,7 @@
 #include <vector>
 
 #include "autograd/error.h"
-#include "autograd/parse_number.h"
+#include "fpa/parse_number.h"
 
 namespace fpa {
 namespace {
@@ -82,7 +82,7 @@ TrainOptions train_defaults(const std::string& preset) {
   std::string base = preset.substr(0, preset.find('+'));
   if (base == "paper-rgb64-T64" || base == "paper-rgb64-T16") o.batch = 20;
   if (base == "cpu-small") {
-    // About 18 minutes on 2 cores (409 ms/step): recognisable garments from about step 2000.
+    // Recognisable garments from about step 2000 (its time: the README's benchmarks).
     // EMA from step 100, updated every step, no resets.
     o.batch = 16, o.ema_start = 100, o.ema_every = 1, o.ema_beta = 0.99, o.ema_reset_until = 0;
     o.steps = 2500, o.sample_every = 250, o.checkpoint_every = 250, o.log_every = 25;

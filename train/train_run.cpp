@@ -16,12 +16,10 @@
 #include <optional>
 
 #include "autograd/error.h"
+#include "ops/backend/backend.h"
 #include "train/metrics.h"
 #include "train/pictures.h"
 #include "train/progress.h"
-#ifdef FPA_WITH_CUDA
-#include "ops/cuda/cuda_flags.h"
-#endif
 
 namespace fpa {
 namespace {
@@ -68,14 +66,12 @@ class SignalScope {
   struct sigaction old_int_ {}, old_term_ {};
 };
 
-// The losses; on a GPU also the most device memory the allocator has held so far.
+// The losses; where the backend keeps statistics also the most memory its allocator has held.
 std::string stats_text(const StepStats& s, Device device) {
   std::string text = fmt::format("D {:.3f}  G {:.3f}  GP {:.3f}  aux {:.4f}", s.d_loss, s.g_loss, s.gp, s.aux_loss);
-#ifdef FPA_WITH_CUDA
-  const size_t held = device == Device::cuda ? cuda_memory_stats().peak_bytes_reserved : 0;
-  if (held > 0) text += fmt::format("  GPU mem {:.2f} GiB", double(held) / (1 << 30));
-#endif
-  (void)device;
+  const Backend& b = backend(device);
+  const size_t held = b.memory_stats ? b.memory_stats().peak_bytes_reserved : 0;
+  if (held > 0) text += fmt::format("  {} mem {:.2f} GiB", device_name(device), double(held) / (1 << 30));
   return text;
 }
 

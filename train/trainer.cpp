@@ -7,11 +7,11 @@
 #include <cstdio>
 
 #include "autograd/error.h"
-#include "autograd/parse_number.h"
+#include "fpa/parse_number.h"
 #include "fpa/disc_attention.h"
 #include "fpa/gan_losses.h"
 #include "nn/state_dict.h"
-#include "ops/backend.h"
+#include "ops/backend/backend.h"
 #include "ops/ops.h"
 
 namespace fpa {
@@ -217,8 +217,8 @@ Tensor Trainer::run_step(const StepSource& src, bool apply_gp, bool capturable, 
   opt_d_->zero_grad();  // the gradients are in Adam's flat buffer now: not held through the G step
 
   // Generator step: fresh latents; D's own gradients are not needed. D's attention blocks keep
-  // their intermediates here even on CUDA: D on one batch peaks below the D step's pair of
-  // batches (bench-kernels: the same peak, 66 launches fewer at paper-rgb64-T64 batch 20).
+  // their intermediates here even where the backend is memory-bound: D on one batch peaks
+  // below the D step's pair of batches, so checkpointing them would add launches, not save memory.
   opt_g_->zero_grad();
   {
     FrozenScope frozen(*D_);

@@ -17,8 +17,8 @@
 #include <string>
 #include <vector>
 
-#include "ops/backend.h"
-#include "ops/cuda/cuda_flags.h"
+#include "ops/backend/backend.h"
+#include "ops/backend/cuda/cuda_flags.h"
 #include "ops/ops.h"
 
 #define REQUIRE_CUDA()                                                                       \

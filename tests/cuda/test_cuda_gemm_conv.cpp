@@ -5,7 +5,7 @@
 // kernels, empty batches, and a large one. Outputs start as NaN: beta = 0 must overwrite.
 #include <cmath>
 
-#include "ops/cuda/cuda_flags.h"
+#include "ops/backend/cuda/cuda_flags.h"
 #include "tests/cuda/cuda_test_util.h"
 
 namespace fpa::test::cuda {

@@ -17,7 +17,7 @@ TEST(CudaBackend, IsRegisteredAndSaysWhatItSupports) {
   REQUIRE_CUDA();
   const Backend& b = backend(Device::cuda);
   EXPECT_STREQ(b.name, "cuda");
-  for (const char* entry : primitive_names())  // every one of ops/primitives.def
+  for (const char* entry : primitive_names())  // every one of ops/backend/primitives.def
     EXPECT_TRUE(b.supports(entry)) << entry;
   EXPECT_FALSE(b.supports("no_such_primitive"));
   std::printf("[ CUDA     ] %s\n", cuda_device_summary().c_str());

@@ -1,10 +1,10 @@
-// cuda_host_shim.h: the CUDA built-ins the ops/cuda kernels use, for compiling them with g++
-// and running them on the host (tests/cuda/emulation/run.sh). Not a CUDA implementation: just
-// enough for kernels whose threads are independent (run one after another) and for the few
-// that cooperate (shuffles, __syncthreads: run as real threads, see ops/cuda/cuda_launch.cuh
-// beside this file). Arithmetic is the host's (no fused multiply-add unless asked for), so
-// last-bit agreement here says nothing about the GPU; indexing, planning and coverage do.
-// The runtime calls around the kernels are faked too (fake_cuda_runtime.h).
+// cuda_host_shim.h: the CUDA built-ins the ops/backend/cuda kernels use, for compiling them with
+// g++ and running them on the host (tests/cuda/emulation/run.sh). Not a CUDA implementation: just
+// enough for kernels whose threads are independent (run one after another) and for the few that
+// cooperate (shuffles, __syncthreads: run as real threads, see ops/backend/cuda/cuda_launch.cuh
+// beside this file). Arithmetic is the host's (no fused multiply-add unless asked for), so last-bit
+// agreement here says nothing about the GPU; indexing, planning and coverage do. The runtime calls
+// around the kernels are faked too (fake_cuda_runtime.h).
 #pragma once
 #include <cuda_runtime.h>
 #include <pthread.h>

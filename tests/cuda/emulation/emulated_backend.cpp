@@ -5,9 +5,9 @@
 // Errors, graphs and staging are the backend's own code (cuda_errors.cu, cuda_graph.cu,
 // cuda_staging.cu) on the fake runtime (fake_cuda_runtime.h); the table keeps the CPU's
 // capture entries (an emulated capture records nothing), tests/cuda/emulation/test_* call them.
-#include "ops/block_cache.h"
-#include "ops/cuda/cuda_common.cuh"
-#include "ops/cuda/cuda_flags.h"
+#include "ops/backend/block_cache.h"
+#include "ops/backend/cuda/cuda_common.cuh"
+#include "ops/backend/cuda/cuda_flags.h"
 
 namespace fpa {
 
@@ -33,13 +33,13 @@ void release_capture_pool(int pool) { pools().release_pool(pool); }
 namespace {
 bool conv_tf32 = true, matmul_tf32 = false;
 
-// The CPU's table with every kernel primitive (ops/primitives.def) the CUDA backend's.
+// The CPU's table with every kernel primitive (ops/backend/primitives.def) the CUDA backend's.
 Backend emulated_table() {
   Backend b = cpu_backend();
   b.name = "cuda";
 #define FPA_PRIMITIVE(fn, ret, params)
 #define FPA_KERNEL_PRIMITIVE(fn, ret, params) b.fn = gpu::fn;
-#include "ops/primitives.def"
+#include "ops/backend/primitives.def"
   return b;
 }
 

@@ -37,8 +37,8 @@ SOURCES=(cuda_elementwise cuda_reduce cuda_pool cuda_random cuda_adam cuda_local
          cuda_lstm cuda_channel_norm cuda_conv cuda_errors cuda_graph cuda_staging)
 for f in "${SOURCES[@]}"; do
   o=$OUT/obj/$f.o
-  if [ ! -f "$o" ] || [ -n "$(find ops/cuda tests/cuda/emulation -newer "$o" -print -quit)" ]; then
-    g++ "${KERNEL_FLAGS[@]}" -x c++ -c "ops/cuda/$f.cu" -o "$o"
+  if [ ! -f "$o" ] || [ -n "$(find ops/backend/cuda tests/cuda/emulation -newer "$o" -print -quit)" ]; then
+    g++ "${KERNEL_FLAGS[@]}" -x c++ -c "ops/backend/cuda/$f.cu" -o "$o"
   fi
   objects+=("$o")
 done
@@ -58,7 +58,7 @@ for f in $(ls tests/cuda/*.cpp | grep -v test_cuda_faults.cpp) tests/op_cases.cp
   objects+=("$o")
 done
 # The library's objects by its sources (an object left from a removed source is not linked).
-mapfile -t library < <(for f in {autograd,ops,ops/cpu,ops/stub,nn,fpa,train,data}/*.cpp; do echo "$OUT/cpu/obj/${f%.cpp}.o"; done)
+mapfile -t library < <(for f in {autograd,ops,ops/backend,ops/backend/cpu,ops/backend/stub,nn,fpa,train,data}/*.cpp; do echo "$OUT/cpu/obj/${f%.cpp}.o"; done)
 # cuda_conv.cu refers to cuDNN (its convolutions are never called here): link it, never load it.
 g++ "${library[@]}" "${objects[@]}" -o "$OUT/fpa_tests_emulated" "${SAN[@]}" -lgtest -lgtest_main -fopenmp -ldl -lpthread -lz \
   -lpng -ljpeg -lfmt -L"$CUDA_HOME/lib64" -Wl,-rpath,"$CUDA_HOME/lib64" -Wl,--as-needed -lcudnn -lcudart

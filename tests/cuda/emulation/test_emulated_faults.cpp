@@ -7,8 +7,8 @@
 
 #include <vector>
 
-#include "ops/cuda/cuda_common.cuh"
-#include "ops/cuda/cuda_flags.h"
+#include "ops/backend/cuda/cuda_common.cuh"
+#include "ops/backend/cuda/cuda_flags.h"
 #include "ops/ops.h"
 #include "tests/test_util.h"
 

@@ -1,0 +1,39 @@
+// cpu_kernels.h: the CPU backend's primitives (OpenMP, float and double), one .cpp per family
+// (memory and the table in cpu_backend.cpp), and what those files share.
+#pragma once
+#include "autograd/error.h"
+#include "ops/backend/backend.h"
+
+namespace fpa::cpu {
+
+// Calls body with a typed zero of the dtype: DISPATCH(t, [&](auto zero) { using T = decltype(zero); ... }).
+template <typename F>
+void dispatch(DType t, F&& body) {
+  if (t == DType::f32) body(float(0));
+  else body(double(0));
+}
+
+// Below this many elements, loops run on one thread.
+constexpr int64_t kParallelGrain = 1 << 14;
+
+// Every primitive of ops/backend/primitives.def, in this namespace; cpu_backend.cpp gathers them
+// into the table.
+#define FPA_PRIMITIVE(fn, ret, params) ret fn params;
+#include "ops/backend/primitives.def"
+
+// How gemm cuts one product's C (M, N) into rows x cols tiles, one BLAS call each: from the
+// shape alone (about kGemmTileFlops per tile, at most kGemmMaxTiles, tiles of at least
+// kGemmMinTileRows rows and kGemmMinTileCols columns), never from the thread count.
+struct GemmTiling {
+  int64_t rows = 1, cols = 1;
+};
+constexpr double kGemmTileFlops = 1 << 22;
+constexpr int64_t kGemmMaxTiles = 64, kGemmMinTileRows = 16, kGemmMinTileCols = 64;
+GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K);
+// Which GEMM runs: "OpenBLAS <version> (<kernel>)" or "portable OpenMP kernel".
+const char* gemm_implementation();
+// The portable kernel alone (always built; also the fallback when no BLAS loads).
+void gemm_portable(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                   const void* A, int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc);
+
+}  // namespace fpa::cpu

@@ -1,0 +1,143 @@
+// cpu_pool.cpp: the CPU pooling and resizing primitives: average pooling (fixed window or
+// adaptive, forward and backward) and nearest-neighbour resizing (forward and backward).
+//
+// Every primitive works on independent (H, W) planes, one OpenMP task per plane, so the
+// backward scatters need no atomics. Windows follow PyTorch: a fixed window counts padding
+// in its divisor (count_include_pad=True, divisor kernel*kernel); an adaptive bin o covers
+// [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. Nearest resizing uses PyTorch's
+// legacy rule src = min(floor(dst * float(in/out)), in - 1). Outputs are overwritten.
+#include <omp.h>
+
+#include <algorithm>
+#include <cmath>
+#include <vector>
+
+#include "ops/backend/cpu/cpu_kernels.h"
+
+namespace fpa::cpu {
+namespace {
+
+// The input rows (or columns) [begin, end) that output o averages, and its divisor's factor.
+struct Window {
+  int64_t begin, end, count;
+};
+
+Window window(const PoolGeom& g, int64_t o, int64_t in, int64_t out) {
+  if (g.adaptive) {
+    int64_t b = (o * in) / out, e = ((o + 1) * in + out - 1) / out;
+    return {b, e, e - b};
+  }
+  int64_t b = o * g.stride - g.pad, e = b + g.kernel;
+  return {std::max<int64_t>(b, 0), std::min(e, in), g.kernel};
+}
+
+// The windows of every output row and column, computed once per call.
+struct Windows {
+  std::vector<Window> rows, cols;
+  explicit Windows(const PoolGeom& g) {
+    for (int64_t o = 0; o < g.OH; ++o) rows.push_back(window(g, o, g.H, g.OH));
+    for (int64_t o = 0; o < g.OW; ++o) cols.push_back(window(g, o, g.W, g.OW));
+  }
+};
+
+bool worth_threads(int64_t work) { return work > kParallelGrain && !omp_in_parallel(); }
+
+// src index of every output index for the nearest rule.
+std::vector<int64_t> nearest_sources(int64_t in, int64_t out) {
+  std::vector<int64_t> src(out);
+  const float scale = float(in) / float(out);
+  for (int64_t o = 0; o < out; ++o)
+    src[o] = std::min(static_cast<int64_t>(std::floor(float(o) * scale)), in - 1);
+  return src;
+}
+
+}  // namespace
+
+void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y) {
+  const Windows win(g);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    auto xs = static_cast<const T*>(x);  // (planes, H, W)
+    auto ys = static_cast<T*>(y);        // (planes, OH, OW)
+#pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
+    for (int64_t p = 0; p < g.planes; ++p) {
+      const T* xp = xs + p * g.H * g.W;
+      T* yp = ys + p * g.OH * g.OW;
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const Window& r = win.rows[oh];
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const Window& c = win.cols[ow];
+          T sum = 0;
+          for (int64_t ih = r.begin; ih < r.end; ++ih)
+            for (int64_t iw = c.begin; iw < c.end; ++iw) sum += xp[ih * g.W + iw];
+          yp[oh * g.OW + ow] = sum / T(r.count * c.count);
+        }
+      }
+    }
+  });
+}
+
+void avg_pool2d_backward(DType t, const PoolGeom& g, const void* dy, void* dx) {
+  const Windows win(g);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    auto dys = static_cast<const T*>(dy);  // (planes, OH, OW)
+    auto dxs = static_cast<T*>(dx);        // (planes, H, W)
+#pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
+    for (int64_t p = 0; p < g.planes; ++p) {
+      const T* dyp = dys + p * g.OH * g.OW;
+      T* dxp = dxs + p * g.H * g.W;
+      std::fill(dxp, dxp + g.H * g.W, T(0));
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const Window& r = win.rows[oh];
+        for (int64_t ow = 0; ow < g.OW; ++ow) {
+          const Window& c = win.cols[ow];
+          const T share = dyp[oh * g.OW + ow] / T(r.count * c.count);
+          for (int64_t ih = r.begin; ih < r.end; ++ih)
+            for (int64_t iw = c.begin; iw < c.end; ++iw) dxp[ih * g.W + iw] += share;
+        }
+      }
+    }
+  });
+}
+
+void resize_nearest(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const void* x,
+                    void* y) {
+  const std::vector<int64_t> src_h = nearest_sources(H, OH), src_w = nearest_sources(W, OW);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    auto xs = static_cast<const T*>(x);  // (planes, H, W)
+    auto ys = static_cast<T*>(y);        // (planes, OH, OW)
+#pragma omp parallel for schedule(static) if (worth_threads(planes * OH * OW))
+    for (int64_t p = 0; p < planes; ++p) {
+      const T* xp = xs + p * H * W;
+      T* yp = ys + p * OH * OW;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const T* row = xp + src_h[oh] * W;
+        for (int64_t ow = 0; ow < OW; ++ow) yp[oh * OW + ow] = row[src_w[ow]];
+      }
+    }
+  });
+}
+
+void resize_nearest_backward(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                             const void* dy, void* dx) {
+  const std::vector<int64_t> src_h = nearest_sources(H, OH), src_w = nearest_sources(W, OW);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    auto dys = static_cast<const T*>(dy);  // (planes, OH, OW)
+    auto dxs = static_cast<T*>(dx);        // (planes, H, W)
+#pragma omp parallel for schedule(static) if (worth_threads(planes * OH * OW))
+    for (int64_t p = 0; p < planes; ++p) {
+      const T* dyp = dys + p * OH * OW;
+      T* dxp = dxs + p * H * W;
+      std::fill(dxp, dxp + H * W, T(0));
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        T* row = dxp + src_h[oh] * W;
+        for (int64_t ow = 0; ow < OW; ++ow) row[src_w[ow]] += dyp[oh * OW + ow];
+      }
+    }
+  });
+}
+
+}  // namespace fpa::cpu
