@@ -133,6 +133,8 @@ Tensor local_attention_composed(const Tensor& q, const Tensor& k, const Tensor& 
 // --- pool.cpp
 Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);  // stride -1: kernel
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
+// Padding is never chosen; the gradient goes to each window's first largest entry (its last NaN).
+Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);  // stride -1: kernel
 
 // --- interpolate.cpp: nearest, PyTorch's legacy rule src = floor(dst * in / out)
 Tensor interpolate_nearest(const Tensor& x, int64_t out_h, int64_t out_w);

@@ -1,10 +1,12 @@
-// test_pool.cpp: avg_pool2d, adaptive_avg_pool2d and nearest resizing (interpolate_nearest,
-// upsample_nearest): values and gradients against direct float64 loops, PyTorch's index rules
-// on known sizes, float32 against float64, error messages. The op cases of every op of the
-// family, including the internal backward ops: tests/op_cases/pool_cases.cpp.
+// test_pool.cpp: avg_pool2d, adaptive_avg_pool2d, max_pool2d and nearest resizing
+// (interpolate_nearest, upsample_nearest): values and gradients against direct float64 loops,
+// PyTorch's index and tie rules on known sizes, float32 against float64, error messages. The op
+// cases of every op of the family, including the internal backward ops:
+// tests/op_cases/pool_cases.cpp.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <limits>
 #include <functional>
 
 #include "autograd/philox.h"
@@ -105,6 +107,73 @@ TEST(Pool, AvgPool2dAndGradientMatchLoops) {
   }
 }
 
+// Max pooling by loops: each window's first largest entry inside the plane (padding is never
+// chosen), its gradient there.
+Tensor ref_max_pool(const Tensor& x, int64_t k, int64_t s, int64_t p, const Tensor& gy, Tensor* gx) {
+  const int64_t N = x.dim(0), C = x.dim(1), H = x.dim(2), W = x.dim(3);
+  const int64_t OH = (H + 2 * p - k) / s + 1, OW = (W + 2 * p - k) / s + 1;
+  std::vector<double> xv = x.to_vector(), gyv = gy.to_vector(), y(N * C * OH * OW), g(xv.size(), 0.0);
+  for (int64_t plane = 0; plane < N * C; ++plane)
+    for (int64_t oh = 0; oh < OH; ++oh)
+      for (int64_t ow = 0; ow < OW; ++ow) {
+        int64_t best = -1;
+        for (int64_t ih = oh * s - p; ih < oh * s - p + k; ++ih)
+          for (int64_t iw = ow * s - p; iw < ow * s - p + k; ++iw) {
+            if (ih < 0 || ih >= H || iw < 0 || iw >= W) continue;
+            const int64_t i = (plane * H + ih) * W + iw;
+            if (best < 0 || xv[i] > xv[best]) best = i;
+          }
+        const int64_t o = (plane * OH + oh) * OW + ow;
+        y[o] = xv[best];
+        g[best] += gyv[o];
+      }
+  *gx = from_vector(g, x.shape(), DType::f64);
+  return from_vector(y, {N, C, OH, OW}, DType::f64);
+}
+
+TEST(Pool, MaxPool2dAndGradientMatchLoops) {
+  struct Case {
+    Shape x;
+    int64_t k, s, p;
+  };
+  const Case cases[] = {{{2, 3, 6, 6}, 2, 2, 0}, {{1, 2, 7, 5}, 3, 2, 1}, {{2, 2, 5, 5}, 3, 1, 1}, {{1, 3, 8, 9}, 3, 2, 0}};
+  uint64_t seed = 11;
+  for (const Case& c : cases) {
+    SCOPED_TRACE("x " + c.x.str() + " kernel " + std::to_string(c.k) + " stride " + std::to_string(c.s));
+    Tensor x = random(c.x, seed++).requires_grad_();
+    Tensor y = max_pool2d(x, c.k, c.s, c.p);
+    Tensor gy = random(y.shape(), seed++), gx;
+    EXPECT_CLOSE(y, ref_max_pool(x.detach(), c.k, c.s, c.p, gy, &gx));
+    EXPECT_CLOSE(grad({y}, {x}, {gy})[0], gx);
+  }
+}
+
+// Ties go to the window's first entry, NaN wins (the last one), an all -inf window keeps its
+// first entry, and the gradient of the gradient is the pool of the second upstream at the same
+// argmax (nothing for x).
+TEST(Pool, MaxPool2dTiesNanAndSecondOrderFollowPyTorch) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  Tensor x = from_vector({1, 1, -inf, -inf,  //
+                          1, 1, -inf, -inf,  //
+                          0, nan, 2, 5,      //
+                          nan, 0, 5, 5},
+                         {1, 1, 4, 4}, DType::f64)
+                 .requires_grad_();
+  Tensor y = max_pool2d(x, 2);
+  const std::vector<double> yv = y.to_vector();
+  EXPECT_EQ(yv[0], 1.0);
+  EXPECT_EQ(yv[1], -inf);
+  EXPECT_TRUE(std::isnan(yv[2]));
+  EXPECT_EQ(yv[3], 5.0);
+  Tensor gy = from_vector({1, 2, 3, 4}, {1, 1, 2, 2}, DType::f64).requires_grad_();
+  Tensor gx = grad({y}, {x}, {gy}, false, true)[0];
+  EXPECT_EQ(gx.to_vector(), std::vector<double>({1, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 4, 3, 0, 0, 0}));
+  Tensor ggx = from_vector({10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25}, {1, 1, 4, 4}, DType::f64);
+  std::vector<Tensor> second = grad({gx}, {gy, x}, {ggx}, false, false, true);
+  EXPECT_EQ(second[0].to_vector(), std::vector<double>({10, 12, 22, 21}));
+  EXPECT_FALSE(second[1].defined());
+}
+
 TEST(Pool, AvgPool2dDefaultStrideIsTheKernelAndPaddingCountsInDivisor) {
   Tensor x = ones({1, 1, 4, 4}, DType::f64);
   EXPECT_EQ(avg_pool2d(x, 2).shape(), Shape({1, 1, 2, 2}));
@@ -190,6 +259,7 @@ TEST(Pool, Float32AgreesWithFloat64) {
   both([](const Tensor& t) { return avg_pool2d(t, 2); });
   both([](const Tensor& t) { return avg_pool2d(t, 3, 2, 1); });
   both([](const Tensor& t) { return adaptive_avg_pool2d(t, 4, 4); });
+  both([](const Tensor& t) { return max_pool2d(t, 3, 2, 1); });
   both([](const Tensor& t) { return interpolate_nearest(t, 32, 32); });
   both([](const Tensor& t) { return interpolate_nearest(t, 5, 3); });
 }
@@ -199,6 +269,8 @@ TEST(Pool, ErrorsNameTheOpAndShapes) {
   EXPECT_ERROR(avg_pool2d(zeros({1, 1, 8, 8}), 2, 2, 2), "avg_pool2d: padding 2 must be in [0, kernel/2]");
   EXPECT_ERROR(avg_pool2d(zeros({1, 1, 2, 2}), 5, 1, 1), "avg_pool2d: kernel 5 is larger than x (1, 1, 2, 2)");
   EXPECT_ERROR(avg_pool2d(zeros({1, 1, 8, 8}), 0), "avg_pool2d: kernel 0");
+  EXPECT_ERROR(max_pool2d(zeros({1, 1, 8, 8}), 3, 2, 2), "max_pool2d: padding 2 must be in [0, kernel/2]");
+  EXPECT_ERROR(max_pool2d(zeros({2, 8, 8}), 2), "max_pool2d: x must be 4-d (N, C, H, W), got (2, 8, 8)");
   EXPECT_ERROR(adaptive_avg_pool2d(zeros({1, 1, 8, 8}), 0, 4), "adaptive_avg_pool2d: output size (0, 4)");
   EXPECT_ERROR(adaptive_avg_pool2d(zeros({8, 8}), 4, 4), "adaptive_avg_pool2d: x must be 4-d");
   EXPECT_ERROR(interpolate_nearest(zeros({1, 8, 8}), 4, 4), "interpolate_nearest: x must be 4-d");

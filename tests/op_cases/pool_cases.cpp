@@ -1,6 +1,8 @@
 // pool_cases.cpp: the op cases of pooling and nearest resizing (ops/pool.cpp, ops/interpolate.cpp):
-// avg_pool2d, adaptive_avg_pool2d, interpolate_nearest, upsample_nearest, and the internal
-// backward ops (through backward_of). Their other tests are in tests/test_pool.cpp.
+// avg_pool2d, adaptive_avg_pool2d, max_pool2d, interpolate_nearest, upsample_nearest, and the
+// internal backward ops (through backward_of; max_pool2d_backward's x is zeros there: every
+// window ties, and its first entry takes the gradient). Their other tests are in
+// tests/test_pool.cpp.
 #include <functional>
 
 #include "tests/op_cases.h"
@@ -15,7 +17,7 @@ using V = std::vector<Tensor>;
 // gradgradcheck evaluates the case once under NoGradGuard for its output shape).
 Tensor backward_of(const std::function<Tensor(const Tensor&)>& op, const Shape& x_shape, const Tensor& gy) {
   GradModeGuard on(true);
-  Tensor x = zeros(x_shape, gy.dtype()).requires_grad_();
+  Tensor x = zeros(x_shape, gy.dtype(), gy.device()).requires_grad_();
   return grad({op(x)}, {x}, {gy}, false, true)[0];
 }
 
@@ -33,6 +35,14 @@ FPA_OP_CASE("avg_pool2d_backward", "avg_pool2d_backward_3x3_stride2_pad1", {{1, 
 });
 FPA_OP_CASE("avg_pool2d_backward", "avg_pool2d_backward_adaptive", {{2, 2, 3, 4}}, [](const V& x) {
   return backward_of([](const Tensor& t) { return adaptive_avg_pool2d(t, 3, 4); }, {2, 2, 5, 7}, x[0]);
+});
+FPA_OP_CASE("max_pool2d", "max_pool2d_2x2", {{2, 3, 4, 6}}, [](const V& x) { return max_pool2d(x[0], 2); });
+FPA_OP_CASE("max_pool2d", "max_pool2d_3x3_stride2_pad1", {{1, 2, 5, 6}},
+            [](const V& x) { return max_pool2d(x[0], 3, 2, 1); });
+FPA_OP_CASE("max_pool2d", "max_pool2d_3x3_stride1_pad1", {{1, 2, 4, 4}},
+            [](const V& x) { return max_pool2d(x[0], 3, 1, 1); });
+FPA_OP_CASE("max_pool2d_backward", "max_pool2d_backward_3x3_stride2", {{1, 2, 2, 3}}, [](const V& x) {
+  return backward_of([](const Tensor& t) { return max_pool2d(t, 3, 2); }, {1, 2, 5, 7}, x[0]);
 });
 FPA_OP_CASE("interpolate_nearest", "interpolate_nearest_5x5_to_3x7", {{2, 2, 5, 5}},
             [](const V& x) { return interpolate_nearest(x[0], 3, 7); });

@@ -1,15 +1,19 @@
 // cpu_pool.cpp: the CPU pooling and resizing primitives: average pooling (fixed window or
-// adaptive, forward and backward) and nearest-neighbour resizing (forward and backward).
+// adaptive, forward and backward), max pooling (forward and backward) and nearest-neighbour
+// resizing (forward and backward).
 //
 // Every primitive works on independent (H, W) planes, one OpenMP task per plane, so the
 // backward scatters need no atomics. Windows follow PyTorch: a fixed window counts padding
 // in its divisor (count_include_pad=True, divisor kernel*kernel); an adaptive bin o covers
-// [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. Nearest resizing uses PyTorch's
-// legacy rule src = min(floor(dst * float(in/out)), in - 1). Outputs are overwritten.
+// [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. A max window's argmax is its
+// first largest entry, or its last NaN, over the window's rows and columns inside the plane.
+// Nearest resizing uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1).
+// Outputs are overwritten.
 #include <omp.h>
 
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <vector>
 
 #include "ops/backend/cpu/cpu_kernels.h"
@@ -41,6 +45,19 @@ struct Windows {
 };
 
 bool worth_threads(int64_t work) { return work > kParallelGrain && !omp_in_parallel(); }
+
+// The index in its plane of window (r, c)'s argmax: PyTorch's rule (first largest, last NaN).
+template <typename T>
+int64_t argmax(const T* xp, int64_t W, const Window& r, const Window& c) {
+  int64_t best = r.begin * W + c.begin;
+  T best_value = -std::numeric_limits<T>::infinity();
+  for (int64_t ih = r.begin; ih < r.end; ++ih)
+    for (int64_t iw = c.begin; iw < c.end; ++iw) {
+      const T v = xp[ih * W + iw];
+      if (v > best_value || std::isnan(v)) best_value = v, best = ih * W + iw;
+    }
+  return best;
+}
 
 // src index of every output index for the nearest rule.
 std::vector<int64_t> nearest_sources(int64_t in, int64_t out) {
@@ -97,6 +114,44 @@ void avg_pool2d_backward(DType t, const PoolGeom& g, const void* dy, void* dx) {
             for (int64_t iw = c.begin; iw < c.end; ++iw) dxp[ih * g.W + iw] += share;
         }
       }
+    }
+  });
+}
+
+void max_pool2d(DType t, const PoolGeom& g, const void* x, const void* v, void* y) {
+  const Windows win(g);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    auto xs = static_cast<const T*>(x);  // (planes, H, W)
+    auto vs = static_cast<const T*>(v);  // (planes, H, W)
+    auto ys = static_cast<T*>(y);        // (planes, OH, OW)
+#pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
+    for (int64_t p = 0; p < g.planes; ++p) {
+      const T* xp = xs + p * g.H * g.W;
+      const T* vp = vs + p * g.H * g.W;
+      T* yp = ys + p * g.OH * g.OW;
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = vp[argmax(xp, g.W, win.rows[oh], win.cols[ow])];
+    }
+  });
+}
+
+void max_pool2d_backward(DType t, const PoolGeom& g, const void* x, const void* dy, void* dx) {
+  const Windows win(g);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    auto xs = static_cast<const T*>(x);    // (planes, H, W)
+    auto dys = static_cast<const T*>(dy);  // (planes, OH, OW)
+    auto dxs = static_cast<T*>(dx);        // (planes, H, W)
+#pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
+    for (int64_t p = 0; p < g.planes; ++p) {
+      const T* xp = xs + p * g.H * g.W;
+      const T* dyp = dys + p * g.OH * g.OW;
+      T* dxp = dxs + p * g.H * g.W;
+      std::fill(dxp, dxp + g.H * g.W, T(0));
+      for (int64_t oh = 0; oh < g.OH; ++oh)
+        for (int64_t ow = 0; ow < g.OW; ++ow)
+          dxp[argmax(xp, g.W, win.rows[oh], win.cols[ow])] += dyp[oh * g.OW + ow];
     }
   });
 }

@@ -1,9 +1,10 @@
-// cuda_pool.cu: average pooling (fixed window or adaptive, forward and backward) and
-// nearest-neighbour resizing (forward and backward) on CUDA.
+// cuda_pool.cu: average pooling (fixed window or adaptive, forward and backward), max pooling
+// (forward and backward) and nearest-neighbour resizing (forward and backward) on CUDA.
 //
 // Windows follow PyTorch exactly as the CPU backend (cpu_pool.cpp) does: a fixed window
 // counts padding in its divisor (count_include_pad=True, divisor kernel*kernel); an adaptive
-// bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. Nearest resizing
+// bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size; a max window's
+// argmax is its first largest entry, or its last NaN. Nearest resizing
 // uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1), in float, with the
 // product rounded on its own as on the CPU.
 // Forward kernels: a thread per output element. Backward kernels gather instead of
@@ -86,6 +87,49 @@ __global__ void avg_pool2d_backward_kernel(PoolGeom g, int64_t total, const T* d
   }
 }
 
+// The index in its plane of window (r, c)'s argmax: PyTorch's rule (first largest, last NaN).
+template <typename T>
+__device__ __forceinline__ int64_t argmax(const T* xp, int64_t W, const Window& r, const Window& c) {
+  int64_t best = r.begin * W + c.begin;
+  T best_value = -INFINITY;
+  for (int64_t ih = r.begin; ih < r.end; ++ih)
+    for (int64_t iw = c.begin; iw < c.end; ++iw) {
+      const T v = xp[ih * W + iw];
+      if (v > best_value || v != v) best_value = v, best = ih * W + iw;  // v != v: NaN
+    }
+  return best;
+}
+
+template <typename T>
+__global__ void max_pool2d_kernel(PoolGeom g, int64_t total, const T* x, const T* v, T* y) {
+  FPA_GRID_STRIDE_LOOP(i, total) {
+    const int64_t ow = i % g.OW, oh = i / g.OW % g.OH, p = i / (g.OW * g.OH);
+    const int64_t plane = p * g.H * g.W;
+    y[i] = v[plane + argmax(x + plane, g.W, window(g, oh, g.H, g.OH), window(g, ow, g.W, g.OW))];
+  }
+}
+
+template <typename T>
+__global__ void max_pool2d_backward_kernel(PoolGeom g, int64_t total, const T* x, const T* dy, T* dx) {
+  FPA_GRID_STRIDE_LOOP(i, total) {
+    const int64_t iw = i % g.W, ih = i / g.W % g.H, p = i / (g.W * g.H);
+    const T* xp = x + p * g.H * g.W;
+    const T* dyp = dy + p * g.OH * g.OW;
+    const Range rows = outputs_reading(g, ih, g.H, g.OH), cols = outputs_reading(g, iw, g.W, g.OW);
+    T acc = 0;
+    for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
+      const Window r = window(g, oh, g.H, g.OH);
+      if (ih < r.begin || ih >= r.end) continue;
+      for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
+        const Window c = window(g, ow, g.W, g.OW);
+        if (iw < c.begin || iw >= c.end) continue;
+        if (argmax(xp, g.W, r, c) == ih * g.W + iw) acc += dyp[oh * g.OW + ow];
+      }
+    }
+    dx[i] = acc;
+  }
+}
+
 // The nearest rule: the source index of output o, `scale` = float(in) / float(out).
 __device__ __forceinline__ int64_t nearest_source(int64_t o, float scale, int64_t in) {
   const int64_t s = static_cast<int64_t>(floorf(__fmul_rn(float(o), scale)));
@@ -144,6 +188,27 @@ void avg_pool2d_backward(DType t, const PoolGeom& g, const void* dy, void* dx) {
     using T = decltype(zero);
     launch("avg_pool2d_backward", avg_pool2d_backward_kernel<T>, blocks_for(total), kThreads, g, total,
            static_cast<const T*>(dy), static_cast<T*>(dx));
+  });
+}
+
+void max_pool2d(DType t, const PoolGeom& g, const void* x, const void* v, void* y) {
+  const int64_t total = g.planes * g.OH * g.OW;
+  if (total <= 0) return;
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    launch("max_pool2d", max_pool2d_kernel<T>, blocks_for(total), kThreads, g, total, static_cast<const T*>(x),
+           static_cast<const T*>(v), static_cast<T*>(y));
+  });
+}
+
+void max_pool2d_backward(DType t, const PoolGeom& g, const void* x, const void* dy, void* dx) {
+  const int64_t total = g.planes * g.H * g.W;
+  if (total <= 0) return;
+  if (g.OH == 0 || g.OW == 0) return fill(t, total, 0.0, dx);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    launch("max_pool2d_backward", max_pool2d_backward_kernel<T>, blocks_for(total), kThreads, g, total,
+           static_cast<const T*>(x), static_cast<const T*>(dy), static_cast<T*>(dx));
   });
 }
 
