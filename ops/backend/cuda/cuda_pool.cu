@@ -54,6 +54,21 @@ __device__ __forceinline__ Range outputs_reading(const PoolGeom& g, int64_t i, i
   return {lo > 0 ? lo : 0, hi < out - 1 ? hi : out - 1};
 }
 
+// Calls f(oh, ow, r, c) for every output (oh, ow) whose window (rows r, columns c) holds input
+// (ih, iw), in the CPU's order (oh, then ow, ascending).
+template <typename F>
+__device__ __forceinline__ void for_each_window_holding(const PoolGeom& g, int64_t ih, int64_t iw, F&& f) {
+  const Range rows = outputs_reading(g, ih, g.H, g.OH), cols = outputs_reading(g, iw, g.W, g.OW);
+  for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
+    const Window r = window(g, oh, g.H, g.OH);
+    if (ih < r.begin || ih >= r.end) continue;
+    for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
+      const Window c = window(g, ow, g.W, g.OW);
+      if (iw >= c.begin && iw < c.end) f(oh, ow, r, c);
+    }
+  }
+}
+
 template <typename T>
 __global__ void avg_pool2d_kernel(PoolGeom g, int64_t total, const T* x, T* y) {
   FPA_GRID_STRIDE_LOOP(i, total) {
@@ -72,17 +87,10 @@ __global__ void avg_pool2d_backward_kernel(PoolGeom g, int64_t total, const T* d
   FPA_GRID_STRIDE_LOOP(i, total) {
     const int64_t iw = i % g.W, ih = i / g.W % g.H, p = i / (g.W * g.H);
     const T* dyp = dy + p * g.OH * g.OW;
-    const Range rows = outputs_reading(g, ih, g.H, g.OH), cols = outputs_reading(g, iw, g.W, g.OW);
     T acc = 0;
-    for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
-      const Window r = window(g, oh, g.H, g.OH);
-      if (ih < r.begin || ih >= r.end) continue;
-      for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
-        const Window c = window(g, ow, g.W, g.OW);
-        if (iw < c.begin || iw >= c.end) continue;
-        acc += dyp[oh * g.OW + ow] / T(r.count * c.count);
-      }
-    }
+    for_each_window_holding(g, ih, iw, [&](int64_t oh, int64_t ow, const Window& r, const Window& c) {
+      acc += dyp[oh * g.OW + ow] / T(r.count * c.count);
+    });
     dx[i] = acc;
   }
 }
@@ -115,17 +123,10 @@ __global__ void max_pool2d_backward_kernel(PoolGeom g, int64_t total, const T* x
     const int64_t iw = i % g.W, ih = i / g.W % g.H, p = i / (g.W * g.H);
     const T* xp = x + p * g.H * g.W;
     const T* dyp = dy + p * g.OH * g.OW;
-    const Range rows = outputs_reading(g, ih, g.H, g.OH), cols = outputs_reading(g, iw, g.W, g.OW);
     T acc = 0;
-    for (int64_t oh = rows.lo; oh <= rows.hi; ++oh) {
-      const Window r = window(g, oh, g.H, g.OH);
-      if (ih < r.begin || ih >= r.end) continue;
-      for (int64_t ow = cols.lo; ow <= cols.hi; ++ow) {
-        const Window c = window(g, ow, g.W, g.OW);
-        if (iw < c.begin || iw >= c.end) continue;
-        if (argmax(xp, g.W, r, c) == ih * g.W + iw) acc += dyp[oh * g.OW + ow];
-      }
-    }
+    for_each_window_holding(g, ih, iw, [&](int64_t oh, int64_t ow, const Window& r, const Window& c) {
+      if (argmax(xp, g.W, r, c) == ih * g.W + iw) acc += dyp[oh * g.OW + ow];
+    });
     dx[i] = acc;
   }
 }
@@ -168,6 +169,15 @@ __global__ void resize_nearest_backward_kernel(int64_t total, int64_t H, int64_t
   }
 }
 
+// The elements of a pooling's input gradient (planes x H x W) for its kernel to write, or 0
+// where there are none or no output reads any (dx is then zero-filled here).
+int64_t gradient_elements(DType t, const PoolGeom& g, void* dx) {
+  const int64_t total = g.planes * g.H * g.W;
+  if (total <= 0) return 0;
+  if (g.OH == 0 || g.OW == 0) return fill(t, total, 0.0, dx), 0;
+  return total;
+}
+
 }  // namespace
 
 void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y) {
@@ -181,9 +191,8 @@ void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y) {
 }
 
 void avg_pool2d_backward(DType t, const PoolGeom& g, const void* dy, void* dx) {
-  const int64_t total = g.planes * g.H * g.W;
-  if (total <= 0) return;
-  if (g.OH == 0 || g.OW == 0) return fill(t, total, 0.0, dx);
+  const int64_t total = gradient_elements(t, g, dx);
+  if (total == 0) return;
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
     launch("avg_pool2d_backward", avg_pool2d_backward_kernel<T>, blocks_for(total), kThreads, g, total,
@@ -202,9 +211,8 @@ void max_pool2d(DType t, const PoolGeom& g, const void* x, const void* v, void* 
 }
 
 void max_pool2d_backward(DType t, const PoolGeom& g, const void* x, const void* dy, void* dx) {
-  const int64_t total = g.planes * g.H * g.W;
-  if (total <= 0) return;
-  if (g.OH == 0 || g.OW == 0) return fill(t, total, 0.0, dx);
+  const int64_t total = gradient_elements(t, g, dx);
+  if (total == 0) return;
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
     launch("max_pool2d_backward", max_pool2d_backward_kernel<T>, blocks_for(total), kThreads, g, total,
