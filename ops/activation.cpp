@@ -6,13 +6,8 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("tanh", true, "activation");
-FPA_REGISTER_OP("sigmoid", true, "activation");
-FPA_REGISTER_OP("relu", true, "activation");
-FPA_REGISTER_OP("leaky_relu", true, "activation");
-FPA_REGISTER_OP("silu", true, "activation");
-FPA_REGISTER_OP("gelu", true, "activation");
-FPA_REGISTER_OP("glu", true, "activation");
+FPA_REGISTER_OPS("activation", {"tanh", true}, {"sigmoid", true}, {"relu", true}, {"leaky_relu", true}, {"silu", true},
+                 {"gelu", true}, {"glu", true});
 
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;

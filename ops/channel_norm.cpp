@@ -11,7 +11,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("channel_norm", true, "channel_norm");
+FPA_REGISTER_OPS("channel_norm", {"channel_norm", true});
 
 namespace {
 

@@ -20,7 +20,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("checkpoint", true, "checkpoint");
+FPA_REGISTER_OPS("checkpoint", {"checkpoint", true});
 
 namespace {
 

@@ -4,9 +4,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("gt", false, "compare");
-FPA_REGISTER_OP("eq", false, "compare");
-FPA_REGISTER_OP("where", true, "compare");
+FPA_REGISTER_OPS("compare", {"gt", false}, {"eq", false}, {"where", true});
 
 Tensor gt(const Tensor& a, const Tensor& b) { return binary_map("gt", BinaryOp::gt_mask, a, b); }
 Tensor eq(const Tensor& a, const Tensor& b) { return binary_map("eq", BinaryOp::eq_mask, a, b); }

@@ -14,9 +14,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("conv2d", true, "conv");
-FPA_REGISTER_OP("conv_transpose2d", true, "conv");
-FPA_REGISTER_OP("conv2d_weight_grad", true, "conv");
+FPA_REGISTER_OPS("conv", {"conv2d", true}, {"conv_transpose2d", true}, {"conv2d_weight_grad", true});
 
 namespace {
 

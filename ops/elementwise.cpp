@@ -5,14 +5,8 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("add", true, "elementwise");
-FPA_REGISTER_OP("sub", true, "elementwise");
-FPA_REGISTER_OP("mul", true, "elementwise");
-FPA_REGISTER_OP("div", true, "elementwise");
-FPA_REGISTER_OP("add_scalar", true, "elementwise");
-FPA_REGISTER_OP("mul_scalar", true, "elementwise");
-FPA_REGISTER_OP("neg", true, "elementwise");
-FPA_REGISTER_OP("sum_to", true, "elementwise");
+FPA_REGISTER_OPS("elementwise", {"add", true}, {"sub", true}, {"mul", true}, {"div", true}, {"add_scalar", true},
+                 {"mul_scalar", true}, {"neg", true}, {"sum_to", true});
 
 Tensor add(const Tensor& a, const Tensor& b) {
   Tensor y = binary_map("add", BinaryOp::add, a, b);

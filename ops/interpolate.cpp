@@ -9,9 +9,8 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("interpolate_nearest", true, "interpolate");
-FPA_REGISTER_OP("upsample_nearest", true, "interpolate");
-FPA_REGISTER_OP("interpolate_nearest_backward", true, "interpolate");
+FPA_REGISTER_OPS("interpolate", {"interpolate_nearest", true}, {"upsample_nearest", true},
+                 {"interpolate_nearest_backward", true});
 
 namespace {
 

@@ -12,7 +12,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("local_attention", true, "local_attention");
+FPA_REGISTER_OPS("local_attention", {"local_attention", true});
 
 namespace {
 

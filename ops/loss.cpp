@@ -5,9 +5,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("mse_loss", true, "loss");
-FPA_REGISTER_OP("hinge_real", true, "loss");
-FPA_REGISTER_OP("hinge_fake", true, "loss");
+FPA_REGISTER_OPS("loss", {"mse_loss", true}, {"hinge_real", true}, {"hinge_fake", true});
 
 Tensor mse_loss(const Tensor& input, const Tensor& target) {
   check_same_kind("mse_loss", input, target);

@@ -17,7 +17,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("lstm_recurrence", true, "lstm_recurrence");
+FPA_REGISTER_OPS("lstm_recurrence", {"lstm_recurrence", true});
 
 namespace {
 

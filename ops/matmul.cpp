@@ -5,9 +5,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("matmul", true, "matmul");
-FPA_REGISTER_OP("matmul_t", true, "matmul");
-FPA_REGISTER_OP("linear", true, "matmul");
+FPA_REGISTER_OPS("matmul", {"matmul", true}, {"matmul_t", true}, {"linear", true});
 
 // Leading (batch) part of a shape of rank >= 2.
 static Shape batch_of(const Shape& s) {

@@ -17,9 +17,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("neighbour_dot", true, "neighbourhood");
-FPA_REGISTER_OP("neighbour_sum", true, "neighbourhood");
-FPA_REGISTER_OP("neighbour_transpose", true, "neighbourhood");
+FPA_REGISTER_OPS("neighbourhood", {"neighbour_dot", true}, {"neighbour_sum", true}, {"neighbour_transpose", true});
 
 namespace {
 

@@ -5,7 +5,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("group_norm", true, "norm");
+FPA_REGISTER_OPS("norm", {"group_norm", true});
 
 Tensor group_norm(const Tensor& x, int64_t groups, const Tensor& weight, const Tensor& bias, double eps) {
   check_defined("group_norm", x, "input");

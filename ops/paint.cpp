@@ -12,7 +12,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("paint_fused", true, "paint");
+FPA_REGISTER_OPS("paint", {"paint_fused", true});
 
 namespace {
 

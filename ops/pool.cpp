@@ -14,11 +14,8 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("avg_pool2d", true, "pool");
-FPA_REGISTER_OP("adaptive_avg_pool2d", true, "pool");
-FPA_REGISTER_OP("avg_pool2d_backward", true, "pool");
-FPA_REGISTER_OP("max_pool2d", true, "pool");
-FPA_REGISTER_OP("max_pool2d_backward", true, "pool");
+FPA_REGISTER_OPS("pool", {"avg_pool2d", true}, {"adaptive_avg_pool2d", true}, {"avg_pool2d_backward", true},
+                 {"max_pool2d", true}, {"max_pool2d_backward", true});
 
 namespace {
 

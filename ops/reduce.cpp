@@ -6,11 +6,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("sum", true, "reduce");
-FPA_REGISTER_OP("mean", true, "reduce");
-FPA_REGISTER_OP("max", true, "reduce");
-FPA_REGISTER_OP("var", true, "reduce");
-FPA_REGISTER_OP("norm", true, "reduce");
+FPA_REGISTER_OPS("reduce", {"sum", true}, {"mean", true}, {"max", true}, {"var", true}, {"norm", true});
 
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;

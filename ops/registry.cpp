@@ -10,8 +10,12 @@ static std::vector<OpInfo>& ops_list() {
   return v;
 }
 
-int register_op(const OpInfo& info) {
+static void register_op(const OpInfo& info) {
   ops_list().push_back(info);
+}
+
+int register_ops(const char* family, std::initializer_list<std::pair<const char*, bool>> ops) {
+  for (const auto& [name, differentiable] : ops) register_op({name, differentiable, family});
   return 0;
 }
 

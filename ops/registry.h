@@ -2,7 +2,9 @@
 // differentiable op has gradient and second-order gradient tests). Each op family file
 // registers its ops with FPA_REGISTER_OPS at namespace scope.
 #pragma once
+#include <initializer_list>
 #include <string>
+#include <utility>
 #include <vector>
 
 namespace fpa {
@@ -14,12 +16,13 @@ struct OpInfo {
 };
 
 const std::vector<OpInfo>& registered_ops();  // sorted by name
-int register_op(const OpInfo& info);
+// Registers each {name, differentiable} of `family`.
+int register_ops(const char* family, std::initializer_list<std::pair<const char*, bool>> ops);
 
 }  // namespace fpa
 
 #define FPA_CONCAT_(a, b) a##b
 #define FPA_CONCAT(a, b) FPA_CONCAT_(a, b)
-// FPA_REGISTER_OP("name", differentiable, "family")
-#define FPA_REGISTER_OP(name, diff, family) \
-  static int FPA_CONCAT(fpa_op_reg_, __LINE__) = ::fpa::register_op({name, diff, family})
+// FPA_REGISTER_OPS("family", {"name", differentiable}, ...): a family's ops, in one statement.
+#define FPA_REGISTER_OPS(family, ...) \
+  static int FPA_CONCAT(fpa_ops_reg_, __LINE__) = ::fpa::register_ops(family, {__VA_ARGS__})

@@ -7,11 +7,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("reshape", true, "shape");
-FPA_REGISTER_OP("permute", true, "shape");
-FPA_REGISTER_OP("transpose", true, "shape");
-FPA_REGISTER_OP("expand", true, "shape");
-FPA_REGISTER_OP("flip", true, "shape");
+FPA_REGISTER_OPS("shape", {"reshape", true}, {"permute", true}, {"transpose", true}, {"expand", true}, {"flip", true});
 
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;

@@ -6,11 +6,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("slice", true, "slice");
-FPA_REGISTER_OP("split", true, "slice");
-FPA_REGISTER_OP("chunk", true, "slice");
-FPA_REGISTER_OP("concat", true, "slice");
-FPA_REGISTER_OP("pad", true, "slice");
+FPA_REGISTER_OPS("slice", {"slice", true}, {"split", true}, {"chunk", true}, {"concat", true}, {"pad", true});
 
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;

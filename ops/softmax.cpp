@@ -9,7 +9,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("softmax", true, "softmax");
+FPA_REGISTER_OPS("softmax", {"softmax", true});
 
 namespace {
 

@@ -7,15 +7,8 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("pow", true, "unary");
-FPA_REGISTER_OP("exp", true, "unary");
-FPA_REGISTER_OP("log", true, "unary");
-FPA_REGISTER_OP("sqrt", true, "unary");
-FPA_REGISTER_OP("rsqrt", true, "unary");
-FPA_REGISTER_OP("abs", true, "unary");
-FPA_REGISTER_OP("square", true, "unary");
-FPA_REGISTER_OP("clamp", true, "unary");
-FPA_REGISTER_OP("erf", true, "unary");
+FPA_REGISTER_OPS("unary", {"pow", true}, {"exp", true}, {"log", true}, {"sqrt", true}, {"rsqrt", true}, {"abs", true},
+                 {"square", true}, {"clamp", true}, {"erf", true});
 
 using Grads = std::vector<Tensor>;
 using Needs = std::vector<bool>;

@@ -7,8 +7,7 @@
 
 namespace fpa {
 
-FPA_REGISTER_OP("unfold", true, "unfold");
-FPA_REGISTER_OP("fold", true, "unfold");
+FPA_REGISTER_OPS("unfold", {"unfold", true}, {"fold", true});
 
 namespace {
 
