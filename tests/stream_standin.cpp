@@ -129,6 +129,7 @@ struct Ticket {
 Backend standin_table() {
   Backend b = cpu_backend();
   b.name = "cuda (stream stand-in)";
+  b.memory_bound = true;  // as the CUDA backend
   b.supports = is_primitive;
   b.alloc = [](size_t bytes) { return standin().alloc(bytes); };
   b.free = [](void* p) { standin().free(p); };

@@ -32,7 +32,8 @@ struct Config {
   int64_t batch;
   bool graph = true;  // false: every step eager (fpa train --no-graph), to show what the graphs save
 };
-// The configurations compared with PyTorch's; --quick: the cpu-small widths (both sides of the comparison use the same).
+// The configurations compared with PyTorch's; --quick: the cpu-small widths (both sides of the
+// comparison use the same).
 const std::vector<Config> kFull = {
     {"rgb64-T64-b20", "paper-rgb64-T64", 20},   {"rgb64-T64-b20-eager", "paper-rgb64-T64", 20, false},
     {"rgb64-T64-b64", "paper-rgb64-T64", 64},
@@ -47,7 +48,7 @@ struct Result {
   // its cuDNN LSTM), the others in FP32. This one: TF32 off everywhere (CUDA only).
   double sample_images_per_s_fp32 = -1;
   int64_t sample_batch = 0, steps = 0;
-  long long peak_bytes = -1;           // in use at most (torch.cuda.max_memory_allocated); -1: not measured (no statistics: CPU)
+  long long peak_bytes = -1;           // in use at most (torch.cuda.max_memory_allocated); -1: not measured (CPU)
   long long peak_reserved_bytes = -1;  // held from the driver at most, graph pools included (max_memory_reserved)
   bool uses_graphs = false;   // the trainer replayed CUDA graphs
   std::string error;

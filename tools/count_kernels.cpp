@@ -79,6 +79,7 @@ const char* binary_name(BinaryOp op) {
 Backend counting_table() {
   Backend b = cpu_backend();
   b.name = "cpu (counting, as cuda)";
+  b.memory_bound = true;  // as the CUDA backend: the discriminator's attention is checkpointed
   b.alloc = [](size_t bytes) {
     void* p = cpu_backend().alloc(bytes);
     DeviceMemory& m = memory();

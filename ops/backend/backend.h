@@ -2,10 +2,12 @@
 //
 // Differentiable ops (ops/*.cpp) are written against this table only; they never branch on the
 // device. The primitives, their signatures and conventions are listed once, in
-// ops/backend/primitives.def; this file has the types they take and the registry. A backend
-// registers itself with register_backend(); `supports(name)` tells whether an entry is really
-// implemented (false for a name that is no primitive; the stub backend in ops/stub answers false to
-// everything). See ops/backend/PORTING.md for how to add one.
+// ops/backend/primitives.def; this file has the types they take, the properties the layers above
+// ask of a device, and the registry. A backend registers itself with register_backend();
+// `supports(name)` tells whether an entry is really implemented (false for a name that is no
+// primitive; the stub backend in ops/backend/stub answers false to everything). See
+// ops/backend/PORTING.md for how to add one. The backend is the lowest layer: ops/backend
+// includes nothing but itself and autograd's leaf headers (tests/test_layering.cpp).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -47,8 +49,8 @@ struct ConvGeom {
   int64_t stride_h, stride_w, pad_h, pad_w, groups;
 };
 
-// Geometry of an average pooling over (N*C) planes; adaptive uses PyTorch's bin rule,
-// otherwise kernel/stride/pad with count_include_pad.
+// Geometry of a pooling over (N*C) planes: adaptive (average only) uses PyTorch's bin rule,
+// otherwise kernel/stride/pad (average pooling with count_include_pad).
 struct PoolGeom {
   int64_t planes, H, W, OH, OW;
   int64_t kernel, stride, pad;
@@ -107,7 +109,8 @@ struct Backend {
   void (*set_strict_float32)(bool) = nullptr;   // true: every float32 op in full precision (no
                                                 // TF32); false: PyTorch's defaults
 
-  // One function pointer per primitive, in the order of ops/backend/primitives.def, where each is documented.
+  // One function pointer per primitive, in the order of ops/backend/primitives.def, where each
+  // is documented.
 #define FPA_PRIMITIVE(fn, ret, params) ret(*fn) params;
 #include "ops/backend/primitives.def"
 };
@@ -134,7 +137,8 @@ void register_backend(Device device, const Backend* backend);
 // The backend of a device; throws a clear error when that device is not compiled in or unusable.
 const Backend& backend(Device device);
 bool has_backend(Device device);
-// Why `device` has no backend ("not compiled in: ...", "no usable GPU"), or "" when it has one.
+// Why `device` has no backend ("this build has no CUDA backend (...)", "no usable GPU was found
+// (...)"), or "" when it has one.
 std::string missing_backend_reason(Device device);
 // The device of a name in autograd/dtype.h's list (`flag` names the option in the error).
 Device device_named(const std::string& name, const char* flag);

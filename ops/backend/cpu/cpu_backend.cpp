@@ -1,5 +1,5 @@
 // cpu_backend.cpp: the CPU backend's table: memory, casts and fills here, the compute
-// primitives from the other ops/cpu files.
+// primitives from the other ops/backend/cpu files.
 //
 // Memory comes from a cache of freed blocks keyed by size: a training step allocates the
 // same sizes every step, so after the first one nothing reaches the OS (no page faults on

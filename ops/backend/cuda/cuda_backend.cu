@@ -1,10 +1,10 @@
-// cuda_backend.cu: the CUDA backend's table, gathered from the ops/cuda files (one per family:
-// cuda_memory, cuda_staging, cuda_elementwise, cuda_reduce, cuda_gemm, cuda_conv, cuda_pool,
-// cuda_random, cuda_adam, cuda_local_attention, cuda_paint and cuda_paint_backward (cuda_paint.cuh),
-// cuda_lstm, cuda_channel_norm, cuda_graph; shared pieces in cuda_common.cuh and
-// cuda_math.cuh, launching in cuda_launch.cuh, errors in cuda_errors.cu, switches in
-// cuda_flags.h). Every primitive is implemented, so `supports` answers true for each.
-// Registered only when a usable GPU is present, so `--device cuda` elsewhere gives a clear error.
+// cuda_backend.cu: the CUDA backend's table, gathered from the ops/backend/cuda files (one per
+// family: cuda_memory, cuda_staging, cuda_elementwise, cuda_reduce, cuda_gemm, cuda_conv,
+// cuda_pool, cuda_random, cuda_adam, cuda_local_attention, cuda_paint and cuda_paint_backward
+// (cuda_paint.cuh), cuda_lstm, cuda_channel_norm, cuda_graph; shared pieces in cuda_common.cuh and
+// cuda_math.cuh, launching in cuda_launch.cuh, errors in cuda_errors.cu, switches in cuda_flags.h).
+// Every primitive is implemented, so `supports` answers true for each. Registered only when a
+// usable GPU is present, so `--device cuda` elsewhere gives a clear error.
 #include <fmt/format.h>
 #include <cublas_v2.h>
 #include <cudnn.h>

@@ -37,6 +37,10 @@ bool conv_tf32 = true, matmul_tf32 = false;
 Backend emulated_table() {
   Backend b = cpu_backend();
   b.name = "cuda";
+  b.memory_bound = true;  // the CUDA backend's properties
+  b.summary = cuda_device_summary;
+  b.synchronize = cuda_synchronize;
+  b.set_strict_float32 = [](bool strict) { set_cuda_tf32(!strict), set_cuda_matmul_tf32(false); };
 #define FPA_PRIMITIVE(fn, ret, params)
 #define FPA_KERNEL_PRIMITIVE(fn, ret, params) b.fn = gpu::fn;
 #include "ops/backend/primitives.def"
