@@ -1,8 +1,8 @@
 // test_train_cli.cpp: `fpa train` and the checkpoint verbs as a user meets them, through the
 // built binary (FPA_BIN, set by make test): bad input refused naming the flag, path or
 // hyperparameter with one "fpa VERB:" prefix; the Makefile's resume line; one run per folder;
-// SIGTERM and a second Ctrl-C; generate's configuration keys and dtype conversion; warnings
-// on non-finite weights. Runs use a folder of eight small PNGs, which loads at once.
+// SIGTERM and a second Ctrl-C; --version; generate's configuration keys and dtype conversion;
+// warnings on non-finite weights. Runs use a folder of eight small PNGs, which loads at once.
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <spawn.h>
@@ -59,6 +59,20 @@ TEST(TrainCli, BadInputGetsClearMessages) {
   expect_refused(fpa_cli("train --lr fast --out " + dir + "/r"), "fpa train: --lr expects a number, got 'fast'");
   expect_refused(fpa_cli("train --bogus 1 --out " + dir + "/r"), "unknown flag --bogus");
   if (!has_backend(Device::cuda)) expect_refused(fpa_cli("train --device cuda --out " + dir + "/r"), "--device cuda");
+}
+
+// --version: a line per device, the CPU's with the OpenMP threads asked for, counted after the
+// BLAS is loaded (an OpenMP OpenBLAS sets the caller's count to 1 unless it is put back).
+TEST(TrainCli, VersionNamesEachDeviceWithTheThreadsAsked) {
+  const char* before = std::getenv("OMP_NUM_THREADS");
+  const std::string saved = before ? before : "";
+  setenv("OMP_NUM_THREADS", "3", 1);
+  const auto [rc, out] = fpa_cli("--version");
+  if (before) setenv("OMP_NUM_THREADS", saved.c_str(), 1);
+  else unsetenv("OMP_NUM_THREADS");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("\ncpu: OpenMP, 3 threads; GEMM: "), std::string::npos) << out;
+  EXPECT_NE(out.find("\ncuda: "), std::string::npos) << out;
 }
 
 TEST(TrainCli, MeaninglessValuesAreRefusedNamingTheRange) {

@@ -157,7 +157,8 @@ const Backend& cpu_backend() {
     t.name = "cpu";
     t.supports = cpu::supports;
     t.summary = [] {
-      return fmt::format("OpenMP, {} threads; GEMM: {}", omp_get_max_threads(), cpu::gemm_implementation());
+      const std::string gemm = cpu::gemm_implementation();  // loads the BLAS first: the count after it
+      return fmt::format("OpenMP, {} threads; GEMM: {}", omp_get_max_threads(), gemm);
     };
 #define FPA_PRIMITIVE(fn, ret, params) t.fn = cpu::fn;
 #include "ops/backend/primitives.def"

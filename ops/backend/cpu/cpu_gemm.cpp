@@ -56,8 +56,15 @@ const Blas& blas() {
       auto d = reinterpret_cast<DgemmFn>(dlsym(h, "cblas_dgemm"));
       if (!s || !d) continue;
       b.sgemm = s, b.dgemm = d;
-      // Every call is one tile on one thread: OpenBLAS's own threads would split it further.
-      if (auto set_threads = reinterpret_cast<void (*)(int)>(dlsym(h, "openblas_set_num_threads"))) set_threads(1);
+      // Every call is one tile on one thread: OpenBLAS's own threads would split it further. An
+      // OpenMP build of OpenBLAS also sets the caller's OpenMP thread count to 1 here, which
+      // outside a parallel region (a first call from gemm_implementation) would leave every
+      // later region of this thread on one thread: the count is put back.
+      if (auto set_threads = reinterpret_cast<void (*)(int)>(dlsym(h, "openblas_set_num_threads"))) {
+        const int threads = omp_get_max_threads();
+        set_threads(1);
+        omp_set_num_threads(threads);
+      }
       auto config = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_config"));
       auto core = reinterpret_cast<char* (*)()>(dlsym(h, "openblas_get_corename"));
       b.description = std::string(config ? config() : "OpenBLAS") + ", kernels " + (core ? core() : "?");
