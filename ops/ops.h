@@ -131,7 +131,10 @@ Tensor local_attention(const Tensor& q, const Tensor& k, const Tensor& v, int64_
 Tensor local_attention_composed(const Tensor& q, const Tensor& k, const Tensor& v, int64_t kernel);
 
 // --- pool.cpp
-Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);  // stride -1: kernel
+// stride -1: the kernel. count_include_pad false divides by the input entries a window covers
+// (Inception's pools), true by kernel*kernel (PyTorch's default).
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0,
+                  bool count_include_pad = true);
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w);
 // Padding is never chosen; the gradient goes to each window's first largest entry (its last NaN).
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t padding = 0);  // stride -1: kernel

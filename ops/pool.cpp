@@ -1,6 +1,6 @@
-// pool.cpp: avg_pool2d, adaptive_avg_pool2d and max_pool2d (PyTorch semantics:
-// count_include_pad=True, adaptive bins [floor(o*H/OH), ceil((o+1)*H/OH)), a max window's
-// first largest entry or its last NaN).
+// pool.cpp: avg_pool2d, adaptive_avg_pool2d and max_pool2d (PyTorch semantics: the padding
+// counted in the average's divisor or not (count_include_pad), adaptive bins
+// [floor(o*H/OH), ceil((o+1)*H/OH)), a max window's first largest entry or its last NaN).
 //
 // Average pooling is linear, so its backward is its adjoint, the internal op
 // "avg_pool2d_backward" (spread each output gradient evenly over its window), and that op's
@@ -87,9 +87,11 @@ void check_input(const char* op, const Tensor& x) {
 
 }  // namespace
 
-Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
+Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding, bool count_include_pad) {
   check_input("avg_pool2d", x);
-  return pool_node(x, window_geometry("avg_pool2d", x, kernel, stride, padding));
+  PoolGeom g = window_geometry("avg_pool2d", x, kernel, stride, padding);
+  g.count_include_pad = count_include_pad;
+  return pool_node(x, g);
 }
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {

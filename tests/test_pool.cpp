@@ -31,10 +31,11 @@ struct Bin {
 };
 using BinRule = std::function<Bin(int64_t o, int64_t in, int64_t out)>;
 
-BinRule fixed_window(int64_t k, int64_t s, int64_t p) {
+// include_pad false: the divisor's factor is the entries the window covers, not k.
+BinRule fixed_window(int64_t k, int64_t s, int64_t p, bool include_pad = true) {
   return [=](int64_t o, int64_t in, int64_t) {
-    int64_t b = o * s - p;
-    return Bin{std::max<int64_t>(b, 0), std::min(b + k, in), k};
+    const int64_t b = o * s - p, lo = std::max<int64_t>(b, 0), hi = std::min(b + k, in);
+    return Bin{lo, hi, include_pad ? k : hi - lo};
   };
 }
 Bin adaptive_bin(int64_t o, int64_t in, int64_t out) {
@@ -126,9 +127,12 @@ TEST(Pool, FixedWindowPoolsAndGradientsMatchLoops) {
     Tensor x = random(c.x, seed++).requires_grad_();
     const int64_t OH = (c.x[2] + 2 * c.p - c.k) / c.s + 1, OW = (c.x[3] + 2 * c.p - c.k) / c.s + 1;
     Tensor gy = random({c.x[0], c.x[1], OH, OW}, seed++);
-    Tensor avg = avg_pool2d(x, c.k, c.s, c.p);
-    EXPECT_CLOSE(avg, ref_pool(x, OH, OW, fixed_window(c.k, c.s, c.p)));
-    EXPECT_CLOSE(grad({avg}, {x}, {gy})[0], ref_pool_backward(gy, c.x, fixed_window(c.k, c.s, c.p)));
+    for (bool include_pad : {true, false}) {
+      SCOPED_TRACE(include_pad ? "count_include_pad" : "padding not counted");
+      Tensor avg = avg_pool2d(x, c.k, c.s, c.p, include_pad);
+      EXPECT_CLOSE(avg, ref_pool(x, OH, OW, fixed_window(c.k, c.s, c.p, include_pad)));
+      EXPECT_CLOSE(grad({avg}, {x}, {gy})[0], ref_pool_backward(gy, c.x, fixed_window(c.k, c.s, c.p, include_pad)));
+    }
     Tensor max = max_pool2d(x, c.k, c.s, c.p), max_grad;
     EXPECT_CLOSE(max, ref_max_pool(x.detach(), c.k, c.s, c.p, gy, &max_grad));
     EXPECT_CLOSE(grad({max}, {x}, {gy})[0], max_grad);
@@ -161,11 +165,13 @@ TEST(Pool, MaxPool2dTiesNanAndSecondOrderFollowPyTorch) {
   EXPECT_FALSE(second[1].defined());
 }
 
-TEST(Pool, AvgPool2dDefaultStrideIsTheKernelAndPaddingCountsInDivisor) {
+TEST(Pool, AvgPool2dDefaultStrideIsTheKernelAndPaddingCountsInDivisorUnlessAsked) {
   Tensor x = ones({1, 1, 4, 4}, DType::f64);
   EXPECT_EQ(avg_pool2d(x, 2).shape(), Shape({1, 1, 2, 2}));
   // count_include_pad: the corner window of a 3x3/s2/p1 pool sees 4 ones out of 9.
   EXPECT_NEAR(avg_pool2d(x, 3, 2, 1).to_vector()[0], 4.0 / 9.0, 1e-15);
+  // Without it, every window of ones averages to one (Inception's pools).
+  for (double v : avg_pool2d(x, 3, 1, 1, false).to_vector()) EXPECT_EQ(v, 1.0);
 }
 
 TEST(Pool, AdaptiveAvgPool2dAndGradientMatchLoops) {

@@ -50,11 +50,13 @@ struct ConvGeom {
 };
 
 // Geometry of a pooling over (N*C) planes: adaptive (average only) uses PyTorch's bin rule,
-// otherwise kernel/stride/pad (average pooling with count_include_pad).
+// otherwise kernel/stride/pad. A fixed average window divides by kernel*kernel when it counts
+// its padding (count_include_pad), else by the number of input entries it covers.
 struct PoolGeom {
   int64_t planes, H, W, OH, OW;
   int64_t kernel, stride, pad;
   bool adaptive;
+  bool count_include_pad = true;
 };
 
 struct AdamArgs {

@@ -26,12 +26,17 @@ Tensor backward_of(const std::function<Tensor(const Tensor&)>& op, const Shape& 
 FPA_OP_CASE("avg_pool2d", "avg_pool2d_2x2", {{2, 3, 4, 6}}, [](const V& x) { return avg_pool2d(x[0], 2); });
 FPA_OP_CASE("avg_pool2d", "avg_pool2d_3x3_stride2_pad1", {{1, 2, 5, 5}},
             [](const V& x) { return avg_pool2d(x[0], 3, 2, 1); });
+FPA_OP_CASE("avg_pool2d", "avg_pool2d_3x3_stride1_pad1_padding_not_counted", {{1, 2, 4, 5}},
+            [](const V& x) { return avg_pool2d(x[0], 3, 1, 1, false); });
 FPA_OP_CASE("adaptive_avg_pool2d", "adaptive_avg_pool2d_5x7_to_3x4", {{2, 2, 5, 7}},
             [](const V& x) { return adaptive_avg_pool2d(x[0], 3, 4); });
 FPA_OP_CASE("adaptive_avg_pool2d", "adaptive_avg_pool2d_3x3_to_4x4", {{1, 2, 3, 3}},
             [](const V& x) { return adaptive_avg_pool2d(x[0], 4, 4); });
 FPA_OP_CASE("avg_pool2d_backward", "avg_pool2d_backward_3x3_stride2_pad1", {{1, 2, 3, 3}}, [](const V& x) {
   return backward_of([](const Tensor& t) { return avg_pool2d(t, 3, 2, 1); }, {1, 2, 5, 5}, x[0]);
+});
+FPA_OP_CASE("avg_pool2d_backward", "avg_pool2d_backward_padding_not_counted", {{1, 2, 3, 3}}, [](const V& x) {
+  return backward_of([](const Tensor& t) { return avg_pool2d(t, 3, 2, 1, false); }, {1, 2, 5, 5}, x[0]);
 });
 FPA_OP_CASE("avg_pool2d_backward", "avg_pool2d_backward_adaptive", {{2, 2, 3, 4}}, [](const V& x) {
   return backward_of([](const Tensor& t) { return adaptive_avg_pool2d(t, 3, 4); }, {2, 2, 5, 7}, x[0]);

@@ -4,9 +4,10 @@
 //
 // Every primitive works on independent (H, W) planes, one OpenMP task per plane, so the
 // backward scatters need no atomics. Windows follow PyTorch: a fixed window counts padding
-// in its divisor (count_include_pad=True, divisor kernel*kernel); an adaptive bin o covers
-// [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. A max window's argmax is its
-// first largest entry, or its last NaN, over the window's rows and columns inside the plane.
+// in its divisor (kernel*kernel) unless count_include_pad is off (then the entries it covers);
+// an adaptive bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. A max
+// window's argmax is its first largest entry, or its last NaN, over the window's rows and
+// columns inside the plane.
 // Nearest resizing uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1).
 // Outputs are overwritten.
 #include <omp.h>
@@ -32,7 +33,8 @@ Window window(const PoolGeom& g, int64_t o, int64_t in, int64_t out) {
     return {b, e, e - b};
   }
   int64_t b = o * g.stride - g.pad, e = b + g.kernel;
-  return {std::max<int64_t>(b, 0), std::min(e, in), g.kernel};
+  const int64_t lo = std::max<int64_t>(b, 0), hi = std::min(e, in);
+  return {lo, hi, g.count_include_pad ? g.kernel : hi - lo};
 }
 
 // The windows of every output row and column, computed once per call.

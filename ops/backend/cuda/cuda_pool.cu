@@ -2,9 +2,9 @@
 // (forward and backward) and nearest-neighbour resizing (forward and backward) on CUDA.
 //
 // Windows follow PyTorch exactly as the CPU backend (cpu_pool.cpp) does: a fixed window
-// counts padding in its divisor (count_include_pad=True, divisor kernel*kernel); an adaptive
-// bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size; a max window's
-// argmax is its first largest entry, or its last NaN. Nearest resizing
+// counts padding in its divisor (kernel*kernel) unless count_include_pad is off (then the
+// entries it covers); an adaptive bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by
+// its size; a max window's argmax is its first largest entry, or its last NaN. Nearest resizing
 // uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1), in float, with the
 // product rounded on its own as on the CPU.
 // Forward kernels: a thread per output element. Backward kernels gather instead of
@@ -29,7 +29,8 @@ __device__ __forceinline__ Window window(const PoolGeom& g, int64_t o, int64_t i
     return {b, e, e - b};
   }
   const int64_t b = o * g.stride - g.pad, e = b + g.kernel;
-  return {b > 0 ? b : 0, e < in ? e : in, g.kernel};
+  const int64_t lo = b > 0 ? b : 0, hi = e < in ? e : in;
+  return {lo, hi, g.count_include_pad ? g.kernel : hi - lo};
 }
 
 __device__ __forceinline__ int64_t floor_div(int64_t a, int64_t b) {  // b > 0
