@@ -42,15 +42,15 @@ Tensor pool_backward_node(const Tensor& dy, const PoolGeom& g, const Shape& x_sh
   });
 }
 
-Tensor max_select_node(const char* name, const Tensor& x, const Tensor& v, const PoolGeom& g);
+Tensor max_select_node(const Tensor& x, const Tensor& v, const PoolGeom& g);
 Tensor max_backward_node(const Tensor& x, const Tensor& dy, const PoolGeom& g);
 
 // y (N, C, OH, OW) = v (N, C, H, W) at each window's argmax of x; recorded w.r.t. v only.
-Tensor max_select_node(const char* name, const Tensor& x, const Tensor& v, const PoolGeom& g) {
+Tensor max_select_node(const Tensor& x, const Tensor& v, const PoolGeom& g) {
   Tensor y = empty({x.dim(0), x.dim(1), g.OH, g.OW}, x.dtype(), x.device());
   backend(x.device()).max_pool2d(x.dtype(), g, x.data(), v.data(), y.data());
   const Tensor argmax_source = x.detach();
-  return record(name, y, {v}, [g, argmax_source](const Tensor& gy, const Tensor&, const std::vector<bool>&) {
+  return record("max_pool2d", y, {v}, [g, argmax_source](const Tensor& gy, const Tensor&, const std::vector<bool>&) {
     return std::vector<Tensor>{max_backward_node(argmax_source, gy, g)};
   });
 }
@@ -60,7 +60,7 @@ Tensor max_backward_node(const Tensor& x, const Tensor& dy, const PoolGeom& g) {
   Tensor dx = empty(x.shape(), dy.dtype(), dy.device());
   backend(dy.device()).max_pool2d_backward(dy.dtype(), g, x.data(), dy.data(), dx.data());
   return record("max_pool2d_backward", dx, {dy}, [g, x](const Tensor& gdx, const Tensor&, const std::vector<bool>&) {
-    return std::vector<Tensor>{max_select_node("max_pool2d", x, gdx, g)};
+    return std::vector<Tensor>{max_select_node(x, gdx, g)};
   });
 }
 
@@ -96,7 +96,7 @@ Tensor avg_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t paddi
 
 Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride, int64_t padding) {
   check_input("max_pool2d", x);
-  return max_select_node("max_pool2d", x, x, window_geometry("max_pool2d", x, kernel, stride, padding));
+  return max_select_node(x, x, window_geometry("max_pool2d", x, kernel, stride, padding));
 }
 
 Tensor adaptive_avg_pool2d(const Tensor& x, int64_t out_h, int64_t out_w) {
