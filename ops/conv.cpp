@@ -20,7 +20,7 @@ namespace {
 
 // The convolution of `in` (N, Cin, H, W) with weight `w` (Cout, Cin/groups, KH, KW) to (OH, OW).
 ConvGeom geom_of(const Shape& in, const Shape& w, int64_t OH, int64_t OW, const Conv2dOptions& o) {
-  return {in[0], in[1], in[2], in[3], w[0], w[2], w[3], OH, OW, o.stride, o.stride, o.padding, o.padding, o.groups};
+  return {in[0], in[1], in[2], in[3], w[0], w[2], w[3], OH, OW, o.stride, o.stride, o.pad_h(), o.pad_w(), o.groups};
 }
 
 Tensor conv_node(const Tensor& x, const Tensor& w, const Conv2dOptions& o);
@@ -29,8 +29,8 @@ Tensor weight_grad_node(const Tensor& x, const Tensor& dy, const Shape& w_shape,
 
 // y = A_w x: x (N, Cin, H, W), w (Cout, Cin/groups, KH, KW) -> y (N, Cout, OH, OW).
 Tensor conv_node(const Tensor& x, const Tensor& w, const Conv2dOptions& o) {
-  const int64_t OH = (x.dim(2) + 2 * o.padding - w.dim(2)) / o.stride + 1;
-  const int64_t OW = (x.dim(3) + 2 * o.padding - w.dim(3)) / o.stride + 1;
+  const int64_t OH = (x.dim(2) + 2 * o.pad_h() - w.dim(2)) / o.stride + 1;
+  const int64_t OW = (x.dim(3) + 2 * o.pad_w() - w.dim(3)) / o.stride + 1;
   Tensor y = empty({x.dim(0), w.dim(0), OH, OW}, x.dtype(), x.device());
   backend(x.device()).conv2d_forward(x.dtype(), geom_of(x.shape(), w.shape(), OH, OW, o), x.data(), w.data(),
                                      y.data());
@@ -73,6 +73,7 @@ void check_options(const char* op, const Conv2dOptions& o) {
   FPA_CHECK(o.groups >= 1, op, ": groups must be >= 1, got ", o.groups);
   FPA_CHECK(o.stride >= 1, op, ": stride must be >= 1, got ", o.stride);
   FPA_CHECK(o.padding >= 0, op, ": padding must be >= 0, got ", o.padding);
+  FPA_CHECK(o.padding_w >= -1, op, ": padding_w must be >= 0 (or -1: the same as padding), got ", o.padding_w);
 }
 
 void check_4d(const char* op, const Tensor& t, const char* what, const char* layout) {
@@ -89,9 +90,10 @@ std::pair<int64_t, int64_t> check_conv_geometry(const char* op, const Shape& x, 
   FPA_CHECK(x[1] == w[1] * o.groups, op, ": x ", x, " has ", x[1], " channels but weight ", w, " with groups ",
             o.groups, " expects ", w[1] * o.groups);
   FPA_CHECK(w[2] >= 1 && w[3] >= 1, op, ": weight ", w, " has an empty kernel");
-  FPA_CHECK(x[2] + 2 * o.padding >= w[2] && x[3] + 2 * o.padding >= w[3], op, ": kernel ", w[2], "x", w[3],
-            " is larger than x ", x, " padded by ", o.padding);
-  return {(x[2] + 2 * o.padding - w[2]) / o.stride + 1, (x[3] + 2 * o.padding - w[3]) / o.stride + 1};
+  const int64_t ph = o.pad_h(), pw = o.pad_w();
+  FPA_CHECK(x[2] + 2 * ph >= w[2] && x[3] + 2 * pw >= w[3], op, ": kernel ", w[2], "x", w[3], " is larger than x ",
+            x, " padded by (", ph, ", ", pw, ")");
+  return {(x[2] + 2 * ph - w[2]) / o.stride + 1, (x[3] + 2 * pw - w[3]) / o.stride + 1};
 }
 
 Tensor add_channel_bias(const char* op, const Tensor& y, const Tensor& bias) {
@@ -126,10 +128,11 @@ Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bia
             o.groups);
   FPA_CHECK(output_padding >= 0 && output_padding < o.stride, op, ": output_padding ", output_padding,
             " must be in [0, stride ", o.stride, ")");
-  const int64_t out_h = (x.dim(2) - 1) * o.stride - 2 * o.padding + w[2] + output_padding;
-  const int64_t out_w = (x.dim(3) - 1) * o.stride - 2 * o.padding + w[3] + output_padding;
+  const int64_t out_h = (x.dim(2) - 1) * o.stride - 2 * o.pad_h() + w[2] + output_padding;
+  const int64_t out_w = (x.dim(3) - 1) * o.stride - 2 * o.pad_w() + w[3] + output_padding;
   FPA_CHECK(out_h >= 1 && out_w >= 1 && w[1] >= 1, op, ": output size (", out_h, ", ", out_w, ") of x ",
-            x.shape(), " with weight ", w, ", stride ", o.stride, ", padding ", o.padding, " is empty");
+            x.shape(), " with weight ", w, ", stride ", o.stride, ", padding (", o.pad_h(), ", ", o.pad_w(),
+            ") is empty");
   return add_channel_bias(op, conv_transpose_node(x, weight, o, out_h, out_w), bias);
 }
 

@@ -91,6 +91,9 @@ Tensor pad(const Tensor& a, const std::vector<std::pair<int64_t, int64_t>>& pads
 // --- conv.cpp: NCHW, weight (Cout, Cin/groups, KH, KW); transposed weight (Cin, Cout/groups, KH, KW)
 struct Conv2dOptions {
   int64_t stride = 1, padding = 0, groups = 1;
+  int64_t padding_w = -1;  // >= 0: the columns' padding; `padding` then pads the rows only
+  int64_t pad_h() const { return padding; }
+  int64_t pad_w() const { return padding_w >= 0 ? padding_w : padding; }
 };
 Tensor conv2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(), Conv2dOptions o = {});
 Tensor conv_transpose2d(const Tensor& x, const Tensor& weight, const Tensor& bias = Tensor(),
@@ -142,6 +145,8 @@ Tensor max_pool2d(const Tensor& x, int64_t kernel, int64_t stride = -1, int64_t 
 // --- interpolate.cpp: nearest, PyTorch's legacy rule src = floor(dst * in / out)
 Tensor interpolate_nearest(const Tensor& x, int64_t out_h, int64_t out_w);
 Tensor upsample_nearest(const Tensor& x, int64_t factor);
+// Bilinear, PyTorch's rule without aligned corners (align_corners=False, no antialiasing).
+Tensor interpolate_bilinear(const Tensor& x, int64_t out_h, int64_t out_w);
 
 // --- norm.cpp
 // x (N, C, ...) normalised over (C/groups, ...) per group; weight, bias (C) or undefined.

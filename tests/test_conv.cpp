@@ -27,10 +27,17 @@ struct Dims4 {
 
 bool inside(int64_t i, int64_t n) { return i >= 0 && i < n; }
 
+// Padding of the rows (h) and of the columns (w); one number pads both.
+struct Pad {
+  int64_t h, w;
+  Pad(int64_t both) : h(both), w(both) {}
+  Pad(int64_t rows, int64_t cols) : h(rows), w(cols) {}
+};
+
 // y[n, co, oh, ow] = sum over the group's input channels and the kernel of x * w.
-Tensor ref_conv2d(const Tensor& x, const Tensor& w, int64_t s, int64_t p, int64_t groups) {
+Tensor ref_conv2d(const Tensor& x, const Tensor& w, int64_t s, Pad p, int64_t groups) {
   Dims4 X(x.shape()), K(w.shape());
-  const int64_t OH = (X.h + 2 * p - K.h) / s + 1, OW = (X.w + 2 * p - K.w) / s + 1, cog = K.n / groups;
+  const int64_t OH = (X.h + 2 * p.h - K.h) / s + 1, OW = (X.w + 2 * p.w - K.w) / s + 1, cog = K.n / groups;
   Shape ys{X.n, K.n, OH, OW};
   Dims4 Y(ys);
   std::vector<double> xv = x.to_vector(), wv = w.to_vector(), yv(ys.numel(), 0.0);
@@ -42,7 +49,7 @@ Tensor ref_conv2d(const Tensor& x, const Tensor& w, int64_t s, int64_t p, int64_
           for (int64_t cl = 0; cl < K.c; ++cl)
             for (int64_t kh = 0; kh < K.h; ++kh)
               for (int64_t kw = 0; kw < K.w; ++kw) {
-                int64_t ih = oh * s - p + kh, iw = ow * s - p + kw;
+                int64_t ih = oh * s - p.h + kh, iw = ow * s - p.w + kw;
                 if (inside(ih, X.h) && inside(iw, X.w))
                   acc += xv[X.at(n, co / cog * K.c + cl, ih, iw)] * wv[K.at(co, cl, kh, kw)];
               }
@@ -52,7 +59,7 @@ Tensor ref_conv2d(const Tensor& x, const Tensor& w, int64_t s, int64_t p, int64_
 }
 
 // Transposed conv as an explicit scatter: each x element adds x * w[ci, :, :, :] to its window.
-Tensor ref_conv_transpose2d(const Tensor& x, const Tensor& w, int64_t s, int64_t p, int64_t groups,
+Tensor ref_conv_transpose2d(const Tensor& x, const Tensor& w, int64_t s, Pad p, int64_t groups,
                             int64_t out_h, int64_t out_w) {
   Dims4 X(x.shape()), K(w.shape());
   const int64_t cig = X.c / groups;
@@ -66,7 +73,7 @@ Tensor ref_conv_transpose2d(const Tensor& x, const Tensor& w, int64_t s, int64_t
           for (int64_t cl = 0; cl < K.c; ++cl)
             for (int64_t kh = 0; kh < K.h; ++kh)
               for (int64_t kw = 0; kw < K.w; ++kw) {
-                int64_t oh = ih * s - p + kh, ow = iw * s - p + kw;
+                int64_t oh = ih * s - p.h + kh, ow = iw * s - p.w + kw;
                 if (inside(oh, out_h) && inside(ow, out_w))
                   yv[Y.at(n, ci / cig * K.c + cl, oh, ow)] += xv[X.at(n, ci, ih, iw)] * wv[K.at(ci, cl, kh, kw)];
               }
@@ -74,7 +81,7 @@ Tensor ref_conv_transpose2d(const Tensor& x, const Tensor& w, int64_t s, int64_t
 }
 
 // dw[co, cl, kh, kw] = sum over images and output positions of dy * the input it saw.
-Tensor ref_weight_grad(const Tensor& x, const Tensor& dy, const Shape& ws, int64_t s, int64_t p, int64_t groups) {
+Tensor ref_weight_grad(const Tensor& x, const Tensor& dy, const Shape& ws, int64_t s, Pad p, int64_t groups) {
   Dims4 X(x.shape()), D(dy.shape()), K(ws);
   const int64_t cog = K.n / groups;
   std::vector<double> xv = x.to_vector(), dv = dy.to_vector(), wv(ws.numel(), 0.0);
@@ -86,7 +93,7 @@ Tensor ref_weight_grad(const Tensor& x, const Tensor& dy, const Shape& ws, int64
           for (int64_t n = 0; n < X.n; ++n)
             for (int64_t oh = 0; oh < D.h; ++oh)
               for (int64_t ow = 0; ow < D.w; ++ow) {
-                int64_t ih = oh * s - p + kh, iw = ow * s - p + kw;
+                int64_t ih = oh * s - p.h + kh, iw = ow * s - p.w + kw;
                 if (inside(ih, X.h) && inside(iw, X.w))
                   acc += xv[X.at(n, co / cog * K.c + cl, ih, iw)] * dv[D.at(n, co, oh, ow)];
               }
@@ -128,6 +135,9 @@ double dot(const Tensor& a, const Tensor& b) {
 
 struct ConvConfig {
   int64_t N, Cin, H, W, Cout, KH, KW, stride, pad, groups;
+  int64_t pad_w = -1;  // the columns' padding when >= 0
+  Conv2dOptions options() const { return {stride, pad, groups, pad_w}; }
+  Pad padding() const { return pad_w >= 0 ? Pad(pad, pad_w) : Pad(pad); }
 };
 
 std::vector<ConvConfig> conv_configs() {
@@ -143,6 +153,9 @@ std::vector<ConvConfig> conv_configs() {
       {1, 8, 9, 9, 16, 3, 3, 1, 1, 1},    // one image: threaded GEMM path
       {many, 8, 9, 9, 16, 3, 3, 1, 1, 1}, // image-parallel path
       {many, 6, 8, 8, 4, 3, 3, 2, 1, 2},  // image-parallel, grouped, strided
+      {2, 3, 6, 9, 4, 1, 7, 1, 0, 1, 3},  // Inception's 1x7, padding (0, 3)
+      {2, 3, 9, 6, 4, 7, 1, 1, 3, 1, 0},  // Inception's 7x1, padding (3, 0)
+      {1, 4, 7, 8, 2, 3, 1, 2, 2, 2, 1},  // strided, grouped, both paddings set
   };
 }
 
@@ -150,7 +163,7 @@ std::string describe(const ConvConfig& c) {
   std::ostringstream os;
   os << "x (" << c.N << ", " << c.Cin << ", " << c.H << ", " << c.W << ") w (" << c.Cout << ", "
      << c.Cin / c.groups << ", " << c.KH << ", " << c.KW << ") stride " << c.stride << " pad " << c.pad
-     << " groups " << c.groups;
+     << " pad_w " << c.pad_w << " groups " << c.groups;
   return os.str();
 }
 
@@ -160,13 +173,12 @@ TEST(Conv, Conv2dForwardAndGradientsMatchLoops) {
     SCOPED_TRACE(describe(c));
     Tensor x = random({c.N, c.Cin, c.H, c.W}, seed++).requires_grad_();
     Tensor w = random({c.Cout, c.Cin / c.groups, c.KH, c.KW}, seed++).requires_grad_();
-    Conv2dOptions o{c.stride, c.pad, c.groups};
-    Tensor y = conv2d(x, w, Tensor(), o);
-    EXPECT_CLOSE_TOL(y, ref_conv2d(x, w, c.stride, c.pad, c.groups), 1e-12, 1e-12);
+    Tensor y = conv2d(x, w, Tensor(), c.options());
+    EXPECT_CLOSE_TOL(y, ref_conv2d(x, w, c.stride, c.padding(), c.groups), 1e-12, 1e-12);
     Tensor gy = random(y.shape(), seed++);
     V g = grad({y}, {x, w}, {gy});
-    EXPECT_CLOSE_TOL(g[0], ref_conv_transpose2d(gy, w, c.stride, c.pad, c.groups, c.H, c.W), 1e-12, 1e-12);
-    EXPECT_CLOSE_TOL(g[1], ref_weight_grad(x, gy, w.shape(), c.stride, c.pad, c.groups), 1e-12, 1e-12);
+    EXPECT_CLOSE_TOL(g[0], ref_conv_transpose2d(gy, w, c.stride, c.padding(), c.groups, c.H, c.W), 1e-12, 1e-12);
+    EXPECT_CLOSE_TOL(g[1], ref_weight_grad(x, gy, w.shape(), c.stride, c.padding(), c.groups), 1e-12, 1e-12);
   }
 }
 
@@ -181,15 +193,16 @@ TEST(Conv, ConvTranspose2dMatchesScatterLoop) {
       {{1, 4, 3, 5}, {4, 2, 3, 3}, {2, 1, 2}, 1},  // groups 2, output padding
       {{2, 3, 5, 5}, {3, 1, 3, 3}, {1, 1, 3}, 0},  // depthwise
       {{3, 6, 3, 3}, {6, 4, 1, 1}, {1, 0, 1}, 0},  // 1x1
+      {{2, 3, 4, 5}, {3, 2, 1, 3}, {2, 0, 1, 1}, 1},  // 1x3, padding (0, 1), output padding
   };
   uint64_t seed = 100;
   for (const Case& c : cases) {
     SCOPED_TRACE("x " + c.x.str() + " w " + c.w.str());
     Tensor x = random(c.x, seed++), w = random(c.w, seed++), b = random({c.w[1] * c.o.groups}, seed++);
     Tensor y = conv_transpose2d(x, w, Tensor(), c.o, c.output_padding);
-    int64_t out_h = (c.x[2] - 1) * c.o.stride - 2 * c.o.padding + c.w[2] + c.output_padding;
-    int64_t out_w = (c.x[3] - 1) * c.o.stride - 2 * c.o.padding + c.w[3] + c.output_padding;
-    Tensor ref = ref_conv_transpose2d(x, w, c.o.stride, c.o.padding, c.o.groups, out_h, out_w);
+    int64_t out_h = (c.x[2] - 1) * c.o.stride - 2 * c.o.pad_h() + c.w[2] + c.output_padding;
+    int64_t out_w = (c.x[3] - 1) * c.o.stride - 2 * c.o.pad_w() + c.w[3] + c.output_padding;
+    Tensor ref = ref_conv_transpose2d(x, w, c.o.stride, Pad(c.o.pad_h(), c.o.pad_w()), c.o.groups, out_h, out_w);
     EXPECT_CLOSE_TOL(y, ref, 1e-12, 1e-12);
     Tensor yb = conv_transpose2d(x, w, b, c.o, c.output_padding);
     EXPECT_CLOSE_TOL(yb, add(ref, reshape(b, Shape{1, b.dim(0), 1, 1})), 1e-12, 1e-12);
@@ -210,7 +223,7 @@ TEST(Conv, Float32AgreesWithFloat64) {
   for (const ConvConfig& c : conv_configs()) {
     SCOPED_TRACE(describe(c));
     Tensor x = random({c.N, c.Cin, c.H, c.W}, 21), w = random({c.Cout, c.Cin / c.groups, c.KH, c.KW}, 22);
-    Conv2dOptions o{c.stride, c.pad, c.groups};
+    Conv2dOptions o = c.options();
     auto forward_backward = [&](DType t) {
       Tensor xt = x.to(t).requires_grad_(), wt = w.to(t).requires_grad_();
       Tensor y = conv2d(xt, wt, Tensor(), o);
