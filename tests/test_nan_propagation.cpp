@@ -48,6 +48,11 @@ constexpr const char* kPaddingTimesNan =
     "NaN dy) also reaches the outputs where it only meets padding (0 * NaN). PyTorch's CPU float64 "
     "convolution (im2col) does the same; its oneDNN and cuDNN kernels may skip the padding";
 
+constexpr const char* kZeroTapTimesNan =
+    "an output whose sample point falls on an input row or column (weight 1 there) still reads the next "
+    "one with weight 0, so a NaN there gives 0 * NaN = NaN; PyTorch's bilinear upsampling (CPU and CUDA) "
+    "reads and weights the same two inputs and gives the same NaN";
+
 // The ops that do not propagate NaN exactly, each with why; every other op with an op case is
 // held to `exact`.
 const Expectation kExpectations[] = {
@@ -58,6 +63,8 @@ const Expectation kExpectations[] = {
      "picks the other branch's value (a select would need a backend primitive)"},
     {"conv2d", Nan::at_least, kPaddingTimesNan},
     {"conv2d_weight_grad", Nan::at_least, kPaddingTimesNan},
+    {"interpolate_bilinear", Nan::at_least, kZeroTapTimesNan},
+    {"interpolate_bilinear_backward", Nan::at_least, kZeroTapTimesNan},
 };
 
 // The op's entry in kExpectations, or `exact`.

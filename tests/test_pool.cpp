@@ -1,6 +1,7 @@
-// test_pool.cpp: avg_pool2d, adaptive_avg_pool2d, max_pool2d and nearest resizing
-// (interpolate_nearest, upsample_nearest): values and gradients against direct float64 loops,
-// PyTorch's index and tie rules on known sizes, float32 against float64, error messages. The op
+// test_pool.cpp: avg_pool2d, adaptive_avg_pool2d, max_pool2d, nearest resizing
+// (interpolate_nearest, upsample_nearest) and bilinear resizing (interpolate_bilinear): values
+// and gradients against direct float64 loops and PyTorch's values, PyTorch's index and tie
+// rules on known sizes, float32 against float64, error messages. The op
 // cases of every op of the family, including the internal backward ops:
 // tests/op_cases/pool_cases.cpp.
 #include <gtest/gtest.h>
@@ -228,6 +229,64 @@ TEST(Pool, NearestInterpolateMatchesPyTorchIndices) {
   }
 }
 
+// x[i, j] = (4i + j)^1.5 on a 3x4 plane, resized by PyTorch's F.interpolate(mode="bilinear",
+// align_corners=False) in float64 (torch 2.x), values written out.
+TEST(Pool, BilinearInterpolateMatchesPyTorch) {
+  std::vector<double> xv(12);
+  for (int i = 0; i < 12; ++i) xv[i] = std::pow(double(i), 1.5);
+  Tensor x = from_vector(xv, {1, 1, 3, 4}, DType::f64);
+  const std::vector<double> up = {
+      0.0, 0.3571428571428571, 0.9285714285714285, 1.9142135623730951, 2.9975503603147926, 4.3505362448636165,
+      5.196152422706632, 3.1999999999999997, 3.8686199839284208, 4.938411958213895, 6.323983806263461,
+      7.7865433337471615, 9.47223674350573, 10.525795124604834, 8.0, 9.135835674106767, 10.953172752677595,
+      12.938639172099009, 14.970032793895715, 17.1547874914689, 18.520259177452136, 16.77645019878171,
+      18.167766540288092, 20.393872686698302, 22.76228864934474, 25.169968911092514, 27.710189450313422,
+      29.29782728732649, 22.627416997969522, 24.189053784408976, 26.687672642712105, 29.311388300841895,
+      31.969926322557047, 34.747124089543114, 36.4828726939094};
+  const std::vector<double> down = {2.257514161979123,  4.670319964804573,  8.071908419116573,
+                                    19.649649785710075, 25.218201018656174, 31.225402273235503};
+  EXPECT_CLOSE_TOL(interpolate_bilinear(x, 5, 7), from_vector(up, {1, 1, 5, 7}, DType::f64), 1e-14, 1e-14);
+  EXPECT_CLOSE_TOL(interpolate_bilinear(x, 2, 3), from_vector(down, {1, 1, 2, 3}, DType::f64), 1e-14, 1e-14);
+  EXPECT_CLOSE_TOL(interpolate_bilinear(x, 3, 4), x, 0, 0);  // the same size reads each pixel once
+}
+
+// The backward is the adjoint: <resize(x), g> = <x, resize^T(g)> for random x, g, and a dense
+// loop over the taps gives the same input gradient.
+TEST(Pool, BilinearInterpolateGradientIsTheAdjoint) {
+  struct Case {
+    int64_t H, W, OH, OW;
+  };
+  const Case cases[] = {{3, 4, 5, 7}, {6, 5, 4, 2}, {4, 4, 299, 13}, {1, 5, 3, 1}};
+  uint64_t seed = 120;
+  for (const Case& c : cases) {
+    SCOPED_TRACE(std::to_string(c.H) + "x" + std::to_string(c.W) + " to " + std::to_string(c.OH) + "x" +
+                 std::to_string(c.OW));
+    Tensor x = random({2, 3, c.H, c.W}, seed++).requires_grad_();
+    Tensor y = interpolate_bilinear(x, c.OH, c.OW);
+    Tensor gy = random(y.shape(), seed++);
+    Tensor gx = grad({y}, {x}, {gy})[0];
+    std::vector<double> yv = y.to_vector(), gyv = gy.to_vector(), xv = x.to_vector(), gxv = gx.to_vector();
+    double lhs = 0, rhs = 0;
+    for (size_t i = 0; i < yv.size(); ++i) lhs += yv[i] * gyv[i];
+    for (size_t i = 0; i < xv.size(); ++i) rhs += xv[i] * gxv[i];
+    EXPECT_NEAR(lhs, rhs, 1e-10 * (1 + std::abs(lhs)));
+    // Each output's weights on its plane: a column of the resize matrix, from resizing unit planes.
+    std::vector<double> dense(gxv.size(), 0.0);
+    for (int64_t j = 0; j < c.H * c.W; ++j) {
+      std::vector<double> unit(c.H * c.W, 0.0);
+      unit[j] = 1;
+      std::vector<double> col = interpolate_bilinear(from_vector(unit, {1, 1, c.H, c.W}, DType::f64), c.OH, c.OW)
+                                    .to_vector();
+      for (int64_t p = 0; p < 6; ++p) {
+        double acc = 0;
+        for (int64_t o = 0; o < c.OH * c.OW; ++o) acc += col[o] * gyv[p * c.OH * c.OW + o];
+        dense[p * c.H * c.W + j] = acc;
+      }
+    }
+    EXPECT_CLOSE(gx, from_vector(dense, x.shape(), DType::f64));
+  }
+}
+
 TEST(Pool, UpsampleNearestRepeatsPixels) {
   Tensor x = random({2, 3, 4, 5}, 90);
   Tensor y = upsample_nearest(x, 2);
@@ -239,15 +298,15 @@ TEST(Pool, UpsampleNearestRepeatsPixels) {
 
 TEST(Pool, Float32AgreesWithFloat64) {
   Tensor x = random({2, 4, 16, 16}, 95);
-  auto both = [&](const std::function<Tensor(const Tensor&)>& op) {
+  auto both = [&](const std::function<Tensor(const Tensor&)>& op, double tol = 1e-6) {
     Tensor x32 = x.to(DType::f32).requires_grad_();
     Tensor y32 = op(x32);
     EXPECT_EQ(y32.dtype(), DType::f32);
     Tensor gy = random(y32.shape(), 96);
-    EXPECT_CLOSE_TOL(y32.to(DType::f64), op(x), 1e-6, 1e-6);
+    EXPECT_CLOSE_TOL(y32.to(DType::f64), op(x), tol, tol);
     Tensor x64 = x.detach().requires_grad_();
     Tensor g64 = grad({op(x64)}, {x64}, {gy})[0];
-    EXPECT_CLOSE_TOL(grad({y32}, {x32}, {gy.to(DType::f32)})[0].to(DType::f64), g64, 1e-6, 1e-6);
+    EXPECT_CLOSE_TOL(grad({y32}, {x32}, {gy.to(DType::f32)})[0].to(DType::f64), g64, tol, tol);
   };
   both([](const Tensor& t) { return avg_pool2d(t, 2); });
   both([](const Tensor& t) { return avg_pool2d(t, 3, 2, 1); });
@@ -255,6 +314,10 @@ TEST(Pool, Float32AgreesWithFloat64) {
   both([](const Tensor& t) { return max_pool2d(t, 3, 2, 1); });
   both([](const Tensor& t) { return interpolate_nearest(t, 32, 32); });
   both([](const Tensor& t) { return interpolate_nearest(t, 5, 3); });
+  // Bilinear computes its sample points in the data type, as PyTorch does: float32's
+  // src = scale (o + 0.5) - 0.5 is off by up to ~1e-6 at 37 outputs, and so are the weights.
+  both([](const Tensor& t) { return interpolate_bilinear(t, 37, 29); }, 1e-5);
+  both([](const Tensor& t) { return interpolate_bilinear(t, 5, 3); }, 1e-5);
 }
 
 TEST(Pool, ErrorsNameTheOpAndShapes) {
@@ -269,6 +332,8 @@ TEST(Pool, ErrorsNameTheOpAndShapes) {
   EXPECT_ERROR(interpolate_nearest(zeros({1, 8, 8}), 4, 4), "interpolate_nearest: x must be 4-d");
   EXPECT_ERROR(interpolate_nearest(zeros({1, 1, 8, 8}), 4, 0), "interpolate_nearest: output size (4, 0)");
   EXPECT_ERROR(upsample_nearest(zeros({1, 1, 8, 8}), 0), "upsample_nearest: factor must be >= 1");
+  EXPECT_ERROR(interpolate_bilinear(zeros({1, 8, 8}), 4, 4), "interpolate_bilinear: x must be 4-d");
+  EXPECT_ERROR(interpolate_bilinear(zeros({1, 1, 8, 8}), 0, 4), "interpolate_bilinear: output size (0, 4)");
 }
 
 }  // namespace

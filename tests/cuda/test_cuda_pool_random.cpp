@@ -91,6 +91,35 @@ TEST(CudaResize, NearestForwardAndBackwardMatchTheCpuExactly) {
     }
 }
 
+// Bilinear: the same taps and summation order as the CPU; the device may fuse a multiply and
+// an add into one rounding, so the results agree to the data type's rounding, not bit for bit.
+TEST(CudaResize, BilinearForwardAndBackwardMatchTheCpu) {
+  REQUIRE_CUDA();
+  std::vector<ResizeCase> cases = {{3, 5, 7, 10, 14}, {2, 8, 8, 4, 4},     {2, 7, 5, 3, 11}, {2, 28, 28, 299, 299},
+                                   {2, 1, 1, 5, 5},   {2, 13, 17, 13, 17}, {1, 100, 3, 7, 300}};
+  if (large_cases()) cases.push_back({8, 32, 32, 299, 299});
+  for (const ResizeCase& c : cases)
+    for (DType t : kDtypes) {
+      const std::string size = std::string(dtype_label(t)) + " planes " + std::to_string(c.planes) + " " +
+                               std::to_string(c.H) + "x" + std::to_string(c.W) + " -> " + std::to_string(c.OH) + "x" +
+                               std::to_string(c.OW);
+      const double eps = t == DType::f32 ? 1e-5 : 1e-13;
+      const Tolerance tol{eps, eps, true};
+      run_case("resize_bilinear " + size, [&] {
+        Buffers x = uniform({c.planes, c.H, c.W}, t, 3), y = filled({c.planes, c.OH, c.OW}, t);
+        on_both([&](Device d) { backend(d).resize_bilinear(t, c.planes, c.H, c.W, c.OH, c.OW, x.on(d), y.on(d)); });
+        EXPECT_MATCH(y, tol);
+      });
+      run_case("resize_bilinear_backward " + size, [&] {
+        Buffers dy = uniform({c.planes, c.OH, c.OW}, t, 4), dx = filled({c.planes, c.H, c.W}, t);
+        on_both([&](Device d) {
+          backend(d).resize_bilinear_backward(t, c.planes, c.H, c.W, c.OH, c.OW, dy.on(d), dx.on(d));
+        });
+        EXPECT_MATCH(dx, tol);
+      });
+    }
+}
+
 // ---- random numbers
 
 struct DrawCase {

@@ -1,5 +1,6 @@
-// pool_cases.cpp: the op cases of pooling and nearest resizing (ops/pool.cpp, ops/interpolate.cpp):
-// avg_pool2d, adaptive_avg_pool2d, max_pool2d, interpolate_nearest, upsample_nearest, and the
+// pool_cases.cpp: the op cases of pooling and resizing (ops/pool.cpp, ops/interpolate.cpp):
+// avg_pool2d, adaptive_avg_pool2d, max_pool2d, interpolate_nearest, upsample_nearest,
+// interpolate_bilinear, and the
 // internal backward ops (through backward_of; max_pool2d_backward's x is zeros there: every
 // window ties, and its first entry takes the gradient). Their other tests are in
 // tests/test_pool.cpp.
@@ -58,6 +59,14 @@ FPA_OP_CASE("upsample_nearest", "interp_upsample_nearest_x2", {{2, 2, 3, 3}},
 FPA_OP_CASE("interpolate_nearest_backward", "interpolate_nearest_backward_5x5_to_3x7", {{2, 2, 3, 7}},
             [](const V& x) {
               return backward_of([](const Tensor& t) { return interpolate_nearest(t, 3, 7); }, {2, 2, 5, 5}, x[0]);
+            });
+FPA_OP_CASE("interpolate_bilinear", "interpolate_bilinear_3x4_to_5x7", {{2, 2, 3, 4}},
+            [](const V& x) { return interpolate_bilinear(x[0], 5, 7); });
+FPA_OP_CASE("interpolate_bilinear", "interpolate_bilinear_6x5_to_4x2", {{1, 2, 6, 5}},
+            [](const V& x) { return interpolate_bilinear(x[0], 4, 2); });
+FPA_OP_CASE("interpolate_bilinear_backward", "interpolate_bilinear_backward_3x4_to_8x9", {{1, 2, 8, 9}},
+            [](const V& x) {
+              return backward_of([](const Tensor& t) { return interpolate_bilinear(t, 8, 9); }, {1, 2, 3, 4}, x[0]);
             });
 
 }  // namespace

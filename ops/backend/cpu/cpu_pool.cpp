@@ -1,6 +1,6 @@
 // cpu_pool.cpp: the CPU pooling and resizing primitives: average pooling (fixed window or
-// adaptive, forward and backward), max pooling (forward and backward) and nearest-neighbour
-// resizing (forward and backward).
+// adaptive, forward and backward), max pooling (forward and backward), nearest-neighbour and
+// bilinear resizing (forward and backward).
 //
 // Every primitive works on independent (H, W) planes, one OpenMP task per plane, so the
 // backward scatters need no atomics. Windows follow PyTorch: a fixed window counts padding
@@ -8,8 +8,8 @@
 // an adaptive bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. A max
 // window's argmax is its first largest entry, or its last NaN, over the window's rows and
 // columns inside the plane.
-// Nearest resizing uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1).
-// Outputs are overwritten.
+// Nearest resizing uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1);
+// bilinear resizing the rule of bilinear_taps.h. Outputs are overwritten.
 #include <omp.h>
 
 #include <algorithm>
@@ -17,6 +17,7 @@
 #include <limits>
 #include <vector>
 
+#include "ops/backend/bilinear_taps.h"
 #include "ops/backend/cpu/cpu_kernels.h"
 
 namespace fpa::cpu {
@@ -59,6 +60,15 @@ int64_t argmax(const T* xp, int64_t W, const Window& r, const Window& c) {
       if (v > best_value || std::isnan(v)) best_value = v, best = ih * W + iw;
     }
   return best;
+}
+
+// The bilinear taps of every output index.
+template <typename T>
+std::vector<BilinearTap<T>> bilinear_taps(int64_t in, int64_t out) {
+  std::vector<BilinearTap<T>> taps(out);
+  const T scale = bilinear_scale<T>(in, out);
+  for (int64_t o = 0; o < out; ++o) taps[o] = bilinear_tap<T>(o, scale, in);
+  return taps;
 }
 
 // src index of every output index for the nearest rule.
@@ -192,6 +202,59 @@ void resize_nearest_backward(DType t, int64_t planes, int64_t H, int64_t W, int6
       for (int64_t oh = 0; oh < OH; ++oh) {
         T* row = dxp + src_h[oh] * W;
         for (int64_t ow = 0; ow < OW; ++ow) row[src_w[ow]] += dyp[oh * OW + ow];
+      }
+    }
+  });
+}
+
+void resize_bilinear(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const void* x,
+                     void* y) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    const std::vector<BilinearTap<T>> rows = bilinear_taps<T>(H, OH), cols = bilinear_taps<T>(W, OW);
+    auto xs = static_cast<const T*>(x);  // (planes, H, W)
+    auto ys = static_cast<T*>(y);        // (planes, OH, OW)
+#pragma omp parallel for schedule(static) if (worth_threads(planes * OH * OW))
+    for (int64_t p = 0; p < planes; ++p) {
+      const T* xp = xs + p * H * W;
+      T* yp = ys + p * OH * OW;
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const BilinearTap<T>& r = rows[oh];
+        const T* x0 = xp + r.i0 * W;
+        const T* x1 = xp + r.i1 * W;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const BilinearTap<T>& c = cols[ow];
+          yp[oh * OW + ow] = r.l0 * (c.l0 * x0[c.i0] + c.l1 * x0[c.i1]) + r.l1 * (c.l0 * x1[c.i0] + c.l1 * x1[c.i1]);
+        }
+      }
+    }
+  });
+}
+
+void resize_bilinear_backward(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                              const void* dy, void* dx) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    const std::vector<BilinearTap<T>> rows = bilinear_taps<T>(H, OH), cols = bilinear_taps<T>(W, OW);
+    auto dys = static_cast<const T*>(dy);  // (planes, OH, OW)
+    auto dxs = static_cast<T*>(dx);        // (planes, H, W)
+#pragma omp parallel for schedule(static) if (worth_threads(planes * OH * OW))
+    for (int64_t p = 0; p < planes; ++p) {
+      const T* dyp = dys + p * OH * OW;
+      T* dxp = dxs + p * H * W;
+      std::fill(dxp, dxp + H * W, T(0));
+      for (int64_t oh = 0; oh < OH; ++oh) {
+        const BilinearTap<T>& r = rows[oh];
+        T* d0 = dxp + r.i0 * W;
+        T* d1 = dxp + r.i1 * W;
+        for (int64_t ow = 0; ow < OW; ++ow) {
+          const BilinearTap<T>& c = cols[ow];
+          const T g = dyp[oh * OW + ow];
+          d0[c.i0] += r.l0 * c.l0 * g;
+          d0[c.i1] += r.l0 * c.l1 * g;
+          d1[c.i0] += r.l1 * c.l0 * g;
+          d1[c.i1] += r.l1 * c.l1 * g;
+        }
       }
     }
   });

@@ -1,18 +1,19 @@
 // cuda_pool.cu: average pooling (fixed window or adaptive, forward and backward), max pooling
-// (forward and backward) and nearest-neighbour resizing (forward and backward) on CUDA.
+// (forward and backward), nearest-neighbour and bilinear resizing (forward and backward) on CUDA.
 //
 // Windows follow PyTorch exactly as the CPU backend (cpu_pool.cpp) does: a fixed window
 // counts padding in its divisor (kernel*kernel) unless count_include_pad is off (then the
 // entries it covers); an adaptive bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by
 // its size; a max window's argmax is its first largest entry, or its last NaN. Nearest resizing
 // uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1), in float, with the
-// product rounded on its own as on the CPU.
+// product rounded on its own as on the CPU; bilinear resizing the rule of bilinear_taps.h.
 // Forward kernels: a thread per output element. Backward kernels gather instead of
 // scattering: a thread per input element finds the outputs that read it (a range per axis,
 // each candidate checked with the forward's own rule) and sums them in the CPU's order, so
 // there are no atomics, results are deterministic and equal the CPU's bit for bit.
 #include <cmath>
 
+#include "ops/backend/bilinear_taps.h"
 #include "ops/backend/cuda/cuda_common.cuh"
 
 namespace fpa::gpu {
@@ -170,6 +171,62 @@ __global__ void resize_nearest_backward_kernel(int64_t total, int64_t H, int64_t
   }
 }
 
+template <typename T>
+__global__ void resize_bilinear_kernel(int64_t total, int64_t H, int64_t W, int64_t OH, int64_t OW, T scale_h,
+                                       T scale_w, const T* x, T* y) {
+  FPA_GRID_STRIDE_LOOP(i, total) {
+    const int64_t ow = i % OW, oh = i / OW % OH, p = i / (OW * OH);
+    const BilinearTap<T> r = bilinear_tap<T>(oh, scale_h, H), c = bilinear_tap<T>(ow, scale_w, W);
+    const T* x0 = x + (p * H + r.i0) * W;
+    const T* x1 = x + (p * H + r.i1) * W;
+    y[i] = r.l0 * (c.l0 * x0[c.i0] + c.l1 * x0[c.i1]) + r.l1 * (c.l0 * x1[c.i0] + c.l1 * x1[c.i1]);
+  }
+}
+
+// The outputs [begin, end) of one axis whose taps read input i: taps never decrease with the
+// output, so they are those from the first with i1 >= i to the last with i0 <= i.
+template <typename T>
+__device__ void outputs_reading(int64_t i, T scale, int64_t in, int64_t out, int64_t& begin, int64_t& end) {
+  int64_t lo = 0, hi = out;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (bilinear_tap<T>(mid, scale, in).i1 >= i) hi = mid; else lo = mid + 1;
+  }
+  begin = lo;
+  hi = out;
+  while (lo < hi) {
+    const int64_t mid = (lo + hi) / 2;
+    if (bilinear_tap<T>(mid, scale, in).i0 > i) hi = mid; else lo = mid + 1;
+  }
+  end = lo;
+}
+
+// dx at input (ih, iw): every output's taps on it, in the CPU's scatter order.
+template <typename T>
+__global__ void resize_bilinear_backward_kernel(int64_t total, int64_t H, int64_t W, int64_t OH, int64_t OW,
+                                                T scale_h, T scale_w, const T* dy, T* dx) {
+  FPA_GRID_STRIDE_LOOP(i, total) {
+    const int64_t iw = i % W, ih = i / W % H, p = i / (W * H);
+    const T* dyp = dy + p * OH * OW;
+    int64_t oh0, oh1, ow0, ow1;
+    outputs_reading<T>(ih, scale_h, H, OH, oh0, oh1);
+    outputs_reading<T>(iw, scale_w, W, OW, ow0, ow1);
+    T acc = 0;
+    for (int64_t oh = oh0; oh < oh1; ++oh) {
+      const BilinearTap<T> r = bilinear_tap<T>(oh, scale_h, H);
+      for (int64_t ow = ow0; ow < ow1; ++ow) {
+        const BilinearTap<T> c = bilinear_tap<T>(ow, scale_w, W);
+        const T g = dyp[oh * OW + ow];
+        if (r.i0 == ih && c.i0 == iw) acc += r.l0 * c.l0 * g;
+        if (r.i0 == ih && c.i1 == iw) acc += r.l0 * c.l1 * g;
+        if (r.i1 == ih && c.i0 == iw) acc += r.l1 * c.l0 * g;
+        if (r.i1 == ih && c.i1 == iw) acc += r.l1 * c.l1 * g;
+      }
+    }
+    dx[i] = acc;
+  }
+}
+
 // The elements of a pooling's input gradient (planes x H x W) for its kernel to write, or 0
 // where there are none or no output reads any (dx is then zero-filled here).
 int64_t gradient_elements(DType t, const PoolGeom& g, void* dx) {
@@ -243,6 +300,30 @@ void resize_nearest_backward(DType t, int64_t planes, int64_t H, int64_t W, int6
     using T = decltype(zero);
     launch("resize_nearest_backward", resize_nearest_backward_kernel<T>, blocks_for(total), kThreads, total, H, W, OH,
            OW, scale_h, scale_w, static_cast<const T*>(dy), static_cast<T*>(dx));
+  });
+}
+
+void resize_bilinear(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const void* x, void* y) {
+  const int64_t total = planes * OH * OW;
+  if (total <= 0) return;
+  FPA_CHECK(H > 0 && W > 0, "cuda resize_bilinear: empty input (", H, ", ", W, ") to (", OH, ", ", OW, ")");
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    launch("resize_bilinear", resize_bilinear_kernel<T>, blocks_for(total), kThreads, total, H, W, OH, OW,
+           bilinear_scale<T>(H, OH), bilinear_scale<T>(W, OW), static_cast<const T*>(x), static_cast<T*>(y));
+  });
+}
+
+void resize_bilinear_backward(DType t, int64_t planes, int64_t H, int64_t W, int64_t OH, int64_t OW, const void* dy,
+                              void* dx) {
+  const int64_t total = planes * H * W;
+  if (total <= 0) return;
+  if (OH == 0 || OW == 0) return fill(t, total, 0.0, dx);
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    launch("resize_bilinear_backward", resize_bilinear_backward_kernel<T>, blocks_for(total), kThreads, total, H, W,
+           OH, OW, bilinear_scale<T>(H, OH), bilinear_scale<T>(W, OW), static_cast<const T*>(dy),
+           static_cast<T*>(dx));
   });
 }
 
