@@ -14,6 +14,7 @@
 #include <omp.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstdlib>
 #include <mutex>
 #include <string>
@@ -106,7 +107,10 @@ GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K) {
   const double flops = 2.0 * double(M) * double(N) * double(K);
   const int64_t wanted = std::clamp<int64_t>(int64_t(flops / kGemmTileFlops), 1, kGemmMaxTiles);
   GemmTiling t;
-  t.rows = std::clamp<int64_t>(M / kGemmMinTileRows, 1, wanted);
+  // Tiles about as tall as wide: each tile's BLAS call packs its rows of A and columns of B,
+  // and square tiles pack the least for a given count.
+  const int64_t square_rows = std::llround(std::sqrt(double(wanted) * double(M) / double(std::max<int64_t>(N, 1))));
+  t.rows = std::clamp<int64_t>(square_rows, 1, std::max<int64_t>(1, M / kGemmMinTileRows));
   t.cols = std::clamp<int64_t>(N / kGemmMinTileCols, 1, (wanted + t.rows - 1) / t.rows);
   return t;
 }
