@@ -102,13 +102,19 @@ TrainOptions resumed_options(const Args& a, const std::string& out, const nn::Na
   return o;
 }
 
-// A generator from a checkpoint: GE (the EMA generator) unless --no-ema or absent.
-GeneratorModel load_generator(const Args& a, nn::NamedTensors& ckpt) {
+Tensor latents(const Args& a, const nn::NamedTensors& ckpt, int64_t n) {
+  Philox gen(uint64_t(a.integer("seed", 0)) * 7919 + 17);
+  return randn({n, from_metadata(ckpt.metadata).g.latent_dim}, DType::f32, Device::cpu, &gen);
+}
+
+}  // namespace
+
+GeneratorModel load_generator(const Args& a, nn::NamedTensors& ckpt, bool ema) {
   FPA_CHECK(ckpt.metadata.count("g.model"), "fpa ", a.verb(), ": ", ckpt.source,
             " carries no model configuration (a PyTorch export?); `fpa generate --preset NAME` runs exported weights");
   ModelConfig c = from_metadata(ckpt.metadata);
   GeneratorModel g = make_generator(c.g);
-  std::string prefix = !a.flag("no-ema") && nn::has_prefix(ckpt, "GE.") ? "GE." : "G.";
+  std::string prefix = ema && nn::has_prefix(ckpt, "GE.") ? "GE." : "G.";
   nn::LoadOptions opt;
   for (const char* other : {"G.", "GE.", "D.", "opt."})
     if (prefix != other) opt.ignore_prefixes.push_back(other);
@@ -117,13 +123,6 @@ GeneratorModel load_generator(const Args& a, nn::NamedTensors& ckpt) {
   g.module->eval();
   return g;
 }
-
-Tensor latents(const Args& a, const nn::NamedTensors& ckpt, int64_t n) {
-  Philox gen(uint64_t(a.integer("seed", 0)) * 7919 + 17);
-  return randn({n, from_metadata(ckpt.metadata).g.latent_dim}, DType::f32, Device::cpu, &gen);
-}
-
-}  // namespace
 
 int train(const Args& a) {
   Device device = device_flag(a);
@@ -179,7 +178,7 @@ int sample(const Args& a) {
   std::string out = a.required("out");
   int64_t n = a.integer("n", 64);
   FPA_CHECK(n > 0, "fpa sample: --n must be positive");
-  GeneratorModel g = load_generator(a, ckpt);
+  GeneratorModel g = load_generator(a, ckpt, !a.flag("no-ema"));
   Tensor z = latents(a, ckpt, n);
   a.finish();
   write_samples(g, z, out);
@@ -193,7 +192,7 @@ int paint(const Args& a) {
   int64_t n = a.integer("n", 4);
   FPA_CHECK(n > 0, "fpa paint: --n must be positive");
   bool gif = out.size() > 4 && out.substr(out.size() - 4) == ".gif";
-  GeneratorModel g = load_generator(a, ckpt);
+  GeneratorModel g = load_generator(a, ckpt, !a.flag("no-ema"));
   Tensor z = latents(a, ckpt, n);
   a.finish();
   write_painting_steps(g, z, gif ? "" : out, gif ? out : "");
@@ -206,7 +205,7 @@ int interpolate(const Args& a) {
   std::string out = a.required("out");
   int64_t count = a.integer("count", 10);
   FPA_CHECK(count >= 2, "fpa interpolate: --count must be at least 2");
-  GeneratorModel g = load_generator(a, ckpt);
+  GeneratorModel g = load_generator(a, ckpt, !a.flag("no-ema"));
   Tensor z = latents(a, ckpt, 2);
   a.finish();
   write_interpolation(g, z, int(count), out);

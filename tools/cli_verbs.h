@@ -1,5 +1,6 @@
 // cli_verbs.h: the `fpa` verbs, each a function of its parsed flags returning an exit code.
 #pragma once
+#include "fpa/models.h"
 #include "nn/safetensors.h"
 #include "tools/cli_args.h"
 
@@ -22,9 +23,14 @@ int generate(const Args& a);
 int discriminate(const Args& a);
 
 // cli_train.cpp
+// A checkpoint's generator in eval mode: GE (the EMA generator) when `ema` and present, else G.
+GeneratorModel load_generator(const Args& a, nn::NamedTensors& ckpt, bool ema);
 int train(const Args& a);
 int sample(const Args& a);
 int paint(const Args& a);
 int interpolate(const Args& a);
+
+// cli_fid.cpp
+int fid(const Args& a);
 
 }  // namespace fpa::cli

@@ -70,6 +70,14 @@ const fpa::cli::Verb kVerbs[] = {
      "  --ckpt C  --out grid.png  [--n 64] [--seed N] [--no-ema]\n", fpa::cli::sample, false},
     {"paint", "the painting steps (updates above partial images) as PNG, or the painting as GIF",
      "  --ckpt C  --out steps.png|steps.gif  [--n 4] [--seed N] [--no-ema]\n", fpa::cli::paint, false},
+    {"fid", "FID and KID (Inception features, in the engine) of a checkpoint's samples or of two image sets",
+     "  --ckpt C [--ema] [--data fashion-mnist|fashion-mnist-test|DIR] [--n 10000] [--real-n 10000]\n"
+     "                         N generated images (GE with --ema, else G) against the dataset at the\n"
+     "                         model's size; the dataset's features are cached (FPA_CACHE_DIR/fid)\n"
+     "  --real A --fake B [--size 32] [--n N]  two image sets: dataset sources or .safetensors files\n"
+     "                         with tensor 'images' (N, C, H, W) in [0, 1]\n"
+     "  --seed N  --weights W  (default: make fid-weights' file, or $FPA_FID_WEIGHTS)\n",
+     fpa::cli::fid, false},
     {"interpolate", "a strip of images along a line between two latents",
      "  --ckpt C  --out strip.png  [--count 10] [--seed N] [--no-ema]\n", fpa::cli::interpolate, false},
 };
