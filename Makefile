@@ -150,10 +150,18 @@ bench-train: deps
 $(BUILD)/bench_fid: $(LIB_OBJ) $(OBJ)/tools/bench_fid.o
 	$(CXX) $^ -o $@ $(LDLIBS)
 
-# FID Inception images/s on the CPU (tools/bench_fid.cpp); needs `make fid-weights`.
+# FID Inception images/s on the CPU, ours (tools/bench_fid.cpp) then torch's in the same run when
+# TORCH_PYTHON has torch (tools/reference/bench_inception_torch.py), then the calibration
+# (Fashion-MNIST train vs test, blurred, noise): FID_BENCH_IMAGES per batch size, FID_CALIBRATION
+# images per set (0: none).
+TORCH_PYTHON ?= python3
+FID_BENCH_IMAGES ?= 32
+FID_CALIBRATION ?= 500
 bench-fid: deps fid-weights
 	@$(MAKE) --no-print-directory $(BUILD)/bench_fid
-	$(BUILD)/bench_fid $(BENCH_ARGS)
+	$(BUILD)/bench_fid $(FID_BENCH_IMAGES) 0
+	-$(TORCH_PYTHON) tools/reference/bench_inception_torch.py $(FID_BENCH_IMAGES)
+	$(BUILD)/bench_fid 0 $(FID_CALIBRATION)
 
 # Kernel launches per training step (the step a CUDA graph records), counted on the CPU.
 $(BUILD)/count_kernels: $(LIB_OBJ) $(OBJ)/tools/count_kernels.o $(OBJ)/tools/alloc_trace.o $(OBJ)/tools/fresh_base.o

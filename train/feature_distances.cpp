@@ -54,9 +54,10 @@ double noise_floor(const std::vector<double>& ascending) {
 double root_above(double value, double floor) { return value > floor ? std::sqrt(value) : 0.0; }
 
 // tr((S_a S_b)^(1/2)) for symmetric PSD S_a, S_b (n, n). With S_a = U diag(l) U^T and
-// R = S_a^(1/2) = U D U^T, D = diag(sqrt(max(l, 0))): R S_b R = U (D C D) U^T with C = U^T S_b U,
-// so the eigenvalues of R S_b R (those of S_a S_b) are those of D C D, and forming R is not needed.
-// Two products: Y = U^T S_b (n^3 multiply-adds) and C = Y U (upper triangle, n^3 / 2).
+// R = S_a^(1/2) = U D U^T, D = diag(sqrt(l)) (0 for l at or below the noise floor):
+// R S_b R = U (D C D) U^T with C = U^T S_b U, so the eigenvalues of R S_b R (those of S_a S_b) are
+// those of D C D, and R is never formed. Two products: Y = U^T S_b (n^3 multiply-adds) and
+// C = Y U (upper triangle, n^3 / 2).
 double trace_sqrt_product(const std::vector<double>& sa, const std::vector<double>& sb, int64_t n) {
   const SymmetricEigen ea = symmetric_eigen(sa, n, /*want_vectors=*/true);
   const double* ut = ea.vectors.data();  // (n, n) U^T: row i = eigenvector i
