@@ -1,6 +1,6 @@
 // test_train.cpp: the trainer end to end on real Fashion-MNIST at a tiny size: a 30-step run
 // writes everything a run folder shows; a resumed run is bit-identical to an uninterrupted
-// one; a failed save keeps the previous checkpoint. The CLI: test_train_cli.cpp; divergence
+// one; a failed save keeps the previous checkpoint; metrics.csv read in both row formats. The CLI: test_train_cli.cpp; divergence
 // and strict parsing: test_train_safety.cpp; the CUDA graph path: test_train_graphs.cpp.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
@@ -10,14 +10,42 @@
 #include <cstdio>
 #include <cstdlib>
 
+#include "autograd/atomic_file.h"
 #include "nn/safetensors.h"
 #include "ops/backend/backend.h"
 #include "tests/test_util.h"
 #include "tests/train_test_util.h"
+#include "train/metrics.h"
 #include "train/train_run.h"
 
 namespace fpa::test {
 namespace {
+
+// metrics.csv on resume: rows of the format before FID (7 fields) read with no FID; rows with
+// FID, KID and its std keep them; rows after the resumed step are dropped; best_fid is the lowest.
+TEST(Train, MetricsLogReadsBothRowFormats) {
+  const std::string dir = temp_dir("metrics_formats");
+  write_file_atomically(dir + "/metrics.csv",
+                        "step,seconds,d_loss,g_loss,gp,aux_loss,images_per_second\n"
+                        "1,0.5,1,2,3,4,10\n"
+                        "2,1.0,1,2,0,4,10,55.5,0.25,0.01\n"
+                        "3,1.5,1,2,0,4,10,,,\n"
+                        "4,2.0,1,2,0,4,10,44.25,0.125,0.02\n"
+                        "5,2.5,1,2,0,4,10,33,0.1,0.01\n");
+  MetricsLog log(dir, true, 4);
+  ASSERT_EQ(log.rows().size(), 4u);
+  EXPECT_TRUE(std::isnan(log.rows()[0].fid));
+  EXPECT_EQ(log.rows()[1].fid, 55.5);
+  EXPECT_EQ(log.rows()[1].kid, 0.25);
+  EXPECT_EQ(log.rows()[1].kid_std, 0.01);
+  EXPECT_TRUE(std::isnan(log.rows()[2].kid));
+  EXPECT_EQ(log.best_fid(), 44.25);
+  EXPECT_EQ(slurp(dir + "/metrics.csv"), "step,seconds,d_loss,g_loss,gp,aux_loss,images_per_second,fid,kid,kid_std\n"
+                                          "1,0.500,1,2,3,4,10.00,,,\n"
+                                          "2,1.000,1,2,0,4,10.00,55.5,0.25,0.01\n"
+                                          "3,1.500,1,2,0,4,10.00,,,\n"
+                                          "4,2.000,1,2,0,4,10.00,44.25,0.125,0.02\n");
+}
 
 TEST(Train, ShortRunWritesTheRunFolder) {
   std::string dir = temp_dir("short");
@@ -28,7 +56,7 @@ TEST(Train, ShortRunWritesTheRunFolder) {
                         "interpolation.png", "metrics.csv", "loss_curve.svg"})
     EXPECT_TRUE(exists(dir + "/" + f)) << f;
   std::string csv = slurp(dir + "/metrics.csv");
-  EXPECT_EQ(csv.rfind("step,seconds,d_loss,g_loss,gp,aux_loss,images_per_second\n", 0), 0u);
+  EXPECT_EQ(csv.rfind("step,seconds,d_loss,g_loss,gp,aux_loss,images_per_second,fid,kid,kid_std\n", 0), 0u);
   EXPECT_EQ(std::count(csv.begin(), csv.end(), '\n'), 31);
   EXPECT_EQ(slurp(dir + "/painting.gif").substr(0, 6), "GIF89a");
   EXPECT_NE(slurp(dir + "/loss_curve.svg").find("<svg"), std::string::npos);

@@ -10,9 +10,11 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <sstream>
 #include <thread>
 
 #include "data/image_io.h"
+#include "fpa/inception.h"
 #include "nn/safetensors.h"
 #include "ops/backend/backend.h"
 #include "tests/test_util.h"
@@ -227,6 +229,47 @@ TEST(TrainCli, NonFiniteWeightsGetAWarningWhenSampled) {
   EXPECT_EQ(r.first, 0) << r.second;
   EXPECT_NE(r.second.find("fpa sample: warning: " + dir + "/nan.safetensors: GE."), std::string::npos) << r.second;
   EXPECT_NE(r.second.find("non-finite values"), std::string::npos) << r.second;
+}
+
+// --fid-every: FID, KID and KID's std in metrics.csv at the measured steps only (and at the
+// end), fid_curve.svg, best.safetensors, the FID on the progress line; on resume the real
+// images' features come from the cache and the earlier columns are kept.
+TEST(TrainCli, FidEveryMeasuresKeepsTheBestAndResumes) {
+  NEEDS_FPA_BIN();
+  if (!exists(default_inception_weights_path()))
+    GTEST_SKIP() << "no FID Inception weights at " << default_inception_weights_path() << ": run make fid-weights";
+  const std::string dir = temp_dir("cli_fid"), flags = small_run_flags(dir) + " --out " + dir + "/r";
+  auto first = fpa_cli("train " + flags + " --steps 3 --fid-every 2 --fid-n 4 --log-every 1");
+  ASSERT_EQ(first.first, 0) << first.second;
+  EXPECT_NE(first.second.find("FID and KID every 2 steps: 4 images of the EMA generator against 8 of"),
+            std::string::npos) << first.second;
+  EXPECT_NE(first.second.find("  FID "), std::string::npos) << first.second;
+  EXPECT_TRUE(exists(dir + "/r/best.safetensors"));
+  EXPECT_TRUE(exists(dir + "/r/fid_curve.svg"));
+  // Each line's fields from the eighth on (fid, kid, kid_std), joined with commas.
+  auto fid_columns = [&] {
+    std::vector<std::string> lines;
+    std::istringstream csv(slurp(dir + "/r/metrics.csv"));
+    for (std::string line; std::getline(csv, line);) {
+      size_t pos = 0;
+      for (int comma = 0; comma < 7 && pos != std::string::npos; ++comma) pos = line.find(',', pos) + 1;
+      lines.push_back(pos == std::string::npos || pos == 0 ? "" : line.substr(pos));
+    }
+    return lines;
+  };
+  std::vector<std::string> columns = fid_columns();
+  ASSERT_EQ(columns.size(), 4u);
+  EXPECT_EQ(columns[0], "fid,kid,kid_std");
+  EXPECT_EQ(columns[1], ",,");  // step 1: not measured
+  EXPECT_NE(columns[2], ",,");  // step 2
+  EXPECT_NE(columns[3], ",,");  // step 3, the end
+  auto again = fpa_cli("train " + flags + " --resume --steps 4 --fid-every 2 --fid-n 4");
+  ASSERT_EQ(again.first, 0) << again.second;
+  EXPECT_NE(again.second.find("(cached features)"), std::string::npos) << again.second;
+  std::vector<std::string> resumed = fid_columns();
+  ASSERT_EQ(resumed.size(), 5u);
+  EXPECT_EQ(resumed[2], columns[2]);
+  EXPECT_NE(resumed[4], ",,");
 }
 
 }  // namespace

@@ -164,7 +164,7 @@ std::vector<std::string> loss_rows(const std::string& csv_path) {
     std::vector<std::string> cells;
     std::istringstream cs(line);
     for (std::string c; std::getline(cs, c, ',');) cells.push_back(c);
-    if (cells.size() == 7) rows.push_back(cells[0] + "," + cells[2] + "," + cells[3] + "," + cells[4] + "," + cells[5]);
+    if (cells.size() >= 7) rows.push_back(cells[0] + "," + cells[2] + "," + cells[3] + "," + cells[4] + "," + cells[5]);
   }
   return rows;
 }

@@ -99,6 +99,7 @@ TrainOptions resumed_options(const Args& a, const std::string& out, const nn::Na
   FPA_CHECK(diff.empty(), refused, diff);
   o.steps = asked.steps, o.sample_every = asked.sample_every, o.checkpoint_every = asked.checkpoint_every;
   o.log_every = asked.log_every, o.nan_retries = asked.nan_retries;
+  o.fid_every = asked.fid_every, o.fid_n = asked.fid_n;
   return o;
 }
 

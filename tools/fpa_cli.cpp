@@ -62,6 +62,10 @@ const fpa::cli::Verb kVerbs[] = {
      "                         is never written over with non-finite weights\n"
      "                         SIGINT (Ctrl-C) and SIGTERM save a checkpoint and exit; a second one exits\n"
      "                         at once without saving. One run per --out folder (DIR/.lock)\n"
+     "  --fid-every N  --fid-n M  FID and KID of M images of the EMA generator every N steps (and at the\n"
+     "                         end) against up to 10,000 images of --data (features cached): columns of\n"
+     "                         metrics.csv, fid_curve.svg, and best.safetensors, the checkpoint of the\n"
+     "                         best FID so far (needs make fid-weights)\n"
      "  --no-graph             on CUDA, run every step eagerly instead of replaying a CUDA graph\n"
      "  --no-tf32              on CUDA, float32 convolutions and the LSTM in strict FP32 (default: TF32,\n"
      "                         as PyTorch's cuDNN defaults; other GEMMs are always FP32)\n",

@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <iterator>
 
@@ -14,7 +15,19 @@
 
 namespace fpa {
 
-static const char* kHeader = "step,seconds,d_loss,g_loss,gp,aux_loss,images_per_second";
+static const char* kHeader = "step,seconds,d_loss,g_loss,gp,aux_loss,images_per_second,fid,kid,kid_std";
+
+// The optional fields after the seventh (fid, kid, kid_std): NaN where empty or absent.
+static void parse_quality(const std::string& line, MetricsRow& r) {
+  std::vector<std::string> fields(1);
+  for (char c : line) {
+    if (c == ',') fields.emplace_back();
+    else fields.back().push_back(c);
+  }
+  double* quality[] = {&r.fid, &r.kid, &r.kid_std};
+  for (size_t i = 0; i < 3 && 7 + i < fields.size(); ++i)
+    if (!fields[7 + i].empty()) *quality[i] = std::strtod(fields[7 + i].c_str(), nullptr);
+}
 
 MetricsLog::MetricsLog(const std::string& dir, bool resume, int64_t keep_until_step) : dir_(dir) {
   std::string path = dir + "/metrics.csv";
@@ -29,6 +42,7 @@ MetricsLog::MetricsLog(const std::string& dir, bool resume, int64_t keep_until_s
                       &r.aux_loss, &r.images_per_second) == 7 &&
           step <= keep_until_step) {
         r.step = step;
+        parse_quality(line, r);
         rows_.push_back(r);
       }
     }
@@ -38,8 +52,9 @@ MetricsLog::MetricsLog(const std::string& dir, bool resume, int64_t keep_until_s
 
 // One CSV line of a row.
 static std::string csv_line(const MetricsRow& r) {
-  return fmt::format("{},{:.3f},{:.6g},{:.6g},{:.6g},{:.6g},{:.2f}\n", r.step, r.seconds, r.d_loss, r.g_loss, r.gp,
-                     r.aux_loss, r.images_per_second);
+  auto optional = [](double v) { return std::isnan(v) ? std::string() : fmt::format("{:.6g}", v); };
+  return fmt::format("{},{:.3f},{:.6g},{:.6g},{:.6g},{:.6g},{:.2f},{},{},{}\n", r.step, r.seconds, r.d_loss, r.g_loss,
+                     r.gp, r.aux_loss, r.images_per_second, optional(r.fid), optional(r.kid), optional(r.kid_std));
 }
 
 void MetricsLog::rewrite() const {
@@ -84,6 +99,19 @@ void MetricsLog::write_curve() const {
                                    {smooth(d, w), smooth(g, w), smooth(gp, std::max<size_t>(1, w / 4)), smooth(aux, w)},
                                    "losses (moving average over " + std::to_string(w) + " steps)");
   write_file_atomically(dir_ + "/loss_curve.svg", svg);
+  std::vector<double> fid_steps, fid, kid;
+  for (const MetricsRow& r : rows_)
+    if (!std::isnan(r.fid)) fid_steps.push_back(double(r.step)), fid.push_back(r.fid), kid.push_back(1000 * r.kid);
+  if (!fid.empty())
+    write_file_atomically(dir_ + "/fid_curve.svg", line_chart_svg({"FID", "KID x 1000"}, {fid_steps, fid_steps},
+                                                                  {fid, kid}, "FID and KID of the EMA generator"));
+}
+
+double MetricsLog::best_fid() const {
+  double best = NAN;
+  for (const MetricsRow& r : rows_)
+    if (!std::isnan(r.fid) && (std::isnan(best) || r.fid < best)) best = r.fid;
+  return best;
 }
 
 std::string line_chart_svg(const std::vector<std::string>& names, const std::vector<std::vector<double>>& xs,

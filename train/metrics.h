@@ -1,7 +1,9 @@
 // metrics.h: the run folder's metrics.csv (step, seconds, D loss, G loss, GP, aux loss,
-// images/s), appended as training goes and reopened on resume, and the loss-curve picture
-// (an SVG, redrawn from the CSV) that sits beside it. Rewrites are atomic (autograd/atomic_file.h).
+// images/s, and FID, KID and KID's std at the steps that measure them, empty elsewhere),
+// appended as training goes and reopened on resume, and the loss-curve and FID-curve pictures
+// (SVGs, redrawn from the CSV) that sit beside it. Rewrites are atomic (autograd/atomic_file.h).
 #pragma once
+#include <cmath>
 #include <cstdint>
 #include <string>
 #include <vector>
@@ -11,6 +13,7 @@ namespace fpa {
 struct MetricsRow {
   int64_t step = 0;
   double seconds = 0, d_loss = 0, g_loss = 0, gp = 0, aux_loss = 0, images_per_second = 0;
+  double fid = NAN, kid = NAN, kid_std = NAN;  // NaN: not measured at this step
 };
 
 class MetricsLog {
@@ -22,8 +25,11 @@ class MetricsLog {
   // Drops the rows after `step` (a retry from an earlier checkpoint) and rewrites the file.
   void keep_until(int64_t step);
   const std::vector<MetricsRow>& rows() const { return rows_; }
-  // Writes DIR/loss_curve.svg: D, G, GP and aux losses against the step (moving average).
+  // Writes DIR/loss_curve.svg: D, G, GP and aux losses against the step (moving average), and
+  // DIR/fid_curve.svg (FID, and KID x 1000) when a row has an FID.
   void write_curve() const;
+  // The lowest FID of the rows, or NaN when none has one.
+  double best_fid() const;
 
  private:
   void rewrite() const;

@@ -70,6 +70,7 @@ const std::vector<Option>& options() {
       STR_OPT("init-from", true, init_from), INT_OPT("steps", false, steps), STR_OPT("out", false, out),
       INT_OPT("sample-every", false, sample_every), INT_OPT("checkpoint-every", false, checkpoint_every),
       INT_OPT("log-every", false, log_every), INT_OPT("nan-retries", false, nan_retries),
+      INT_OPT("fid-every", false, fid_every), INT_OPT("fid-n", false, fid_n),
   };
   return opts;
 }
@@ -106,6 +107,8 @@ void check_train_options(const TrainOptions& o) {
   check_at_least("checkpoint-every", o.checkpoint_every, 0, " (0: a checkpoint at the end only)");
   check_at_least("log-every", o.log_every, 0, " (0: no periodic log lines)");
   check_at_least("nan-retries", o.nan_retries, 0);
+  check_at_least("fid-every", o.fid_every, 0, " (0: no FID)");
+  check_at_least("fid-n", o.fid_n, 2, " (a covariance needs two images)");
   FPA_CHECK(o.init_from.empty() || o.model.g.model == "unet", "--init-from ", o.init_from,
             ": only the U-Net model (a +unet preset) starts from a pretrained painter; this one is '",
             o.model.g.model, "'");

@@ -32,6 +32,8 @@ struct TrainOptions {
   std::string out = "runs/default";
   int64_t sample_every = 500, checkpoint_every = 500, log_every = 50;  // 0: at the end only / never
   int64_t nan_retries = 0;  // a non-finite loss: reload the last checkpoint this many times, then stop
+  int64_t fid_every = 0;    // FID and KID of the EMA generator every this many steps (0: never)
+  int64_t fid_n = 1000;     // generated images per FID
   Device device = Device::cpu;
   bool graph = true;  // capture the step as a CUDA graph where the backend can (--no-graph: eager)
 };

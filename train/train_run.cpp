@@ -1,6 +1,7 @@
 // train_run.cpp: the loop around Trainer::step_async: losses logged, pictures and checkpoints
-// written, a non-finite loss stopped (or retried from the last checkpoint), SIGINT and SIGTERM
-// answered with a checkpoint.
+// written, FID and KID measured (--fid-every; best.safetensors kept at the best FID), a
+// non-finite loss stopped (or retried from the last checkpoint), SIGINT and SIGTERM answered
+// with a checkpoint.
 #include "train/train_run.h"
 
 #include <fmt/format.h>
@@ -13,10 +14,12 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <memory>
 #include <optional>
 
 #include "autograd/error.h"
 #include "ops/backend/backend.h"
+#include "train/fid_monitor.h"
 #include "train/metrics.h"
 #include "train/pictures.h"
 #include "train/progress.h"
@@ -108,6 +111,14 @@ Tensor picture_latents(const TrainOptions& o, int64_t n, uint64_t salt) {
 int run_training(Trainer& t, bool resumed) {
   const TrainOptions& o = t.options();
   MetricsLog metrics(o.out, resumed, t.steps_done());
+  std::unique_ptr<FidMonitor> fid;
+  double best_fid = metrics.best_fid(), last_fid = best_fid;
+  if (o.fid_every > 0) {
+    bool cached = false;
+    fid = std::make_unique<FidMonitor>(o, t.dataset(), &cached);
+    fmt::print(stderr, "fpa train: FID and KID every {} steps: {} images of the EMA generator against {} of {}{}\n",
+               o.fid_every, o.fid_n, fid->real_count(), o.data, cached ? " (cached features)" : "");
+  }
   Progress progress(t.steps_done(), o.steps, o.log_every);
   SignalScope signals;
   const std::string ckpt = o.out + "/last.safetensors";
@@ -157,7 +168,8 @@ int run_training(Trainer& t, bool resumed) {
     const bool last = step == o.steps;
     const bool pictures = last || (o.sample_every > 0 && step % o.sample_every == 0);
     const bool checkpoint = last || (o.checkpoint_every > 0 && step % o.checkpoint_every == 0);
-    const bool host_work = pictures || checkpoint;
+    const bool measure = fid && (last || step % o.fid_every == 0);
+    const bool host_work = pictures || checkpoint || measure;
     std::optional<Launched> next;
     if (!current->losses.known() && !host_work && g_signals == 0) next = launch();
     StepStats s = current->losses.wait();
@@ -166,15 +178,28 @@ int run_training(Trainer& t, bool resumed) {
     clock = now;
     seconds += dt;
     double ips = double(o.batch * o.grad_accumulate) / dt;
-    metrics.append({step, seconds, s.d_loss, s.g_loss, s.gp, s.aux_loss, ips});
-    progress.update(step, ips, stats_text(s, o.device));
     std::string bad = non_finite_loss(s);
+    MetricsRow row{step, seconds, s.d_loss, s.g_loss, s.gp, s.aux_loss, ips};
+    if (measure && bad.empty()) {
+      const QualityScores q = fid->measure(t.ema_generator());
+      row.fid = last_fid = q.fid, row.kid = q.kid.mean, row.kid_std = q.kid.std;
+    }
+    metrics.append(row);
+    progress.update(step, ips, stats_text(s, o.device) + (std::isnan(last_fid) ? "" : fmt::format("  FID {:.2f}", last_fid)));
     if (bad.empty()) {
       if (pictures) write_pictures(t), metrics.write_curve();
       if (checkpoint) {
         try {
           t.save_checkpoint(ckpt);
           saved_step = step;
+        } catch (const NonFiniteState& e) {
+          bad = e.detail;
+        }
+      }
+      if (bad.empty() && !std::isnan(row.fid) && (std::isnan(best_fid) || row.fid < best_fid)) {
+        try {
+          t.save_checkpoint(o.out + "/best.safetensors");
+          best_fid = row.fid;
         } catch (const NonFiniteState& e) {
           bad = e.detail;
         }

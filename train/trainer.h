@@ -93,6 +93,7 @@ class Trainer {
   void reseed_draws(uint64_t salt);
 
   const TrainOptions& options() const { return o_; }
+  const ImageDataset& dataset() const { return loader_->dataset(); }
   const GeneratorModel& generator() const { return G_; }
   const GeneratorModel& ema_generator() const { return GE_; }
   Discriminator& discriminator() { return *D_; }
