@@ -49,9 +49,10 @@ Tensor resize_backward_node(const ResizeRule& rule, const Tensor& dy, int64_t H,
   const int64_t OH = dy.dim(2), OW = dy.dim(3);
   Tensor dx = empty({dy.dim(0), dy.dim(1), H, W}, dy.dtype(), dy.device());
   (backend(dy.device()).*rule.backward)(dy.dtype(), dy.dim(0) * dy.dim(1), H, W, OH, OW, dy.data(), dx.data());
-  return record(rule.backward_op, dx, {dy}, [&rule, OH, OW](const Tensor& gdx, const Tensor&, const std::vector<bool>&) {
-    return std::vector<Tensor>{resize_node(rule, gdx, OH, OW)};
-  });
+  return record(rule.backward_op, dx, {dy},
+                [&rule, OH, OW](const Tensor& gdx, const Tensor&, const std::vector<bool>&) {
+                  return std::vector<Tensor>{resize_node(rule, gdx, OH, OW)};
+                });
 }
 
 Tensor checked_resize(const ResizeRule& rule, const Tensor& x, int64_t out_h, int64_t out_w) {

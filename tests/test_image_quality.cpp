@@ -2,8 +2,9 @@
 // Fashion-MNIST test images: a set against itself scores 0 (FID within rounding; KID's unbiased
 // estimate is its closed form for identical sets, which is at most 0), and the scores order
 // other real images < the same images blurred < uniform noise. Also the 8-bit rounding of
-// generated images and the feature cache's round trip and key. Needs the converted weights
-// (`make fid-weights`; `make test` fetches them); without them the tests are skipped with the reason.
+// generated images, the feature cache's round trip and key, and `fpa fid` on two files. Needs
+// the converted weights (`make fid-weights`; `make test` fetches them); without them the tests
+// are skipped with the reason.
 #include <gtest/gtest.h>
 
 #include <cstdio>
@@ -11,7 +12,9 @@
 
 #include "autograd/philox.h"
 #include "data/dataset_cache.h"
+#include "nn/safetensors.h"
 #include "tests/test_util.h"
+#include "tests/train_test_util.h"
 #include "train/image_quality.h"
 
 namespace fpa::test {
@@ -123,6 +126,29 @@ TEST(ImageQuality, FeatureCacheRoundTripsAndChecksItsKey) {
   EXPECT_EQ(back.rows, 2);
   std::remove(path.c_str());
   EXPECT_FALSE(load_feature_set(path, "key A", &back));
+}
+
+// `fpa fid --real A --fake B` on two safetensors image files; a file without 'images' and an
+// unknown flag are refused with what to give instead.
+TEST(ImageQuality, FidCommandComparesTwoImageFiles) {
+  if (!std::getenv("FPA_BIN")) GTEST_SKIP() << "FPA_BIN not set (make test sets it)";
+  REQUIRE_WEIGHTS();
+  const std::string dir = temp_dir("fid_cli");
+  Philox gen(5);
+  nn::save_safetensors(dir + "/a.safetensors", {{"images", rand({3, 1, 16, 16}, DType::f32, Device::cpu, &gen)}});
+  nn::save_safetensors(dir + "/b.safetensors", {{"images", rand({3, 3, 16, 16}, DType::f32, Device::cpu, &gen)}});
+  nn::save_safetensors(dir + "/c.safetensors", {{"x", zeros({3, 1, 16, 16})}});
+  auto [rc, out] = fpa_cli("fid --real " + dir + "/a.safetensors --fake " + dir + "/b.safetensors");
+  EXPECT_EQ(rc, 0) << out;
+  EXPECT_NE(out.find("FID "), std::string::npos) << out;
+  EXPECT_NE(out.find("real 3 images, fake 3 images"), std::string::npos) << out;
+  auto refused = fpa_cli("fid --real " + dir + "/a.safetensors --fake " + dir + "/c.safetensors");
+  EXPECT_NE(refused.first, 0);
+  EXPECT_NE(refused.second.find("needs a tensor 'images' (N, 1 or 3, H, W) in [0, 1]"), std::string::npos)
+      << refused.second;
+  auto unknown = fpa_cli("fid --real a --fake b --fakes c");
+  EXPECT_NE(unknown.first, 0);
+  EXPECT_NE(unknown.second.find("--fakes"), std::string::npos) << unknown.second;
 }
 
 }  // namespace

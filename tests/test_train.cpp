@@ -1,7 +1,8 @@
 // test_train.cpp: the trainer end to end on real Fashion-MNIST at a tiny size: a 30-step run
 // writes everything a run folder shows; a resumed run is bit-identical to an uninterrupted
-// one; a failed save keeps the previous checkpoint; metrics.csv read in both row formats. The CLI: test_train_cli.cpp; divergence
-// and strict parsing: test_train_safety.cpp; the CUDA graph path: test_train_graphs.cpp.
+// one; a failed save keeps the previous checkpoint; metrics.csv is read in both row formats.
+// The CLI: test_train_cli.cpp; divergence and strict parsing: test_train_safety.cpp; the CUDA
+// graph path: test_train_graphs.cpp.
 #include <gtest/gtest.h>
 #include <sys/stat.h>
 

@@ -185,7 +185,8 @@ int run_training(Trainer& t, bool resumed) {
       row.fid = last_fid = q.fid, row.kid = q.kid.mean, row.kid_std = q.kid.std;
     }
     metrics.append(row);
-    progress.update(step, ips, stats_text(s, o.device) + (std::isnan(last_fid) ? "" : fmt::format("  FID {:.2f}", last_fid)));
+    const std::string fid_text = std::isnan(last_fid) ? "" : fmt::format("  FID {:.2f}", last_fid);
+    progress.update(step, ips, stats_text(s, o.device) + fid_text);
     if (bad.empty()) {
       if (pictures) write_pictures(t), metrics.write_curve();
       if (checkpoint) {
