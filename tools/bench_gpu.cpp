@@ -3,7 +3,9 @@
 // batch 256 under no-grad (PyTorch's precision defaults, and strict FP32), and the peak device
 // memory of the training step (CUDA allocator: in use, and reserved, the graphs' pools
 // included; n/a on the CPU); once, the fused painting (delta rule, key softmax, rate sigmoid)
-// forward + backward alone at B 20, C 3, S 64, T 64. --json writes the figures for
+// forward + backward alone at B 20, C 3, S 64, T 64; and FID Inception images/s (32x32 RGB
+// images resized to 299x299, float32, batch 64; skipped without make fid-weights' file). --json
+// writes the figures for
 // tools/compare_bench.py, rewritten after every configuration so a crash keeps what was
 // measured. A benchmark, not a test.
 // Usage: bench_gpu [--device cuda|cpu] [--steps N] [--configs a,b] [--json FILE] [--quick]
@@ -12,12 +14,15 @@
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
+#include <fstream>
 #include <functional>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "autograd/atomic_file.h"
+#include "autograd/philox.h"
+#include "fpa/inception.h"
 #include "fpa/learning_rules.h"
 #include "ops/backend/backend.h"
 #include "tools/fresh_base.h"
@@ -139,13 +144,31 @@ double painter_ms(Device dev, int64_t B, int64_t C, int64_t S, int64_t T, int64_
                               [&] { backward(sum(mul(paint(LearningRule::delta, k, v, beta, Tensor(), fe), w))); });
 }
 
+// FID Inception feature images/s at `batch` on `dev`, or -1 without the weights file.
+double inception_images_per_s(Device dev, int64_t batch, int rounds) {
+  const std::string path = default_inception_weights_path();
+  if (!std::ifstream(path)) {
+    fmt::print("FID Inception: skipped, no weights at {} (make fid-weights)\n", path);
+    return -1;
+  }
+  const FidInception net = FidInception::load(path, DType::f32, dev);
+  Philox gen(3);
+  Tensor x = rand({batch, 3, 32, 32}, DType::f32, dev, &gen);
+  net.features(x);
+  synchronize(dev);
+  auto start = std::chrono::steady_clock::now();
+  for (int r = 0; r < rounds; ++r) net.features(x);
+  synchronize(dev);
+  return double(batch) * rounds / std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
 // v with `decimals` decimals, or "null" for a figure not measured (negative).
 std::string number_or_null(double v, int decimals) {
   return v < 0 ? "null" : fmt::format("{:.{}f}", v, decimals);
 }
 
 void write_json(const std::string& path, const std::string& device, const std::string& device_name, bool quick,
-                const std::vector<Result>& rs, const std::vector<int64_t>& pg, double pms) {
+                const std::vector<Result>& rs, const std::vector<int64_t>& pg, double pms, int64_t ib, double ips) {
   if (path.empty()) return;
   fmt::memory_buffer json;
   auto out = std::back_inserter(json);
@@ -164,8 +187,9 @@ void write_json(const std::string& path, const std::string& device, const std::s
                    number_or_null(r.sample_images_per_s_fp32, 1), number_or_null(double(r.peak_bytes), 0),
                    number_or_null(double(r.peak_reserved_bytes), 0), err);
   }
-  fmt::format_to(out, "],\n \"painter\": {{\"B\": {}, \"C\": {}, \"S\": {}, \"T\": {}, \"ms_fwd_bwd\": {}}}}}\n",
+  fmt::format_to(out, "],\n \"painter\": {{\"B\": {}, \"C\": {}, \"S\": {}, \"T\": {}, \"ms_fwd_bwd\": {}}},\n",
                  pg[0], pg[1], pg[2], pg[3], number_or_null(pms, 4));
+  fmt::format_to(out, " \"inception\": {{\"batch\": {}, \"images_per_s\": {}}}}}\n", ib, number_or_null(ips, 2));
   try {
     write_file_atomically(path, fmt::to_string(json));
   } catch (const Error& e) {
@@ -235,7 +259,7 @@ int main(int argc, char** argv) {
                shown(double(r.peak_reserved_bytes) / 1048576.0, 0),
                !r.error.empty() ? r.error : r.uses_graphs ? "CUDA graph replays" : "eager steps");
     std::fflush(stdout);
-    write_json(json, device, device_name, quick, results, pg, pms);
+    write_json(json, device, device_name, quick, results, pg, pms, 0, -1);
   }
   try {
     pms = painter_ms(dev, pg[0], pg[1], pg[2], pg[3], quick ? 5 : 50);
@@ -243,6 +267,14 @@ int main(int argc, char** argv) {
   } catch (const std::exception& e) {
     fmt::print("painter fwd+bwd: failed: {}\n", e.what()), failed = 1;
   }
-  write_json(json, device, device_name, quick, results, pg, pms);
+  const int64_t inception_batch = quick ? 2 : 64;
+  double ips = -1;
+  try {
+    ips = inception_images_per_s(dev, inception_batch, quick ? 1 : 10);
+    if (ips > 0) fmt::print("FID Inception (batch {}): {:.1f} images/s\n", inception_batch, ips);
+  } catch (const std::exception& e) {
+    fmt::print("FID Inception: failed: {}\n", e.what()), failed = 1;
+  }
+  write_json(json, device, device_name, quick, results, pg, pms, inception_batch, ips);
   return failed;
 }

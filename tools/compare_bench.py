@@ -72,6 +72,10 @@ def main():
     geom = ", ".join(f"{k} {op.get(k, rp.get(k))}" for k in "BCST")
     print(f"painter fwd+bwd ({geom}): ours {cell(po, '.4f')} ms, PyTorch {cell(pr_ms, '.4f')} ms,"
           f" x faster {cell(ratio(pr_ms, po), '.1f')}")
+    oi, ri = ours.get("inception") or {}, ref.get("inception") or {}
+    io, ir = oi.get("images_per_s"), ri.get("images_per_s")
+    print(f"FID Inception (batch {oi.get('batch', ri.get('batch'))}): ours {cell(io, '.1f')} images/s, PyTorch"
+          f" {cell(ir, '.1f')} images/s, ratio {cell(ratio(io, ir), '.2f')}")
     fp32 = [(c["name"], c["sample_images_per_s_fp32"]) for c in ours["configs"]
             if c.get("sample_images_per_s_fp32")]
     if fp32:

@@ -169,6 +169,20 @@ def painter_ms(dev, B, C, S, T, reps):
     return 1000 * seconds_per(dev, 2, reps, lambda: (paint_delta(k, v, beta) * w).sum().backward())
 
 
+def inception_images_per_s(dev, batch, rounds):
+    """FID Inception images/s (inception_reference on the converted weights), or None without them."""
+    import inception_reference
+    if not os.path.exists(inception_reference.DEFAULT_WEIGHTS):
+        print(f"FID Inception: skipped, no weights at {inception_reference.DEFAULT_WEIGHTS} (make fid-weights)")
+        return {"batch": batch, "images_per_s": None}
+    net = inception_reference.load().to(dev)
+    x = torch.rand(batch, 3, 32, 32, generator=torch.Generator().manual_seed(3)).to(dev)
+    with torch.no_grad():
+        rate = batch / seconds_per(dev, 1, rounds, lambda: net.features(x))
+    print(f"FID Inception (batch {batch}): {rate:.1f} images/s")
+    return {"batch": batch, "images_per_s": rate}
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--device", default="cuda", choices=["cuda", "cpu"])
@@ -218,6 +232,11 @@ def main():
         print(f"painter fwd+bwd (B {pg[0]}, C {pg[1]}, S {pg[2]}, T {pg[3]}): {ms:.4f} ms")
     except Exception as e:  # noqa: BLE001
         print(f"painter fwd+bwd: failed: {e}")
+        failed = True
+    try:
+        out["inception"] = inception_images_per_s(dev, 2 if a.quick else 64, 1 if a.quick else 10)
+    except Exception as e:  # noqa: BLE001
+        print(f"FID Inception: failed: {e}")
         failed = True
     save()
     sys.exit(1 if failed else 0)
