@@ -8,7 +8,6 @@
 #include <gtest/gtest.h>
 
 #include <cstdio>
-#include <fstream>
 
 #include "autograd/philox.h"
 #include "data/dataset_cache.h"
@@ -19,13 +18,6 @@
 
 namespace fpa::test {
 namespace {
-
-#define REQUIRE_WEIGHTS()                                                                                  \
-  do {                                                                                                     \
-    if (!std::ifstream(default_inception_weights_path()))                                                  \
-      GTEST_SKIP() << "no FID Inception weights at " << default_inception_weights_path()                  \
-                   << ": run `make fid-weights` (make test does)";                                        \
-  } while (0)
 
 constexpr int64_t kImages = 12;
 
@@ -64,7 +56,7 @@ double trace(const FeatureStats& s) {
 }
 
 TEST(ImageQuality, SetAgainstItselfScoresZero) {
-  REQUIRE_WEIGHTS();
+  REQUIRE_FID_WEIGHTS();
   const FeatureSet& a = reference_set();
   const QualityScores s = compare_feature_sets(a, a);
   EXPECT_LT(std::abs(s.fid), 1e-9 * trace(a.stats));
@@ -84,7 +76,7 @@ TEST(ImageQuality, SetAgainstItselfScoresZero) {
 }
 
 TEST(ImageQuality, ScoresOrderRealBlurredNoise) {
-  REQUIRE_WEIGHTS();
+  REQUIRE_FID_WEIGHTS();
   const FeatureSet& real = reference_set();
   const Tensor others = fashion_images(3);
   Philox gen(11);
@@ -132,7 +124,7 @@ TEST(ImageQuality, FeatureCacheRoundTripsAndChecksItsKey) {
 // unknown flag are refused with what to give instead.
 TEST(ImageQuality, FidCommandComparesTwoImageFiles) {
   if (!std::getenv("FPA_BIN")) GTEST_SKIP() << "FPA_BIN not set (make test sets it)";
-  REQUIRE_WEIGHTS();
+  REQUIRE_FID_WEIGHTS();
   const std::string dir = temp_dir("fid_cli");
   Philox gen(5);
   nn::save_safetensors(dir + "/a.safetensors", {{"images", rand({3, 1, 16, 16}, DType::f32, Device::cpu, &gen)}});

@@ -9,7 +9,6 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
-#include <fstream>
 
 #include "fpa/inception.h"
 #include "nn/safetensors.h"
@@ -39,13 +38,6 @@ const FidInception* network(DType t) {
   return slot.get();
 }
 
-#define REQUIRE_WEIGHTS()                                                                                  \
-  do {                                                                                                     \
-    if (!std::ifstream(default_inception_weights_path()))                                                  \
-      GTEST_SKIP() << "no FID Inception weights at " << default_inception_weights_path()                  \
-                   << ": run `make fid-weights` (make test does)";                                        \
-  } while (0)
-
 const Tensor& fixture(const std::string& name) {
   static const nn::NamedTensors file = nn::load_safetensors(kFixture);
   const Tensor* t = file.find(name);
@@ -54,7 +46,7 @@ const Tensor& fixture(const std::string& name) {
 }
 
 TEST(Inception, Float32FeaturesMatchTorchScript) {
-  REQUIRE_WEIGHTS();
+  REQUIRE_FID_WEIGHTS();
   for (const char* set : {"fashion", "emoji", "noise"}) {
     SCOPED_TRACE(set);
     Tensor got = network(DType::f32)->features(fixture(std::string("in.") + set));
@@ -64,13 +56,13 @@ TEST(Inception, Float32FeaturesMatchTorchScript) {
 }
 
 TEST(Inception, Float64FeaturesMatchTorchScriptInFloat64) {
-  REQUIRE_WEIGHTS();
+  REQUIRE_FID_WEIGHTS();
   Tensor got = network(DType::f64)->features(fixture("in.noise").to(DType::f64));
   EXPECT_LT(relative_error(got, fixture("out64.noise")), 1e-12);
 }
 
 TEST(Inception, StemMatchesTorchScript) {
-  REQUIRE_WEIGHTS();
+  REQUIRE_FID_WEIGHTS();
   Tensor image = slice(fixture("in.fashion"), 0, 0, 1);
   Tensor x = interpolate_bilinear(concat({image, image, image}, 1), 299, 299) * 2.0 - 1.0;
   Tensor stem = network(DType::f32)->stem(x);
@@ -94,7 +86,7 @@ TEST(Inception, LoaderErrorsSayWhatToDo) {
   nn::save_safetensors(path, {{"x", zeros({2})}}, {{"format", "fid-inception-2015-12-05"}});
   EXPECT_ERROR(FidInception::load(path), "1 tensors, expected 470");
   std::remove(path.c_str());
-  REQUIRE_WEIGHTS();
+  REQUIRE_FID_WEIGHTS();
   EXPECT_ERROR(network(DType::f32)->features(zeros({2, 2, 8, 8})), "images must be (N, 1 or 3, H, W)");
   EXPECT_ERROR(network(DType::f32)->network(zeros({1, 3, 64, 64})), "x must be (N, 3, 299, 299)");
 }

@@ -236,8 +236,7 @@ TEST(TrainCli, NonFiniteWeightsGetAWarningWhenSampled) {
 // images' features come from the cache and the earlier columns are kept.
 TEST(TrainCli, FidEveryMeasuresKeepsTheBestAndResumes) {
   NEEDS_FPA_BIN();
-  if (!exists(default_inception_weights_path()))
-    GTEST_SKIP() << "no FID Inception weights at " << default_inception_weights_path() << ": run make fid-weights";
+  REQUIRE_FID_WEIGHTS();
   const std::string dir = temp_dir("cli_fid"), flags = small_run_flags(dir) + " --out " + dir + "/r";
   auto first = fpa_cli("train " + flags + " --steps 3 --fid-every 2 --fid-n 4 --log-every 1");
   ASSERT_EQ(first.first, 0) << first.second;

@@ -4,9 +4,11 @@
 #include <omp.h>
 
 #include <cstring>
+#include <fstream>
 #include <string>
 
 #include "autograd/error.h"
+#include "fpa/inception.h"
 #include "tests/op_cases.h"
 
 // Elementwise |a - b| <= atol + rtol |b|.
@@ -22,6 +24,14 @@
   do {                                                                                \
     ::fpa::test::CheckResult r_ = ::fpa::test::allclose_scaled((a), (b), atol, rtol); \
     EXPECT_TRUE(r_.ok) << #a << " vs " << #b << ": " << r_.message;                   \
+  } while (0)
+
+// Skips the test, saying how to get them, where the FID Inception weights are absent.
+#define REQUIRE_FID_WEIGHTS()                                                                   \
+  do {                                                                                          \
+    if (!std::ifstream(::fpa::default_inception_weights_path()))                                \
+      GTEST_SKIP() << "no FID Inception weights at " << ::fpa::default_inception_weights_path() \
+                   << ": run `make fid-weights` (make test does)";                             \
   } while (0)
 
 // The statement throws fpa::Error whose message contains `needle`.
