@@ -314,6 +314,21 @@ TEST_F(FeatureDistances, FidMatchesScipyForSingularCovariancesOnFixture) {
   EXPECT_NEAR(fid, scalar("fid_eigh.cd"), tol);
 }
 
+// With b's rows (fewer than dim), the (count, count) path gives the (dim, dim) path's distance:
+// the singular fixture pair against scipy, and a well-conditioned a against 50 rows of b.
+TEST_F(FeatureDistances, FidFromRowsOfASmallSetMatchesOnFixture) {
+  SKIP_WITHOUT_FIXTURE();
+  int64_t rows = 0, dim = 0;
+  const std::vector<float> d_rows = features("d", &rows, &dim);
+  const FeatureStats c = stats("c"), d = stats("d");
+  const double tol = 2.0 * double(c.dim) * std::sqrt(kEps * trace(c) * trace(d));
+  EXPECT_NEAR(frechet_distance(c, d, d_rows.data()), scalar("fid.cd"), tol);
+  const std::vector<float> b_rows = features("b", &rows, &dim);
+  const FeatureStats a = stats("a"), b50 = feature_stats(b_rows.data(), 50, dim);
+  EXPECT_NEAR(frechet_distance(a, b50, b_rows.data()), frechet_distance(a, b50), 1e-11 * fid_scale(a, b50));
+  EXPECT_ERROR(frechet_distance(a, stats("b"), b_rows.data()), "b's rows are for b.count <= dim, got count 250");
+}
+
 TEST_F(FeatureDistances, FidOfASetWithItselfIsZeroOnFixture) {
   SKIP_WITHOUT_FIXTURE();
   for (const std::string name : {"a", "c"}) {

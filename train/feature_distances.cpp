@@ -197,10 +197,10 @@ FeatureStats feature_stats(const float* rows, int64_t n, int64_t dim) {
   return acc.finish();
 }
 
-double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
-  check_stats(a, "frechet_distance", "a");
-  check_stats(b, "frechet_distance", "b");
-  FPA_CHECK(a.dim == b.dim, "frechet_distance: feature dimensions differ: a.dim = ", a.dim, ", b.dim = ", b.dim);
+namespace {
+
+// |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 cross.
+double frechet_from(const FeatureStats& a, const FeatureStats& b, double cross) {
   const int64_t n = a.dim;
   double mean_term = 0, trace_a = 0, trace_b = 0;
   for (int64_t i = 0; i < n; ++i) {
@@ -209,8 +209,49 @@ double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
     trace_a += a.covariance[i * n + i];
     trace_b += b.covariance[i * n + i];
   }
-  const double cross = trace_sqrt_product(a.covariance, mirrored_upper(b.covariance, n), n);
   return mean_term + trace_a + trace_b - 2 * cross;
+}
+
+void check_pair(const FeatureStats& a, const FeatureStats& b) {
+  check_stats(a, "frechet_distance", "a");
+  check_stats(b, "frechet_distance", "b");
+  FPA_CHECK(a.dim == b.dim, "frechet_distance: feature dimensions differ: a.dim = ", a.dim, ", b.dim = ", b.dim);
+}
+
+// tr((S_a S_b)^(1/2)) with S_b = B^T B / (m - 1), B (m, n) the centred rows: the sum of the
+// square roots of the eigenvalues of B S_a B^T / (m - 1).
+double trace_sqrt_product_low_rank(const std::vector<double>& sa, const std::vector<double>& centred, int64_t m,
+                                   int64_t n) {
+  const std::vector<double> full_a = mirrored_upper(sa, n);
+  std::vector<double> y(m * n, 0.0);  // (m, n) B S_a
+  matmul_add_f64(y.data(), n, row_major(centred.data(), n), row_major(full_a.data(), n), m, n, n);
+  std::vector<double> g(m * m, 0.0);  // (m, m) B S_a B^T, upper triangle
+  matmul_add_f64(g.data(), m, row_major(y.data(), n), transposed(centred.data(), n), m, m, n, Triangle::upper);
+  for (double& v : g) v /= double(m - 1);
+  const SymmetricEigen e = symmetric_eigen(std::move(g), m, /*want_vectors=*/false);
+  const double floor = noise_floor(e.values);
+  double trace = 0;
+  for (double l : e.values) trace += root_above(l, floor);
+  return trace;
+}
+
+}  // namespace
+
+double frechet_distance(const FeatureStats& a, const FeatureStats& b) {
+  check_pair(a, b);
+  return frechet_from(a, b, trace_sqrt_product(a.covariance, mirrored_upper(b.covariance, a.dim), a.dim));
+}
+
+double frechet_distance(const FeatureStats& a, const FeatureStats& b, const float* b_rows) {
+  check_pair(a, b);
+  FPA_CHECK(b_rows != nullptr, "frechet_distance: b_rows is null");
+  FPA_CHECK(b.count <= b.dim, "frechet_distance: b's rows are for b.count <= dim, got count ", b.count, " and dim ",
+            b.dim);
+  const int64_t m = b.count, n = b.dim;
+  std::vector<double> centred(m * n);  // (m, n) b's rows minus b.mean
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) centred[i * n + j] = double(b_rows[i * n + j]) - b.mean[j];
+  return frechet_from(a, b, trace_sqrt_product_low_rank(a.covariance, centred, m, n));
 }
 
 KidResult kernel_inception_distance(const float* a, int64_t na, const float* b, int64_t nb, int64_t dim,

@@ -50,6 +50,12 @@ FeatureStats feature_stats(const float* rows, int64_t n, int64_t dim);
 // triangle.
 double frechet_distance(const FeatureStats& a, const FeatureStats& b);
 
+// The same distance with b also given by all its rows, b_rows (b.count, dim), b.count <= dim:
+// S_b = B^T B / (count - 1) with B the rows minus b.mean, so the eigenvalues of S_a S_b are those
+// of B S_a B^T / (count - 1), a (count, count) matrix, and no (dim, dim) decomposition is needed
+// (a few images against many: training's --fid-n, small test sets).
+double frechet_distance(const FeatureStats& a, const FeatureStats& b, const float* b_rows);
+
 struct KidResult {
   double mean = 0, std = 0;  // over the subsets; std with ddof 0 (numpy's default)
   int64_t subsets = 0, subset_size = 0;

@@ -131,7 +131,12 @@ FeatureSet cached_dataset_features(const FidInception& net, const ImageDataset& 
 
 QualityScores compare_feature_sets(const FeatureSet& real, const FeatureSet& fake, uint64_t seed) {
   QualityScores s;
-  s.fid = frechet_distance(real.stats, fake.stats);
+  // A set whose every row is kept and that has fewer rows than features has a low-rank
+  // covariance: the distance is computed from its rows, in a (count, count) problem.
+  const auto small = [](const FeatureSet& f) { return f.rows == f.stats.count && f.rows <= f.stats.dim; };
+  if (small(fake)) s.fid = frechet_distance(real.stats, fake.stats, fake.features.data());
+  else if (small(real)) s.fid = frechet_distance(fake.stats, real.stats, real.features.data());
+  else s.fid = frechet_distance(real.stats, fake.stats);
   // Sets no larger than a subset have one subset only: all their rows.
   const bool whole = real.rows <= kKidSubsetSize && fake.rows <= kKidSubsetSize && real.rows == fake.rows;
   s.kid = kernel_inception_distance(real.features.data(), real.rows, fake.features.data(), fake.rows,
