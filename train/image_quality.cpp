@@ -4,12 +4,11 @@
 #include "train/image_quality.h"
 
 #include <fmt/format.h>
-#include <sys/stat.h>
 
 #include <algorithm>
-#include <cerrno>
-#include <cstring>
+#include <filesystem>
 
+#include "autograd/engine.h"
 #include "autograd/error.h"
 #include "data/dataset_cache.h"
 #include "nn/safetensors.h"
@@ -41,14 +40,6 @@ Tensor dataset_batch(const ImageDataset& data, const std::vector<int64_t>& ids, 
     for (int64_t j = 0; j < per; ++j) values[(i - begin) * per + j] = float(src[j]) / 255.0f;
   }
   return from_floats(values, {end - begin, data.channels, data.size, data.size});
-}
-
-void make_dir(const std::string& dir) {
-  std::string cur;
-  for (size_t i = 0; i <= dir.size(); ++i) {
-    if ((i == dir.size() || dir[i] == '/') && !cur.empty()) ::mkdir(cur.c_str(), 0755);
-    if (i < dir.size()) cur += dir[i];
-  }
 }
 
 // A file-name-safe form of a dataset source ("fashion-mnist", a folder path).
@@ -85,15 +76,27 @@ Tensor as_8bit_image(const Tensor& images) {
   return from_floats(v, images.shape());
 }
 
-FeatureSet dataset_features(const FidInception& net, const ImageDataset& data, int64_t n, int64_t batch,
+FeatureSet dataset_features(const FidInception& net, const ImageDataset& data, int64_t n,
                             const FeatureProgress& progress) {
   const std::vector<int64_t> ids = chosen_images(data, n);
   const int64_t total = int64_t(ids.size());
   FeatureCollector collector(net);
-  for (int64_t begin = 0; begin < total; begin += batch) {
-    const int64_t end = std::min(total, begin + batch);
+  for (int64_t begin = 0; begin < total; begin += kFeatureBatch) {
+    const int64_t end = std::min(total, begin + kFeatureBatch);
     collector.add(dataset_batch(data, ids, begin, end));
     if (progress) progress(end, total);
+  }
+  return collector.finish();
+}
+
+FeatureSet generated_features(const FidInception& net, const GeneratorModel& g, int64_t latent_dim, int64_t n,
+                              Philox& gen, Device device, const FeatureProgress& progress) {
+  FeatureCollector collector(net);
+  NoGradGuard no_grad;
+  for (int64_t begin = 0; begin < n; begin += kFeatureBatch) {
+    const int64_t batch = std::min(kFeatureBatch, n - begin);
+    collector.add(as_8bit_image(g.forward(randn({batch, latent_dim}, DType::f32, device, &gen))));
+    if (progress) progress(begin + batch, n);
   }
   return collector.finish();
 }
@@ -119,9 +122,9 @@ FeatureSet cached_dataset_features(const FidInception& net, const ImageDataset& 
     if (hit) *hit = true;
     return set;
   }
-  set = dataset_features(net, data, n, 25, progress);
+  set = dataset_features(net, data, n, progress);
   try {
-    make_dir(dir);
+    std::filesystem::create_directories(dir);
     save_feature_set(path, set, fingerprint);
   } catch (const std::exception& e) {
     fmt::print(stderr, "warning: the real images' FID statistics could not be cached: {}\n", e.what());
@@ -156,8 +159,7 @@ void save_feature_set(const std::string& path, const FeatureSet& set, const std:
 }
 
 bool load_feature_set(const std::string& path, const std::string& fingerprint, FeatureSet* out) {
-  struct stat st;
-  if (::stat(path.c_str(), &st) != 0) return false;
+  if (!std::filesystem::exists(path)) return false;
   nn::NamedTensors file = nn::load_safetensors(path);
   auto fp = file.metadata.find("fingerprint");
   if (fp == file.metadata.end() || fp->second != fingerprint) return false;

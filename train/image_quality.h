@@ -15,13 +15,19 @@
 
 #include "autograd/tensor.h"
 #include "data/image_io.h"
+#include "autograd/philox.h"
 #include "fpa/inception.h"
+#include "fpa/models.h"
 #include "train/feature_distances.h"
 
 namespace fpa {
 
 // Features kept per set for KID (its subsets are drawn from these).
 constexpr int64_t kKidMaxRows = 10000;
+// Real images a dataset is summarised by unless told otherwise (fpa fid --real-n, training).
+constexpr int64_t kDefaultRealImages = 10000;
+// Images per pass through the network.
+constexpr int64_t kFeatureBatch = 25;
 
 // The summary of one set of images' Inception features.
 struct FeatureSet {
@@ -51,9 +57,14 @@ class FeatureCollector {
 // Generated images (any range) as the pipeline scores them: clamped to [0, 1], rounded to 8 bits.
 Tensor as_8bit_image(const Tensor& images);
 
-// `n` images of `data` (0: all; evenly spaced through it when fewer), in batches of `batch`.
-FeatureSet dataset_features(const FidInception& net, const ImageDataset& data, int64_t n, int64_t batch = 25,
+// `n` images of `data` (0: all; evenly spaced through it when fewer), in batches.
+FeatureSet dataset_features(const FidInception& net, const ImageDataset& data, int64_t n,
                             const FeatureProgress& progress = nullptr);
+
+// `n` images of generator `g` from latents (latent_dim) drawn from `gen` on `device`, as
+// 8-bit images, in batches; no graph is recorded.
+FeatureSet generated_features(const FidInception& net, const GeneratorModel& g, int64_t latent_dim, int64_t n,
+                              Philox& gen, Device device, const FeatureProgress& progress = nullptr);
 
 // dataset_features through the cache in `cache_dir` ("" : default_cache_dir()/fid). `hit`
 // says whether it came from there. A cache that cannot be written only warns.
