@@ -7,7 +7,8 @@
 // in its divisor (kernel*kernel) unless count_include_pad is off (then the entries it covers);
 // an adaptive bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. A max
 // window's argmax is its first largest entry, or its last NaN, over the window's rows and
-// columns inside the plane.
+// columns inside the plane. The forward passes compute the columns whose window lies inside the
+// plane as vectors across an output row, each column's window in the same order as alone.
 // Nearest resizing uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1);
 // bilinear resizing the rule of bilinear_taps.h. Outputs are overwritten.
 #include <omp.h>
@@ -62,6 +63,78 @@ int64_t argmax(const T* xp, int64_t W, const Window& r, const Window& c) {
   return best;
 }
 
+// The output columns [begin, end) whose fixed window lies wholly inside the plane (an empty
+// range when none does); the pooling loops run these as vectors over the columns.
+struct InteriorColumns {
+  int64_t begin, end;
+};
+
+InteriorColumns interior_columns(const PoolGeom& g) {
+  if (g.adaptive || g.W + g.pad < g.kernel) return {0, 0};
+  const int64_t begin = std::min((g.pad + g.stride - 1) / g.stride, g.OW);
+  const int64_t end = std::min((g.W + g.pad - g.kernel) / g.stride + 1, g.OW);
+  return {begin, std::max(begin, end)};
+}
+
+// Output row (row window r) of an average pool: every column's sum is taken over its window in
+// the scalar order (rows, then columns), interior columns as vectors across the row.
+template <typename T>
+void avg_pool_row(const PoolGeom& g, const Windows& win, const InteriorColumns& in, const T* xp, const Window& r,
+                  T* y) {
+  const int64_t kernel = g.kernel, stride = g.stride, W = g.W;
+  auto edge = [&](int64_t ow) {
+    const Window& c = win.cols[ow];
+    T sum = 0;
+    for (int64_t ih = r.begin; ih < r.end; ++ih)
+      for (int64_t iw = c.begin; iw < c.end; ++iw) sum += xp[ih * W + iw];
+    y[ow] = sum / T(r.count * c.count);
+  };
+  for (int64_t ow = 0; ow < in.begin; ++ow) edge(ow);
+  const int64_t n = in.end - in.begin;
+  T* yi = y + in.begin;
+  const T* x0 = xp + in.begin * stride - g.pad;  // window start of the first interior column
+  std::fill(yi, yi + n, T(0));
+  for (int64_t ih = r.begin; ih < r.end; ++ih)
+    for (int64_t kw = 0; kw < kernel; ++kw) {
+      const T* src = x0 + ih * W + kw;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) yi[i] += src[i * stride];
+    }
+  if (n > 0) {
+    const T divisor = T(r.count * win.cols[in.begin].count);
+#pragma omp simd
+    for (int64_t i = 0; i < n; ++i) yi[i] = yi[i] / divisor;
+  }
+  for (int64_t ow = in.end; ow < g.OW; ++ow) edge(ow);
+}
+
+// Output row (row window r) of a max pool: each column's argmax in its plane (argmax's rule, the
+// same scan order), interior columns as vectors across the row; best (OW) is scratch.
+template <typename T>
+void max_pool_row(const PoolGeom& g, const Windows& win, const InteriorColumns& in, const T* xp, const Window& r,
+                  int64_t* index, T* best) {
+  const int64_t kernel = g.kernel, stride = g.stride, W = g.W;
+  for (int64_t ow = 0; ow < in.begin; ++ow) index[ow] = argmax(xp, W, r, win.cols[ow]);
+  const int64_t n = in.end - in.begin;
+  int64_t* ii = index + in.begin;
+  const int64_t first = in.begin * stride - g.pad;  // window start of the first interior column
+  std::fill(best, best + n, -std::numeric_limits<T>::infinity());
+  for (int64_t i = 0; i < n; ++i) ii[i] = r.begin * W + first + i * stride;
+  for (int64_t ih = r.begin; ih < r.end; ++ih)
+    for (int64_t kw = 0; kw < kernel; ++kw) {
+      const int64_t at = ih * W + first + kw;
+      const T* src = xp + at;
+#pragma omp simd
+      for (int64_t i = 0; i < n; ++i) {
+        const T v = src[i * stride];
+        const bool take = v > best[i] || v != v;
+        best[i] = take ? v : best[i];
+        ii[i] = take ? at + i * stride : ii[i];
+      }
+    }
+  for (int64_t ow = in.end; ow < g.OW; ++ow) index[ow] = argmax(xp, W, r, win.cols[ow]);
+}
+
 // The bilinear taps of every output index.
 template <typename T>
 std::vector<BilinearTap<T>> bilinear_taps(int64_t in, int64_t out) {
@@ -88,20 +161,12 @@ void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y) {
     using T = decltype(zero);
     auto xs = static_cast<const T*>(x);  // (planes, H, W)
     auto ys = static_cast<T*>(y);        // (planes, OH, OW)
+    const InteriorColumns interior = interior_columns(g);
 #pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
     for (int64_t p = 0; p < g.planes; ++p) {
       const T* xp = xs + p * g.H * g.W;
       T* yp = ys + p * g.OH * g.OW;
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        const Window& r = win.rows[oh];
-        for (int64_t ow = 0; ow < g.OW; ++ow) {
-          const Window& c = win.cols[ow];
-          T sum = 0;
-          for (int64_t ih = r.begin; ih < r.end; ++ih)
-            for (int64_t iw = c.begin; iw < c.end; ++iw) sum += xp[ih * g.W + iw];
-          yp[oh * g.OW + ow] = sum / T(r.count * c.count);
-        }
-      }
+      for (int64_t oh = 0; oh < g.OH; ++oh) avg_pool_row(g, win, interior, xp, win.rows[oh], yp + oh * g.OW);
     }
   });
 }
@@ -137,13 +202,21 @@ void max_pool2d(DType t, const PoolGeom& g, const void* x, const void* v, void* 
     auto xs = static_cast<const T*>(x);  // (planes, H, W)
     auto vs = static_cast<const T*>(v);  // (planes, H, W)
     auto ys = static_cast<T*>(y);        // (planes, OH, OW)
-#pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
-    for (int64_t p = 0; p < g.planes; ++p) {
-      const T* xp = xs + p * g.H * g.W;
-      const T* vp = vs + p * g.H * g.W;
-      T* yp = ys + p * g.OH * g.OW;
-      for (int64_t oh = 0; oh < g.OH; ++oh)
-        for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = vp[argmax(xp, g.W, win.rows[oh], win.cols[ow])];
+    const InteriorColumns interior = interior_columns(g);
+#pragma omp parallel if (worth_threads(g.planes * g.H * g.W))
+    {
+      std::vector<int64_t> index(g.OW);  // (OW) argmax of each column of one output row
+      std::vector<T> best(g.OW);
+#pragma omp for schedule(static)
+      for (int64_t p = 0; p < g.planes; ++p) {
+        const T* xp = xs + p * g.H * g.W;
+        const T* vp = vs + p * g.H * g.W;
+        T* yp = ys + p * g.OH * g.OW;
+        for (int64_t oh = 0; oh < g.OH; ++oh) {
+          max_pool_row(g, win, interior, xp, win.rows[oh], index.data(), best.data());
+          for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = vp[index[ow]];
+        }
+      }
     }
   });
 }
