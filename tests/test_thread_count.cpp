@@ -81,6 +81,22 @@ TEST(ThreadCount, ConvolutionGradientsDoNotDependOnIt) {
     }
 }
 
+// A convolution that runs forward by Winograd's algorithm (wide, 3x3, stride 1), on `n` images.
+std::vector<float> winograd_conv(int64_t n) {
+  Philox gen(6);
+  Tensor x = randn({n, 16, 21, 23}, DType::f32, Device::cpu, &gen);
+  Tensor w = randn({24, 16, 3, 3}, DType::f32, Device::cpu, &gen);
+  return conv2d(x, w, Tensor(), {1, 1}).to_floats();
+}
+
+TEST(ThreadCount, WinogradConvolutionDoesNotDependOnIt) {
+  for (int64_t n : {1, 3}) {
+    const std::vector<float> one = with_threads(1, [&] { return winograd_conv(n); });
+    for (int t : kThreadCounts)
+      EXPECT_TRUE(one == with_threads(t, [&] { return winograd_conv(n); })) << n << " images, " << t << " threads vs 1";
+  }
+}
+
 // Losses and parameters after a step with the penalty and one without.
 std::vector<std::vector<float>> two_steps(const std::string& out) {
   TrainOptions o = tiny(out, 2);

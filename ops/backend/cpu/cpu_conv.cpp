@@ -5,7 +5,8 @@
 // K = Cin/groups*KH*KW and L = OH*OW, so that one row-major GEMM per group gives
 // y (Cout/groups, L) = W (Cout/groups, K) x col (K, L). A 1x1, stride-1, unpadded convolution
 // skips the lowering (the image already is its col). Depthwise convolutions (one input channel
-// per group) run as direct loops, where a GEMM with M = 1 would be mostly overhead.
+// per group) run as direct loops, where a GEMM with M = 1 would be mostly overhead. Wide 3x3,
+// stride-1 float32 convolutions run forward by Winograd's algorithm instead (cpu_winograd.cpp).
 // Threading: with at least as many images as threads, each thread takes whole images with its
 // own col buffer (cpu::gemm runs single-threaded inside a parallel region); with fewer, images
 // run one after another and the GEMM threads itself. Outputs are overwritten, never accumulated.
@@ -16,6 +17,7 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
+#include <type_traits>
 #include <vector>
 
 #include "ops/backend/cpu/cpu_kernels.h"
@@ -340,7 +342,19 @@ void conv2d_forward(DType t, const ConvGeom& g, const void* x, const void* w, vo
     auto ws = static_cast<const T*>(w);
     auto ys = static_cast<T*>(y);
     if (is_depthwise(g)) forward_depthwise(g, xs, ws, ys);
-    else forward_gemm(g, xs, ws, ys);
+    else if constexpr (std::is_same_v<T, float>) {
+      if (winograd_applies(t, g)) conv2d_forward_winograd(g, xs, ws, ys);
+      else forward_gemm(g, xs, ws, ys);
+    } else {
+      forward_gemm(g, xs, ws, ys);
+    }
+  });
+}
+
+void conv2d_forward_gemm(DType t, const ConvGeom& g, const void* x, const void* w, void* y) {
+  dispatch(t, [&](auto zero) {
+    using T = decltype(zero);
+    forward_gemm(g, static_cast<const T*>(x), static_cast<const T*>(w), static_cast<T*>(y));
   });
 }
 

@@ -32,6 +32,13 @@ constexpr int64_t kGemmMaxTiles = 64, kGemmMinTileRows = 16, kGemmMinTileCols = 
 GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K);
 // Which GEMM runs: "OpenBLAS <version> (<kernel>)" or "portable OpenMP kernel".
 const char* gemm_implementation();
+// 3x3, stride-1 float32 convolutions with at least this many input and output channels and
+// output rows and columns run forward by Winograd's F(4x4, 3x3) (cpu_winograd.cpp), unless
+// FPA_NO_WINOGRAD=1; the other convolutions and all backward passes by im2col and GEMM.
+constexpr int64_t kWinogradMinChannels = 16, kWinogradMinSide = 12;
+bool winograd_applies(DType t, const ConvGeom& g);
+void conv2d_forward_winograd(const ConvGeom& g, const float* x, const float* w, float* y);
+void conv2d_forward_gemm(DType t, const ConvGeom& g, const void* x, const void* w, void* y);
 // The portable kernel alone (always built; also the fallback when no BLAS loads).
 void gemm_portable(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
                    const void* A, int64_t lda, const void* B, int64_t ldb, double beta, void* C, int64_t ldc);
