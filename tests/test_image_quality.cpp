@@ -19,7 +19,7 @@
 namespace fpa::test {
 namespace {
 
-constexpr int64_t kImages = 12;
+constexpr int64_t kImages = 8;
 
 const FidInception& network() {
   static const FidInception net = FidInception::load(default_inception_weights_path());

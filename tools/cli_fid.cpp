@@ -38,25 +38,40 @@ FeatureProgress progress_line(const std::string& what) {
 }
 
 // An image set named on the command line: a safetensors file with tensor 'images' (N, C, H, W)
-// in [0, 1], or a dataset source (fashion-mnist, fashion-mnist-test, a folder) at `size`.
-FeatureSet image_set_features(const FidInception& net, const std::string& source, int64_t size, int64_t n,
-                              const std::string& role, bool* cached) {
-  *cached = false;
+// in [0, 1], or a dataset source (fashion-mnist, fashion-mnist-test, a folder) at `size`. Both
+// sets are opened and checked before the network loads or any feature is computed.
+struct ImageSet {
+  std::string source;
+  ImageDataset dataset;  // a dataset source
+  Tensor images;         // or a file's (N, C, H, W) images
+};
+
+ImageSet open_image_set(const std::string& source, int64_t size, const std::string& role) {
+  ImageSet set{source, {}, {}};
   const bool file = source.size() > 12 && source.substr(source.size() - 12) == ".safetensors";
   if (!file) {
-    ImageDataset data = load_dataset(source, int(size), false);
-    return cached_dataset_features(net, data, n, "", cached, progress_line(role + " " + source));
+    set.dataset = load_dataset(source, int(size), false);
+    return set;
   }
   nn::NamedTensors t = nn::load_safetensors(source);
   const Tensor* images = t.find("images");
   FPA_CHECK(images && images->ndim() == 4 && (images->dim(1) == 1 || images->dim(1) == 3), "fpa fid: --", role,
             " ", source, ": needs a tensor 'images' (N, 1 or 3, H, W) in [0, 1]");
-  const int64_t count = n > 0 ? std::min(n, images->dim(0)) : images->dim(0);
+  set.images = *images;
+  return set;
+}
+
+FeatureSet image_set_features(const FidInception& net, const ImageSet& set, int64_t n, const std::string& role,
+                              bool* cached) {
+  *cached = false;
+  if (!set.images.defined())
+    return cached_dataset_features(net, set.dataset, n, "", cached, progress_line(role + " " + set.source));
+  const int64_t count = n > 0 ? std::min(n, set.images.dim(0)) : set.images.dim(0);
   FeatureCollector collector(net);
-  FeatureProgress progress = progress_line(role + " " + source);
+  FeatureProgress progress = progress_line(role + " " + set.source);
   for (int64_t b = 0; b < count; b += kFeatureBatch) {
     const int64_t end = std::min(count, b + kFeatureBatch);
-    collector.add(as_8bit_image(slice(*images, 0, b, end)));
+    collector.add(as_8bit_image(slice(set.images, 0, b, end)));
     progress(end, count);
   }
   return collector.finish();
@@ -96,9 +111,11 @@ int fid(const Args& a) {
     const int64_t size = a.integer("size", 32), n = a.integer("n", 0);
     a.finish();
     FPA_CHECK(size >= 1, "fpa fid: --size must be positive, got ", size);
+    const ImageSet real_set = open_image_set(real_source, size, "real");
+    const ImageSet fake_set = open_image_set(fake_source, size, "fake");
     const FidInception net = FidInception::load(weights);
-    real = image_set_features(net, real_source, size, n, "real", &real_cached);
-    fake = image_set_features(net, fake_source, size, n, "fake", &fake_cached);
+    real = image_set_features(net, real_set, n, "real", &real_cached);
+    fake = image_set_features(net, fake_set, n, "fake", &fake_cached);
   }
   print_scores(compare_feature_sets(real, fake, seed), real_cached, seconds_since(start));
   return 0;

@@ -77,11 +77,12 @@ InteriorColumns interior_columns(const PoolGeom& g) {
 }
 
 // Output row (row window r) of an average pool: every column's sum is taken over its window in
-// the scalar order (rows, then columns), interior columns as vectors across the row.
-template <typename T>
+// the scalar order (rows, then columns), interior columns as vectors across the row. kStride is
+// the stride when known at compile time (1 or 2: contiguous or shuffled loads), else 0.
+template <int64_t kStride, typename T>
 void avg_pool_row(const PoolGeom& g, const Windows& win, const InteriorColumns& in, const T* xp, const Window& r,
                   T* y) {
-  const int64_t kernel = g.kernel, stride = g.stride, W = g.W;
+  const int64_t kernel = g.kernel, stride = kStride ? kStride : g.stride, W = g.W;
   auto edge = [&](int64_t ow) {
     const Window& c = win.cols[ow];
     T sum = 0;
@@ -109,11 +110,12 @@ void avg_pool_row(const PoolGeom& g, const Windows& win, const InteriorColumns& 
 }
 
 // Output row (row window r) of a max pool: each column's argmax in its plane (argmax's rule, the
-// same scan order), interior columns as vectors across the row; best (OW) is scratch.
-template <typename T>
+// same scan order), interior columns as vectors across the row; best (OW) is scratch. kStride
+// as for avg_pool_row.
+template <int64_t kStride, typename T>
 void max_pool_row(const PoolGeom& g, const Windows& win, const InteriorColumns& in, const T* xp, const Window& r,
                   int64_t* index, T* best) {
-  const int64_t kernel = g.kernel, stride = g.stride, W = g.W;
+  const int64_t kernel = g.kernel, stride = kStride ? kStride : g.stride, W = g.W;
   for (int64_t ow = 0; ow < in.begin; ++ow) index[ow] = argmax(xp, W, r, win.cols[ow]);
   const int64_t n = in.end - in.begin;
   int64_t* ii = index + in.begin;
@@ -166,7 +168,12 @@ void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y) {
     for (int64_t p = 0; p < g.planes; ++p) {
       const T* xp = xs + p * g.H * g.W;
       T* yp = ys + p * g.OH * g.OW;
-      for (int64_t oh = 0; oh < g.OH; ++oh) avg_pool_row(g, win, interior, xp, win.rows[oh], yp + oh * g.OW);
+      for (int64_t oh = 0; oh < g.OH; ++oh) {
+        const Window& r = win.rows[oh];
+        if (g.stride == 1) avg_pool_row<1>(g, win, interior, xp, r, yp + oh * g.OW);
+        else if (g.stride == 2) avg_pool_row<2>(g, win, interior, xp, r, yp + oh * g.OW);
+        else avg_pool_row<0>(g, win, interior, xp, r, yp + oh * g.OW);
+      }
     }
   });
 }
@@ -213,7 +220,10 @@ void max_pool2d(DType t, const PoolGeom& g, const void* x, const void* v, void* 
         const T* vp = vs + p * g.H * g.W;
         T* yp = ys + p * g.OH * g.OW;
         for (int64_t oh = 0; oh < g.OH; ++oh) {
-          max_pool_row(g, win, interior, xp, win.rows[oh], index.data(), best.data());
+          const Window& r = win.rows[oh];
+          if (g.stride == 1) max_pool_row<1>(g, win, interior, xp, r, index.data(), best.data());
+          else if (g.stride == 2) max_pool_row<2>(g, win, interior, xp, r, index.data(), best.data());
+          else max_pool_row<0>(g, win, interior, xp, r, index.data(), best.data());
           for (int64_t ow = 0; ow < g.OW; ++ow) yp[oh * g.OW + ow] = vp[index[ow]];
         }
       }
