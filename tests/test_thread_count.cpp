@@ -58,6 +58,11 @@ TEST(ThreadCount, GemmTilesComeFromTheShapeAlone) {
   EXPECT_GT(gates.cols, 1);
   cpu::GemmTiling big = cpu::gemm_tiling(1024, 1024, 1024);
   EXPECT_EQ(big.rows * big.cols, cpu::kGemmMaxTiles);
+  // Products that run together share kGemmBatchTiles, at least one tile each.
+  cpu::GemmTiling shared = cpu::gemm_tiling(1024, 1024, 1024, 8);
+  EXPECT_EQ(shared.rows * shared.cols, cpu::kGemmBatchTiles / 8);
+  cpu::GemmTiling many = cpu::gemm_tiling(1024, 1024, 1024, 36);
+  EXPECT_EQ(many.rows * many.cols, 1);
 }
 
 // Input and weight gradients of a 3x3 convolution over a batch of `n` images.

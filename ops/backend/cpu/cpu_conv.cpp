@@ -11,7 +11,8 @@
 // own col buffer (cpu::gemm runs single-threaded inside a parallel region); with fewer, images
 // run one after another and the GEMM threads itself. Outputs are overwritten, never accumulated.
 // Either way every output is computed by the same operations in the same order (cpu::gemm's
-// tiles and backward-filter's image groups depend on the shapes only), so on any thread count.
+// tiles, from the shapes and the forward pass's image count, and backward-filter's image groups
+// depend on the shapes only), so on any thread count.
 #include <omp.h>
 
 #include <algorithm>
@@ -142,6 +143,9 @@ void for_each_image(int64_t N, int64_t col_elems, ImageFn&& image) {
 
 // ---- GEMM path (any groups with more than one input channel per group)
 
+// Each image's GEMMs are tiled as N * groups products sharing the budget (gemm_products): with
+// images split over threads, tiles only add packing; with fewer images than threads, a lone
+// image's GEMM is still cut for its threads.
 template <typename T>
 void forward_gemm(const ConvGeom& g, const T* x, const T* w, T* y) {
   const int64_t Cog = g.Cout / g.groups, K = g.Cin / g.groups * g.KH * g.KW, L = g.OH * g.OW;
@@ -151,8 +155,8 @@ void forward_gemm(const ConvGeom& g, const T* x, const T* w, T* y) {
     if (!pointwise) im2col_image(g, g.Cin, xn, col, threaded);
     const T* cols = pointwise ? xn : col;     // (groups, K, L)
     T* yn = y + n * g.Cout * L;               // (groups, Cog, L)
-    gemm(dtype_of<T>(), false, false, Cog, L, K, 1.0, w, K, Cog * K, cols, L, K * L, 0.0, yn, L, Cog * L,
-         g.groups);
+    gemm_products(dtype_of<T>(), false, false, Cog, L, K, 1.0, w, K, Cog * K, cols, L, K * L, 0.0, yn, L, Cog * L,
+                  g.groups, g.N * g.groups);
   });
 }
 

@@ -6,8 +6,10 @@
 // SSE3 "Prescott" kernels; unless the user set OPENBLAS_CORETYPE, we ask for the kernels of
 // the widest vector unit this CPU has (AVX-512: SkylakeX, AVX2: Haswell) before loading it.
 // Threading, the same bits on any thread count and any BLAS kernel set: each product's C is cut
-// into tiles by its shape alone (gemm_tiling), every tile is one single-threaded BLAS call (the
-// library's own threads are off), and the (product, tile) pairs are shared among OpenMP threads.
+// into tiles by its shape alone (gemm_tiling; gemm_products's callers may also say how many
+// products share a budget of kGemmBatchTiles tiles, which makes fewer, larger tiles), every
+// tile is one single-threaded BLAS call (the library's own threads are off), and the
+// (product, tile) pairs are shared among OpenMP threads.
 // So no element is ever computed by a different call, or summed in a different order, when the
 // thread count changes; BLAS kernels may round a tile of 3 rows differently from one of 6.
 #include <dlfcn.h>
@@ -103,9 +105,10 @@ void gemm_tile(const GemmTiling& tiles, int64_t tile, bool ta, bool tb, int64_t 
 
 }  // namespace
 
-GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K) {
+GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K, int64_t products) {
   const double flops = 2.0 * double(M) * double(N) * double(K);
-  const int64_t wanted = std::clamp<int64_t>(int64_t(flops / kGemmTileFlops), 1, kGemmMaxTiles);
+  const int64_t most = products <= 1 ? kGemmMaxTiles : std::max<int64_t>(1, kGemmBatchTiles / products);
+  const int64_t wanted = std::clamp<int64_t>(int64_t(flops / kGemmTileFlops), 1, most);
   GemmTiling t;
   // Tiles about as tall as wide: each tile's BLAS call packs its rows of A and columns of B,
   // and square tiles pack the least for a given count.
@@ -117,15 +120,15 @@ GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K) {
 
 const char* gemm_implementation() { return blas().description.c_str(); }
 
-void gemm(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
-          int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc,
-          int64_t sc, int64_t batch) {
+void gemm_products(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+                   int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C,
+                   int64_t ldc, int64_t sc, int64_t batch, int64_t tiling_products) {
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
     const T* a = static_cast<const T*>(A);
     const T* b = static_cast<const T*>(B);
     T* c = static_cast<T*>(C);
-    const GemmTiling tiles = gemm_tiling(M, N, K);
+    const GemmTiling tiles = gemm_tiling(M, N, K, tiling_products);
     const int64_t per_product = tiles.rows * tiles.cols, work = batch * per_product;
     const bool parallel = work > 1 && !omp_in_parallel() && 2.0 * M * N * K * batch >= 2 * kGemmTileFlops;
 #pragma omp parallel for schedule(dynamic, 1) if (parallel)
@@ -135,6 +138,12 @@ void gemm(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alp
                    c + i * sc, ldc);
     }
   });
+}
+
+void gemm(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,
+          int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta, void* C, int64_t ldc,
+          int64_t sc, int64_t batch) {
+  gemm_products(t, ta, tb, M, N, K, alpha, A, lda, sa, B, ldb, sb, beta, C, ldc, sc, batch, 1);
 }
 
 void gemm_portable(DType t, bool ta, bool tb, int64_t M, int64_t N, int64_t K, double alpha, const void* A,

@@ -22,14 +22,23 @@ constexpr int64_t kParallelGrain = 1 << 14;
 #include "ops/backend/primitives.def"
 
 // How gemm cuts one product's C (M, N) into rows x cols tiles, one BLAS call each: from the
-// shape alone (about kGemmTileFlops per tile, at most kGemmMaxTiles, tiles of at least
-// kGemmMinTileRows rows and kGemmMinTileCols columns), never from the thread count.
+// shape alone (about kGemmTileFlops per tile, tiles of at least kGemmMinTileRows rows and
+// kGemmMinTileCols columns), never from the thread count. A product alone (products = 1, as
+// gemm tiles every product) gets at most kGemmMaxTiles tiles; `products` > 1 products that run
+// together share kGemmBatchTiles, at least one each: each tile packs its rows of A and columns
+// of B again, so the batch's own parallelism is used before cutting products.
 struct GemmTiling {
   int64_t rows = 1, cols = 1;
 };
 constexpr double kGemmTileFlops = 1 << 22;
-constexpr int64_t kGemmMaxTiles = 64, kGemmMinTileRows = 16, kGemmMinTileCols = 64;
-GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K);
+constexpr int64_t kGemmMaxTiles = 64, kGemmBatchTiles = 16, kGemmMinTileRows = 16, kGemmMinTileCols = 64;
+GemmTiling gemm_tiling(int64_t M, int64_t N, int64_t K, int64_t products = 1);
+// gemm with the tiling of gemm_tiling(M, N, K, tiling_products): for callers whose batch brings
+// its own parallelism (a convolution's images, Winograd's positions), fewer tiles pack less.
+// tiling_products comes from shapes alone (a capacity, not a thread count), so the bits too.
+void gemm_products(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, int64_t K, double alpha,
+                   const void* A, int64_t lda, int64_t sa, const void* B, int64_t ldb, int64_t sb, double beta,
+                   void* C, int64_t ldc, int64_t sc, int64_t batch, int64_t tiling_products);
 // Which GEMM runs: "OpenBLAS <version> (<kernel>)" or "portable OpenMP kernel".
 const char* gemm_implementation();
 // 3x3, stride-1 float32 convolutions with at least this many input and output channels and

@@ -215,8 +215,8 @@ void conv2d_forward_winograd(const ConvGeom& g, const float* x, const float* w, 
       float* v = scratch;                               // (Cin, 36, tiles)
       float* m = scratch + kPositions * g.Cin * tiles;  // (Cout, 36, tiles)
       input_tiles(g, t, xn, r0, rows, v, threaded);
-      gemm(DType::f32, false, false, g.Cout, tiles, g.Cin, 1.0, u.data(), g.Cin, g.Cout * g.Cin, v,
-           kPositions * tiles, tiles, 0.0, m, kPositions * tiles, tiles, kPositions);
+      gemm_products(DType::f32, false, false, g.Cout, tiles, g.Cin, 1.0, u.data(), g.Cin, g.Cout * g.Cin, v,
+                    kPositions * tiles, tiles, 0.0, m, kPositions * tiles, tiles, kPositions, kPositions);
       output_tiles(g, t, m, r0, rows, yn, threaded);
     }
   };
