@@ -123,7 +123,8 @@ TEST(Pool, FixedWindowPoolsAndGradientsMatchLoops) {
   const Case cases[] = {{{2, 3, 6, 6}, 2, 2, 0}, {{1, 2, 7, 5}, 3, 2, 1}, {{2, 2, 5, 5}, 2, 2, 0},
                         {{1, 3, 6, 4}, 3, 1, 1}, {{2, 2, 5, 5}, 3, 1, 1}, {{1, 3, 8, 9}, 3, 2, 0},
                         // rows longer than a vector register, as the forward passes run them
-                        {{1, 2, 5, 41}, 3, 1, 1}, {{1, 2, 7, 38}, 3, 2, 1}, {{1, 1, 3, 35}, 2, 2, 0}};
+                        {{1, 2, 5, 41}, 3, 1, 1}, {{1, 2, 7, 38}, 3, 2, 1}, {{1, 1, 3, 35}, 2, 2, 0},
+                        {{1, 2, 7, 9}, 5, 1, 2}};
   uint64_t seed = 1;
   for (const Case& c : cases) {
     SCOPED_TRACE("x " + c.x.str() + " kernel " + std::to_string(c.k) + " stride " + std::to_string(c.s));
@@ -166,6 +167,34 @@ TEST(Pool, MaxPool2dTiesNanAndSecondOrderFollowPyTorch) {
   std::vector<Tensor> second = grad({gx}, {gy, x}, {ggx}, false, false, true);
   EXPECT_EQ(second[0].to_vector(), std::vector<double>({10, 12, 22, 21}));
   EXPECT_FALSE(second[1].defined());
+}
+
+// A stride-1 window of 2 * pad + 1 runs as one flat vector over the plane, its edges alone:
+// NaN inside and on the edges, and infinities, give what the scan rule gives window by window.
+TEST(Pool, MaxPool2dSameSizeWindowFollowsTheScanRule) {
+  const double inf = std::numeric_limits<double>::infinity(), nan = std::nan("");
+  const int64_t H = 5, W = 6;
+  std::vector<double> v = {1,    2,   3, -inf, 0, 4,  //
+                           nan,  5,   1, 2,    3, 0,  //
+                           -1,   7,   7, nan,  2, 1,  //
+                           inf,  0,   1, 2,    3, nan,  //
+                           2,    1,   0, -1,   6, 6};
+  std::vector<double> expected(H * W);
+  for (int64_t oh = 0; oh < H; ++oh)
+    for (int64_t ow = 0; ow < W; ++ow) {
+      double best = -inf;
+      for (int64_t ih = std::max<int64_t>(oh - 1, 0); ih <= std::min(oh + 1, H - 1); ++ih)
+        for (int64_t iw = std::max<int64_t>(ow - 1, 0); iw <= std::min(ow + 1, W - 1); ++iw)
+          if (v[ih * W + iw] > best || std::isnan(v[ih * W + iw])) best = v[ih * W + iw];
+      expected[oh * W + ow] = best;
+    }
+  for (DType t : {DType::f64, DType::f32}) {
+    const std::vector<double> y = max_pool2d(from_vector(v, {1, 1, H, W}, t), 3, 1, 1).to_vector();
+    for (int64_t i = 0; i < H * W; ++i) {
+      if (std::isnan(expected[i])) EXPECT_TRUE(std::isnan(y[i])) << i;
+      else EXPECT_EQ(y[i], expected[i]) << i;
+    }
+  }
 }
 
 TEST(Pool, AvgPool2dDefaultStrideIsTheKernelAndPaddingCountsInDivisorUnlessAsked) {

@@ -7,8 +7,8 @@
 // in its divisor (kernel*kernel) unless count_include_pad is off (then the entries it covers);
 // an adaptive bin o covers [floor(o*H/OH), ceil((o+1)*H/OH)) and divides by its size. A max
 // window's argmax is its first largest entry, or its last NaN, over the window's rows and
-// columns inside the plane. The forward passes compute the columns whose window lies inside the
-// plane as vectors across an output row, each column's window in the same order as alone.
+// columns inside the plane. The forward passes run as vectors (cpu_pool_windows.h), each window
+// reduced in the same order as alone.
 // Nearest resizing uses PyTorch's legacy rule src = min(floor(dst * float(in/out)), in - 1);
 // bilinear resizing the rule of bilinear_taps.h. Outputs are overwritten.
 #include <omp.h>
@@ -20,33 +20,10 @@
 
 #include "ops/backend/bilinear_taps.h"
 #include "ops/backend/cpu/cpu_kernels.h"
+#include "ops/backend/cpu/cpu_pool_windows.h"
 
 namespace fpa::cpu {
 namespace {
-
-// The input rows (or columns) [begin, end) that output o averages, and its divisor's factor.
-struct Window {
-  int64_t begin, end, count;
-};
-
-Window window(const PoolGeom& g, int64_t o, int64_t in, int64_t out) {
-  if (g.adaptive) {
-    int64_t b = (o * in) / out, e = ((o + 1) * in + out - 1) / out;
-    return {b, e, e - b};
-  }
-  int64_t b = o * g.stride - g.pad, e = b + g.kernel;
-  const int64_t lo = std::max<int64_t>(b, 0), hi = std::min(e, in);
-  return {lo, hi, g.count_include_pad ? g.kernel : hi - lo};
-}
-
-// The windows of every output row and column, computed once per call.
-struct Windows {
-  std::vector<Window> rows, cols;
-  explicit Windows(const PoolGeom& g) {
-    for (int64_t o = 0; o < g.OH; ++o) rows.push_back(window(g, o, g.H, g.OH));
-    for (int64_t o = 0; o < g.OW; ++o) cols.push_back(window(g, o, g.W, g.OW));
-  }
-};
 
 bool worth_threads(int64_t work) { return work > kParallelGrain && !omp_in_parallel(); }
 
@@ -63,55 +40,9 @@ int64_t argmax(const T* xp, int64_t W, const Window& r, const Window& c) {
   return best;
 }
 
-// The output columns [begin, end) whose fixed window lies wholly inside the plane (an empty
-// range when none does); the pooling loops run these as vectors over the columns.
-struct InteriorColumns {
-  int64_t begin, end;
-};
-
-InteriorColumns interior_columns(const PoolGeom& g) {
-  if (g.adaptive || g.W + g.pad < g.kernel) return {0, 0};
-  const int64_t begin = std::min((g.pad + g.stride - 1) / g.stride, g.OW);
-  const int64_t end = std::min((g.W + g.pad - g.kernel) / g.stride + 1, g.OW);
-  return {begin, std::max(begin, end)};
-}
-
-// Output row (row window r) of an average pool: every column's sum is taken over its window in
-// the scalar order (rows, then columns), interior columns as vectors across the row. kStride is
-// the stride when known at compile time (1 or 2: contiguous or shuffled loads), else 0.
-template <int64_t kStride, typename T>
-void avg_pool_row(const PoolGeom& g, const Windows& win, const InteriorColumns& in, const T* xp, const Window& r,
-                  T* y) {
-  const int64_t kernel = g.kernel, stride = kStride ? kStride : g.stride, W = g.W;
-  auto edge = [&](int64_t ow) {
-    const Window& c = win.cols[ow];
-    T sum = 0;
-    for (int64_t ih = r.begin; ih < r.end; ++ih)
-      for (int64_t iw = c.begin; iw < c.end; ++iw) sum += xp[ih * W + iw];
-    y[ow] = sum / T(r.count * c.count);
-  };
-  for (int64_t ow = 0; ow < in.begin; ++ow) edge(ow);
-  const int64_t n = in.end - in.begin;
-  T* yi = y + in.begin;
-  const T* x0 = xp + in.begin * stride - g.pad;  // window start of the first interior column
-  std::fill(yi, yi + n, T(0));
-  for (int64_t ih = r.begin; ih < r.end; ++ih)
-    for (int64_t kw = 0; kw < kernel; ++kw) {
-      const T* src = x0 + ih * W + kw;
-#pragma omp simd
-      for (int64_t i = 0; i < n; ++i) yi[i] += src[i * stride];
-    }
-  if (n > 0) {
-    const T divisor = T(r.count * win.cols[in.begin].count);
-#pragma omp simd
-    for (int64_t i = 0; i < n; ++i) yi[i] = yi[i] / divisor;
-  }
-  for (int64_t ow = in.end; ow < g.OW; ++ow) edge(ow);
-}
-
 // Output row (row window r) of a max pool: each column's argmax in its plane (argmax's rule, the
 // same scan order), interior columns as vectors across the row; best (OW) is scratch. kStride
-// as for avg_pool_row.
+// as for fold_row (cpu_pool_windows.h).
 template <int64_t kStride, typename T>
 void max_pool_row(const PoolGeom& g, const Windows& win, const InteriorColumns& in, const T* xp, const Window& r,
                   int64_t* index, T* best) {
@@ -165,16 +96,8 @@ void avg_pool2d(DType t, const PoolGeom& g, const void* x, void* y) {
     auto ys = static_cast<T*>(y);        // (planes, OH, OW)
     const InteriorColumns interior = interior_columns(g);
 #pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
-    for (int64_t p = 0; p < g.planes; ++p) {
-      const T* xp = xs + p * g.H * g.W;
-      T* yp = ys + p * g.OH * g.OW;
-      for (int64_t oh = 0; oh < g.OH; ++oh) {
-        const Window& r = win.rows[oh];
-        if (g.stride == 1) avg_pool_row<1>(g, win, interior, xp, r, yp + oh * g.OW);
-        else if (g.stride == 2) avg_pool_row<2>(g, win, interior, xp, r, yp + oh * g.OW);
-        else avg_pool_row<0>(g, win, interior, xp, r, yp + oh * g.OW);
-      }
-    }
+    for (int64_t p = 0; p < g.planes; ++p)
+      fold_plane<AverageFold<T>>(g, win, interior, xs + p * g.H * g.W, ys + p * g.OH * g.OW);
   });
 }
 
@@ -210,6 +133,12 @@ void max_pool2d(DType t, const PoolGeom& g, const void* x, const void* v, void* 
     auto vs = static_cast<const T*>(v);  // (planes, H, W)
     auto ys = static_cast<T*>(y);        // (planes, OH, OW)
     const InteriorColumns interior = interior_columns(g);
+    if (x == v) {  // the forward pass: the value at the argmax is the window's fold by MaxFold
+#pragma omp parallel for schedule(static) if (worth_threads(g.planes * g.H * g.W))
+      for (int64_t p = 0; p < g.planes; ++p)
+        fold_plane<MaxFold<T>>(g, win, interior, xs + p * g.H * g.W, ys + p * g.OH * g.OW);
+      return;
+    }
 #pragma omp parallel if (worth_threads(g.planes * g.H * g.W))
     {
       std::vector<int64_t> index(g.OW);  // (OW) argmax of each column of one output row
