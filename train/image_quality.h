@@ -27,7 +27,7 @@ constexpr int64_t kKidMaxRows = 10000;
 // Real images a dataset is summarised by unless told otherwise (fpa fid --real-n, training).
 constexpr int64_t kDefaultRealImages = 10000;
 // Images per pass through the network.
-constexpr int64_t kFeatureBatch = 25;
+constexpr int64_t kFeatureBatch = 32;
 
 // The summary of one set of images' Inception features.
 struct FeatureSet {
