@@ -18,7 +18,6 @@
 #include <algorithm>
 #include <cstring>
 #include <memory>
-#include <type_traits>
 #include <vector>
 
 #include "ops/backend/cpu/cpu_kernels.h"
@@ -340,18 +339,16 @@ void backward_filter_depthwise(const ConvGeom& g, const T* x, const T* dy, T* dw
 }  // namespace
 
 void conv2d_forward(DType t, const ConvGeom& g, const void* x, const void* w, void* y) {
+  if (!is_depthwise(g) && winograd_applies(t, g))  // float32 only
+    return conv2d_forward_winograd(g, static_cast<const float*>(x), static_cast<const float*>(w),
+                                   static_cast<float*>(y));
   dispatch(t, [&](auto zero) {
     using T = decltype(zero);
     auto xs = static_cast<const T*>(x);
     auto ws = static_cast<const T*>(w);
     auto ys = static_cast<T*>(y);
     if (is_depthwise(g)) forward_depthwise(g, xs, ws, ys);
-    else if constexpr (std::is_same_v<T, float>) {
-      if (winograd_applies(t, g)) conv2d_forward_winograd(g, xs, ws, ys);
-      else forward_gemm(g, xs, ws, ys);
-    } else {
-      forward_gemm(g, xs, ws, ys);
-    }
+    else forward_gemm(g, xs, ws, ys);
   });
 }
 

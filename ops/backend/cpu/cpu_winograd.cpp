@@ -14,7 +14,9 @@
 // computed the same way on any thread count and in any batch.
 //
 // Rounding: the transforms add and scale by small integers, so each output carries a few more
-// float32 roundings than the direct sum; tests/test_conv.cpp bounds the difference.
+// float32 roundings than the direct sum; tests/test_conv.cpp bounds the difference. A NaN or an
+// infinity in a patch makes its whole 4x4 tile NaN (the transforms mix the patch), where the
+// direct sum spreads it only to the outputs whose windows cover it.
 #include <omp.h>
 
 #include <algorithm>
@@ -33,7 +35,7 @@ constexpr int64_t kOut = 4;         // outputs per tile side
 constexpr int64_t kPatch = 6;       // input patch side, kOut + 3 - 1
 constexpr int64_t kPositions = 36;  // kPatch * kPatch
 constexpr int64_t kLanes = 16;      // tiles transformed together, one vector register of floats
-// Floats of one chunk's V and M buffers together (about 4 MB): sets how many tile rows a chunk has.
+// Floats of one chunk's V and M buffers together (1 MB, about L2): sets a chunk's tile rows.
 constexpr int64_t kChunkFloats = 1 << 18;
 
 // G (6, 3), the filter transform.
