@@ -237,25 +237,29 @@ TEST(Conv, Float32AgreesWithFloat64) {
   }
 }
 
-// Wide 3x3 stride-1 float32 convolutions run forward by Winograd's F(4x4, 3x3): against the
-// float64 result, their error stays under 1e-5 of the largest output (measured 2.6e-6 to 4.3e-6
-// over the OpenBLAS kernel sets, where the direct float32 sum's is 2.6e-7 to 4.9e-7), on shapes
-// with partial tiles, padding on one side only and more tiles per row than one vector holds.
+// Wide 3x3 and 5x5 stride-1 float32 convolutions run forward by Winograd's F(4x4, 3x3) and
+// F(2x2, 5x5): against the float64 result, their error stays under 1e-5 of the largest output
+// (3x3: 2.6e-6 to 4.3e-6 over the OpenBLAS kernel sets, where the direct float32 sum's is 2.6e-7
+// to 4.9e-7), on shapes with partial tiles, padding on one side only and more tiles per row
+// than one vector holds.
 TEST(Conv, WinogradForwardStaysWithinFloat32Rounding) {
   struct Case {
     Shape x;
-    int64_t cout, pad_h, pad_w;
+    int64_t cout, kernel, pad_h, pad_w;
   };
-  const Case cases[] = {{{2, 16, 13, 14}, 24, 1, 1}, {{1, 32, 14, 19}, 16, 0, 0}, {{3, 17, 35, 35}, 20, 1, 1},
-                        {{1, 16, 40, 14}, 16, 1, 0}, {{1, 16, 71, 71}, 16, 0, 0}};
+  const Case cases[] = {{{2, 16, 13, 14}, 24, 3, 1, 1}, {{1, 32, 14, 19}, 16, 3, 0, 0}, {{3, 17, 35, 35}, 20, 3, 1, 1},
+                        {{1, 16, 40, 14}, 16, 3, 1, 0}, {{1, 16, 71, 71}, 16, 3, 0, 0}, {{2, 48, 35, 35}, 64, 5, 2, 2},
+                        {{1, 16, 17, 40}, 20, 5, 0, 2}, {{1, 16, 37, 37}, 16, 5, 1, 1}};
   uint64_t seed = 40;
   for (const Case& c : cases) {
-    Tensor x = random(c.x, seed++), w = random({c.cout, c.x[1], 3, 3}, seed++) * (1.0 / std::sqrt(9.0 * c.x[1]));
+    const int64_t k = c.kernel;
+    Tensor x = random(c.x, seed++);
+    Tensor w = random({c.cout, c.x[1], k, k}, seed++) * (1.0 / std::sqrt(double(k * k * c.x[1])));
     Conv2dOptions o;
     o.padding = c.pad_h, o.padding_w = c.pad_w;
     Tensor y64 = conv2d(x, w, Tensor(), o);
-    const ConvGeom g{c.x[0], c.x[1], c.x[2], c.x[3], c.cout, 3, 3, y64.dim(2), y64.dim(3), 1, 1, c.pad_h, c.pad_w, 1};
-    SCOPED_TRACE("x " + c.x.str() + " Cout " + std::to_string(c.cout));
+    const ConvGeom g{c.x[0], c.x[1], c.x[2], c.x[3], c.cout, k, k, y64.dim(2), y64.dim(3), 1, 1, c.pad_h, c.pad_w, 1};
+    SCOPED_TRACE("x " + c.x.str() + " Cout " + std::to_string(c.cout) + " kernel " + std::to_string(k));
     ASSERT_TRUE(cpu::winograd_applies(DType::f32, g));
     ASSERT_FALSE(cpu::winograd_applies(DType::f64, g));
     Tensor x32 = x.to(DType::f32), w32 = w.to(DType::f32);
@@ -272,9 +276,14 @@ TEST(Conv, WinogradForwardStaysWithinFloat32Rounding) {
     EXPECT_LT(err_winograd, 1e-5 * scale) << "relative: " << err_winograd / scale << ", direct float32 "
                                           << err_direct / scale;
   }
-  const ConvGeom strided{1, 16, 20, 20, 16, 3, 3, 9, 9, 2, 2, 0, 0, 1}, grouped{1, 16, 20, 20, 16, 3, 3, 18, 18, 1, 1, 0, 0, 2},
-      narrow{1, 8, 20, 20, 16, 3, 3, 18, 18, 1, 1, 0, 0, 1}, small{1, 16, 10, 10, 16, 3, 3, 8, 8, 1, 1, 0, 0, 1};
-  for (const ConvGeom& g : {strided, grouped, narrow, small}) EXPECT_FALSE(cpu::winograd_applies(DType::f32, g));
+  const ConvGeom strided{1, 16, 20, 20, 16, 3, 3, 9, 9, 2, 2, 0, 0, 1};
+  const ConvGeom grouped{1, 16, 20, 20, 16, 3, 3, 18, 18, 1, 1, 0, 0, 2};
+  const ConvGeom narrow{1, 8, 20, 20, 16, 3, 3, 18, 18, 1, 1, 0, 0, 1};
+  const ConvGeom small{1, 16, 10, 10, 16, 3, 3, 8, 8, 1, 1, 0, 0, 1};
+  const ConvGeom seven{1, 16, 20, 20, 16, 7, 7, 14, 14, 1, 1, 0, 0, 1};
+  const ConvGeom one_by_seven{1, 16, 20, 20, 16, 1, 7, 20, 14, 1, 1, 0, 0, 1};
+  for (const ConvGeom& g : {strided, grouped, narrow, small, seven, one_by_seven})
+    EXPECT_FALSE(cpu::winograd_applies(DType::f32, g));
 }
 
 TEST(Conv, UnfoldMatchesLoopsAndFoldIsItsAdjoint) {

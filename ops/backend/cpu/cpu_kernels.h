@@ -41,9 +41,10 @@ void gemm_products(DType t, bool trans_a, bool trans_b, int64_t M, int64_t N, in
                    void* C, int64_t ldc, int64_t sc, int64_t batch, int64_t tiling_products);
 // Which GEMM runs: "OpenBLAS <version> (<kernel>)" or "portable OpenMP kernel".
 const char* gemm_implementation();
-// 3x3, stride-1 float32 convolutions with at least this many input and output channels and
-// output rows and columns run forward by Winograd's F(4x4, 3x3) (cpu_winograd.cpp), unless
-// FPA_NO_WINOGRAD=1; the other convolutions and all backward passes by im2col and GEMM.
+// 3x3 and 5x5, stride-1 float32 convolutions with at least this many input and output channels
+// and output rows and columns run forward by Winograd's F(4x4, 3x3) or F(2x2, 5x5)
+// (cpu_winograd.cpp), unless FPA_NO_WINOGRAD=1; the other convolutions and all backward passes
+// by im2col and GEMM.
 constexpr int64_t kWinogradMinChannels = 16, kWinogradMinSide = 12;
 bool winograd_applies(DType t, const ConvGeom& g);
 void conv2d_forward_winograd(const ConvGeom& g, const float* x, const float* w, float* y);

@@ -1,13 +1,15 @@
-// cpu_winograd.cpp: the float32 forward pass of 3x3, stride-1 convolutions by Winograd's
-// minimal filtering F(4x4, 3x3) (Lavin & Gray, "Fast Algorithms for Convolutional Neural
-// Networks", 2016): 36 multiplications per 4x4 outputs and input channel instead of 144.
+// cpu_winograd.cpp: the float32 forward pass of stride-1 convolutions by Winograd's minimal
+// filtering (Lavin & Gray, "Fast Algorithms for Convolutional Neural Networks", 2016):
+// F(4x4, 3x3) for 3x3 filters, 36 multiplications per 4x4 outputs and input channel instead of
+// 144, and F(2x2, 5x5) for 5x5 filters, 36 instead of 100. Both read 6x6 input patches at the
+// interpolation points 0, 1, -1, 2, -2 and infinity, so they share the input transform B^T.
 //
-// The output is cut into 4x4 tiles; each tile reads a 6x6 input patch d (zeros outside the
-// padded image). With the transforms B^T, G and A^T below,
-//   U = G g G^T      (36 values per filter g (3, 3); computed in double, rounded once)
+// The output is cut into m x m tiles (m = 6 - r + 1 for r x r filters); each tile reads a 6x6
+// input patch d (zeros outside the padded image). With the transforms B^T, G and A^T below,
+//   U = G g G^T      (36 values per filter g (r, r); computed in double, rounded once)
 //   V = B^T d B      (36 values per input patch and channel)
 //   M_p = U_p V_p    one GEMM per position p of the 36: (Cout, Cin) x (Cin, tiles)
-//   y = A^T m A      (4x4 outputs from each tile's 36 values m)
+//   y = A^T m A      (m x m outputs from each tile's 36 values)
 // Images are split over threads when there are enough, as the GEMM path does (cpu_conv.cpp);
 // otherwise the transforms thread over channels and the GEMMs over their own tiles. An image's
 // tiles run in chunks of whole tile rows, the chunk from the shape alone; so every output is
@@ -31,20 +33,29 @@
 namespace fpa::cpu {
 namespace {
 
-constexpr int64_t kOut = 4;         // outputs per tile side
-constexpr int64_t kPatch = 6;       // input patch side, kOut + 3 - 1
+constexpr int64_t kPatch = 6;       // input patch side: outputs per tile side + filter side - 1
 constexpr int64_t kPositions = 36;  // kPatch * kPatch
 constexpr int64_t kLanes = 16;      // tiles transformed together, one vector register of floats
 // Floats of one chunk's V and M buffers together (1 MB, about L2): sets a chunk's tile rows.
 constexpr int64_t kChunkFloats = 1 << 18;
 
-// G (6, 3), the filter transform.
-constexpr double kG[kPatch][3] = {{1.0 / 4, 0, 0},
-                                  {-1.0 / 6, -1.0 / 6, -1.0 / 6},
-                                  {-1.0 / 6, 1.0 / 6, -1.0 / 6},
-                                  {1.0 / 24, 1.0 / 12, 1.0 / 6},
-                                  {1.0 / 24, -1.0 / 12, 1.0 / 6},
-                                  {0, 0, 1}};
+// The finite interpolation points and the factors G's rows carry (1 / prod_k (p_j - p_k), signs
+// as B^T below takes them): G (6, r) has rows c_j (1, p_j, ..., p_j^(r-1)) and (0, ..., 0, 1).
+constexpr double kPoints[5] = {0, 1, -1, 2, -2};
+constexpr double kRowFactors[5] = {1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24};
+
+// G (6, kTaps), the filter transform.
+template <int64_t kTaps>
+struct FilterTransform {
+  double g[kPatch][kTaps] = {};
+  constexpr FilterTransform() {
+    for (int j = 0; j < 5; ++j) {
+      double power = 1;
+      for (int i = 0; i < kTaps; ++i, power *= kPoints[j]) g[j][i] = kRowFactors[j] * power;
+    }
+    g[5][kTaps - 1] = 1;
+  }
+};
 
 using Lanes = float[kLanes];
 
@@ -64,8 +75,10 @@ inline void input_transform_6(const float* in, int64_t stride, Lanes* out) {
   }
 }
 
-// out = A^T in for 6 lane vectors in[i * stride + l]: A^T's rows (1 1 1 1 1 0), (0 1 -1 2 -2 0),
-// (0 1 1 4 4 0), (0 1 -1 8 -8 1).
+// out = A^T in for 6 lane vectors in[i * stride + l], A^T (kOut, 6) with rows p_j^a and the
+// infinity column in the last row: for kOut 4 (1 1 1 1 1 0), (0 1 -1 2 -2 0), (0 1 1 4 4 0),
+// (0 1 -1 8 -8 1); for kOut 2 (1 1 1 1 1 0), (0 1 -1 2 -2 1).
+template <int64_t kOut>
 inline void output_transform_6(const float* in, int64_t stride, Lanes* out) {
 #pragma omp simd
   for (int64_t l = 0; l < kLanes; ++l) {
@@ -73,37 +86,48 @@ inline void output_transform_6(const float* in, int64_t stride, Lanes* out) {
                 m4 = in[4 * stride + l], m5 = in[5 * stride + l];
     const float s12 = m1 + m2, d12 = m1 - m2, s34 = m3 + m4, d34 = m3 - m4;
     out[0][l] = m0 + s12 + s34;
-    out[1][l] = d12 + 2.0f * d34;
-    out[2][l] = s12 + 4.0f * s34;
-    out[3][l] = d12 + 8.0f * d34 + m5;
+    if constexpr (kOut == 4) {
+      out[1][l] = d12 + 2.0f * d34;
+      out[2][l] = s12 + 4.0f * s34;
+      out[3][l] = d12 + 8.0f * d34 + m5;
+    } else {
+      out[1][l] = d12 + 2.0f * d34 + m5;
+    }
   }
 }
 
-// U (36, Cout, Cin) from w (Cout, Cin, 3, 3).
+// U (36, Cout, Cin) from w (Cout, Cin, kTaps, kTaps).
+template <int64_t kTaps>
 std::vector<float> filter_transform(const ConvGeom& g, const float* w) {
+  static constexpr FilterTransform<kTaps> G;
   std::vector<float> u(kPositions * g.Cout * g.Cin);
   const int64_t filters = g.Cout * g.Cin;
 #pragma omp parallel for schedule(static) if (filters * 200 > kParallelGrain && !omp_in_parallel())
   for (int64_t f = 0; f < filters; ++f) {
-    const float* k = w + f * 9;
-    double gk[kPatch][3];  // G k
+    const float* k = w + f * kTaps * kTaps;  // (kTaps, kTaps)
+    double gk[kPatch][kTaps] = {};           // G k
     for (int i = 0; i < kPatch; ++i)
-      for (int j = 0; j < 3; ++j) gk[i][j] = kG[i][0] * k[j] + kG[i][1] * k[3 + j] + kG[i][2] * k[6 + j];
+      for (int j = 0; j < kTaps; ++j)
+        for (int t = 0; t < kTaps; ++t) gk[i][j] += G.g[i][t] * k[t * kTaps + j];
     for (int i = 0; i < kPatch; ++i)
-      for (int j = 0; j < kPatch; ++j)
-        u[(i * kPatch + j) * filters + f] = float(gk[i][0] * kG[j][0] + gk[i][1] * kG[j][1] + gk[i][2] * kG[j][2]);
+      for (int j = 0; j < kPatch; ++j) {
+        double sum = 0;  // (G k G^T)[i][j]
+        for (int t = 0; t < kTaps; ++t) sum += gk[i][t] * G.g[j][t];
+        u[(i * kPatch + j) * filters + f] = float(sum);
+      }
   }
   return u;
 }
 
-// The tiling of one image and its chunks: rows [first, first + rows) of the tile grid at a time.
+// The tiling of one image (tiles of kOut x kOut outputs) and its chunks of tile rows.
+template <int64_t kOut>
 struct Tiling {
   int64_t tile_rows, tile_cols, chunk_rows;
   int64_t row_width;  // padded input row: enough columns for whole lane groups of tiles
   explicit Tiling(const ConvGeom& g) {
     tile_rows = (g.OH + kOut - 1) / kOut;
     tile_cols = (g.OW + kOut - 1) / kOut;
-    row_width = (tile_cols + kLanes - 1) / kLanes * kLanes * kOut + 2;
+    row_width = (tile_cols + kLanes - 1) / kLanes * kLanes * kOut + kPatch - kOut;
     const int64_t per_row = kPositions * (g.Cin + g.Cout) * tile_cols;
     chunk_rows = std::clamp<int64_t>(kChunkFloats / per_row, 1, tile_rows);
   }
@@ -111,7 +135,8 @@ struct Tiling {
 };
 
 // V (Cin, 36, tiles) of tile rows [r0, r0 + rows) of one image x (Cin, H, W).
-void input_tiles(const ConvGeom& g, const Tiling& t, const float* x, int64_t r0, int64_t rows, float* v,
+template <int64_t kOut>
+void input_tiles(const ConvGeom& g, const Tiling<kOut>& t, const float* x, int64_t r0, int64_t rows, float* v,
                  bool threaded) {
   const int64_t tiles = rows * t.tile_cols;
 #pragma omp parallel if (threaded && g.Cin * rows > 1)
@@ -157,12 +182,13 @@ void input_tiles(const ConvGeom& g, const Tiling& t, const float* x, int64_t r0,
 }
 
 // y rows of tile rows [r0, r0 + rows) of one image, y (Cout, OH, OW), from M (Cout, 36, tiles).
-void output_tiles(const ConvGeom& g, const Tiling& t, const float* m, int64_t r0, int64_t rows, float* y,
+template <int64_t kOut>
+void output_tiles(const ConvGeom& g, const Tiling<kOut>& t, const float* m, int64_t r0, int64_t rows, float* y,
                   bool threaded) {
   const int64_t tiles = rows * t.tile_cols;
 #pragma omp parallel if (threaded && g.Cout * rows > 1)
   {
-    std::vector<float> out_rows(kOut * t.row_width);  // (4, row_width)
+    std::vector<float> out_rows(kOut * t.row_width);  // (kOut, row_width)
     alignas(64) Lanes am[kPatch][kOut], y16[kOut][kOut];
 #pragma omp for schedule(static)
     for (int64_t job = 0; job < g.Cout * rows; ++job) {
@@ -171,9 +197,9 @@ void output_tiles(const ConvGeom& g, const Tiling& t, const float* m, int64_t r0
         // Lanes past the row's last tile read the next tiles or the buffer's padding: unused.
         const float* src = m + c * kPositions * tiles + tr * t.tile_cols + tc0;
         for (int64_t j = 0; j < kPatch; ++j)
-          output_transform_6(src + j * tiles, kPatch * tiles, am[j]);  // am[j][a] = (A^T m)[a][j]
+          output_transform_6<kOut>(src + j * tiles, kPatch * tiles, am[j]);  // am[j][a] = (A^T m)[a][j]
         for (int64_t a = 0; a < kOut; ++a)
-          output_transform_6(am[0][a], kOut * kLanes, y16[a]);  // y16[a][b] = (A^T m A)[a][b]
+          output_transform_6<kOut>(am[0][a], kOut * kLanes, y16[a]);  // y16[a][b] = (A^T m A)[a][b]
         for (int64_t a = 0; a < kOut; ++a)
           for (int64_t b = 0; b < kOut; ++b) {
             float* dst = out_rows.data() + a * t.row_width + tc0 * kOut + b;
@@ -197,17 +223,12 @@ bool disabled_by_environment() {
   return off;
 }
 
-}  // namespace
-
-bool winograd_applies(DType t, const ConvGeom& g) {
-  return t == DType::f32 && g.groups == 1 && g.KH == 3 && g.KW == 3 && g.stride_h == 1 && g.stride_w == 1 &&
-         g.Cin >= kWinogradMinChannels && g.Cout >= kWinogradMinChannels && g.OH >= kWinogradMinSide &&
-         g.OW >= kWinogradMinSide && !disabled_by_environment();
-}
-
-void conv2d_forward_winograd(const ConvGeom& g, const float* x, const float* w, float* y) {
-  const Tiling t(g);
-  const std::vector<float> u = filter_transform(g, w);  // (36, Cout, Cin)
+// The convolution by F(kOut x kOut, kTaps x kTaps).
+template <int64_t kTaps>
+void winograd_forward(const ConvGeom& g, const float* x, const float* w, float* y) {
+  constexpr int64_t kOut = kPatch - kTaps + 1;
+  const Tiling<kOut> t(g);
+  const std::vector<float> u = filter_transform<kTaps>(g, w);  // (36, Cout, Cin)
   const int64_t chunk_floats = t.chunk_floats(g);
   auto image = [&](int64_t n, float* scratch, bool threaded) {
     const float* xn = x + n * g.Cin * g.H * g.W;  // (Cin, H, W)
@@ -234,6 +255,19 @@ void conv2d_forward_winograd(const ConvGeom& g, const float* x, const float* w, 
     std::unique_ptr<float[]> scratch(new float[chunk_floats + kLanes]());
     for (int64_t n = 0; n < g.N; ++n) image(n, scratch.get(), true);
   }
+}
+
+}  // namespace
+
+bool winograd_applies(DType t, const ConvGeom& g) {
+  return t == DType::f32 && g.groups == 1 && g.KH == g.KW && (g.KH == 3 || g.KH == 5) && g.stride_h == 1 &&
+         g.stride_w == 1 && g.Cin >= kWinogradMinChannels && g.Cout >= kWinogradMinChannels &&
+         g.OH >= kWinogradMinSide && g.OW >= kWinogradMinSide && !disabled_by_environment();
+}
+
+void conv2d_forward_winograd(const ConvGeom& g, const float* x, const float* w, float* y) {
+  if (g.KH == 3) winograd_forward<3>(g, x, w, y);
+  else winograd_forward<5>(g, x, w, y);
 }
 
 }  // namespace fpa::cpu
