@@ -17,7 +17,7 @@
 //
 // Rounding: the transforms add and scale by small integers, so each output carries a few more
 // float32 roundings than the direct sum; tests/test_conv.cpp bounds the difference. A NaN or an
-// infinity in a patch makes its whole 4x4 tile NaN (the transforms mix the patch), where the
+// infinity in a patch makes its whole m x m tile NaN (the transforms mix the patch), where the
 // direct sum spreads it only to the outputs whose windows cover it.
 #include <omp.h>
 
@@ -39,8 +39,8 @@ constexpr int64_t kLanes = 16;      // tiles transformed together, one vector re
 // Floats of one chunk's V and M buffers together (1 MB, about L2): sets a chunk's tile rows.
 constexpr int64_t kChunkFloats = 1 << 18;
 
-// The finite interpolation points and the factors G's rows carry (1 / prod_k (p_j - p_k), signs
-// as B^T below takes them): G (6, r) has rows c_j (1, p_j, ..., p_j^(r-1)) and (0, ..., 0, 1).
+// The finite interpolation points and the factors G's rows carry, c_j = 1 / prod_{k != j}
+// (p_j - p_k): G (6, r) has rows c_j (1, p_j, ..., p_j^(r-1)) and (0, ..., 0, 1).
 constexpr double kPoints[5] = {0, 1, -1, 2, -2};
 constexpr double kRowFactors[5] = {1.0 / 4, -1.0 / 6, -1.0 / 6, 1.0 / 24, 1.0 / 24};
 
