@@ -49,17 +49,11 @@ const FeatureSet& reference_set() {
   return set;
 }
 
-double trace(const FeatureStats& s) {
-  double t = 0;
-  for (int64_t i = 0; i < s.dim; ++i) t += s.covariance[i * s.dim + i];
-  return t;
-}
-
 TEST(ImageQuality, SetAgainstItselfScoresZero) {
   REQUIRE_FID_WEIGHTS();
   const FeatureSet& a = reference_set();
   const QualityScores s = compare_feature_sets(a, a);
-  EXPECT_LT(std::abs(s.fid), 1e-9 * trace(a.stats));
+  EXPECT_LT(std::abs(s.fid), 1e-9 * covariance_trace(a.stats));
   // Unbiased KID of identical sets: (2 / m) (mean of k(x_i, x_j), i != j) - (2 / m) (mean of k(x_i, x_i)).
   const int64_t m = a.rows, d = a.stats.dim;
   double off = 0, diag = 0;

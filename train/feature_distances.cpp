@@ -197,19 +197,22 @@ FeatureStats feature_stats(const float* rows, int64_t n, int64_t dim) {
   return acc.finish();
 }
 
+double covariance_trace(const FeatureStats& s) {
+  double t = 0;
+  for (int64_t i = 0; i < s.dim; ++i) t += s.covariance[i * s.dim + i];
+  return t;
+}
+
 namespace {
 
 // |mu_a - mu_b|^2 + tr(S_a) + tr(S_b) - 2 cross.
 double frechet_from(const FeatureStats& a, const FeatureStats& b, double cross) {
-  const int64_t n = a.dim;
-  double mean_term = 0, trace_a = 0, trace_b = 0;
-  for (int64_t i = 0; i < n; ++i) {
+  double mean_term = 0;
+  for (int64_t i = 0; i < a.dim; ++i) {
     const double d = a.mean[i] - b.mean[i];
     mean_term += d * d;
-    trace_a += a.covariance[i * n + i];
-    trace_b += b.covariance[i * n + i];
   }
-  return mean_term + trace_a + trace_b - 2 * cross;
+  return mean_term + covariance_trace(a) + covariance_trace(b) - 2 * cross;
 }
 
 void check_pair(const FeatureStats& a, const FeatureStats& b) {

@@ -42,6 +42,9 @@ class FeatureStatsAccumulator {
 // FeatureStats of the rows (n, dim) in one call.
 FeatureStats feature_stats(const float* rows, int64_t n, int64_t dim);
 
+// tr(S): the sum of the covariance's diagonal.
+double covariance_trace(const FeatureStats& s);
+
 // The Frechet distance between N(a.mean, a.covariance) and N(b.mean, b.covariance). The trace
 // term is sum sqrt(lambda) over the eigenvalues lambda of S_a^(1/2) S_b S_a^(1/2), which are
 // those of S_a S_b; symmetric eigen-decompositions keep it real and defined for singular
