@@ -43,8 +43,7 @@ const Blas& blas() {
   static Blas b;
   static std::once_flag once;
   std::call_once(once, [] {
-    const char* off = std::getenv("FPA_NO_BLAS");
-    if (off && *off && std::string(off) != "0") return;
+    if (env_switch_on("FPA_NO_BLAS")) return;
     if (!std::getenv("OPENBLAS_CORETYPE")) {
       if (__builtin_cpu_supports("avx512f")) setenv("OPENBLAS_CORETYPE", "SkylakeX", 0);
       else if (__builtin_cpu_supports("avx2")) setenv("OPENBLAS_CORETYPE", "Haswell", 0);

@@ -1,6 +1,9 @@
 // cpu_kernels.h: the CPU backend's primitives (OpenMP, float and double), one .cpp per family
 // (memory and the table in cpu_backend.cpp), and what those files share.
 #pragma once
+#include <cstdlib>
+#include <string>
+
 #include "autograd/error.h"
 #include "ops/backend/backend.h"
 
@@ -15,6 +18,13 @@ void dispatch(DType t, F&& body) {
 
 // Below this many elements, loops run on one thread.
 constexpr int64_t kParallelGrain = 1 << 14;
+
+// Whether the environment variable `name` turns a switch on: set, non-empty and not "0"
+// (FPA_NO_BLAS, FPA_NO_WINOGRAD).
+inline bool env_switch_on(const char* name) {
+  const char* v = std::getenv(name);
+  return v && *v && std::string(v) != "0";
+}
 
 // Every primitive of ops/backend/primitives.def, in this namespace; cpu_backend.cpp gathers them
 // into the table.

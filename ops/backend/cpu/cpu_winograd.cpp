@@ -22,10 +22,8 @@
 #include <omp.h>
 
 #include <algorithm>
-#include <cstdlib>
 #include <cstring>
 #include <memory>
-#include <string>
 #include <vector>
 
 #include "ops/backend/cpu/cpu_kernels.h"
@@ -216,10 +214,7 @@ void output_tiles(const ConvGeom& g, const Tiling<kOut>& t, const float* m, int6
 }
 
 bool disabled_by_environment() {
-  static const bool off = [] {
-    const char* v = std::getenv("FPA_NO_WINOGRAD");
-    return v && *v && std::string(v) != "0";
-  }();
+  static const bool off = env_switch_on("FPA_NO_WINOGRAD");
   return off;
 }
 
